@@ -79,8 +79,7 @@ static int from_config(const char *config_dir, struct ctx_target *out, struct bh
 static int resolve(const char *config_dir, const struct ctx_flags *f, const struct ctx_env *env,
                    struct ctx_target *out, struct bh_err *err)
 {
-	if (f->host != NULL && f->context != NULL)
-		return bh_err_set(err, EINVAL, "-H and -c cannot be used together");
+	/* First match wins, also between -H and -c (as the README promises). */
 	if (f->host != NULL)
 		return from_host("-H", f->host, f->tls_dir ? f->tls_dir : env->berth_cert_path,
 		                 CTX_SRC_FLAG_HOST, out, err);
