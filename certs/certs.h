@@ -13,6 +13,9 @@
 
 #define PKI_FINGERPRINT_LEN 64 /* hex chars of a SHA-256, without NUL */
 #define PKI_DEFAULT_DAYS    365
+#define PKI_CA_DAYS         3652  /* ten years */
+#define PKI_MAX_DAYS        36500 /* |days| above this is refused */
+#define PKI_MAX_NAME        64    /* longest CN pki_issue accepts */
 
 struct pki_init_opts {
 	const char *dir;
@@ -20,7 +23,7 @@ struct pki_init_opts {
 	size_t n_hosts;
 	const char *const *ips; /* extra IP SANs (v4 or v6 text) */
 	size_t n_ips;
-	int days; /* validity of the leaf certs; 0 = PKI_DEFAULT_DAYS */
+	int days;   /* validity of the leaf certs; 0 = PKI_DEFAULT_DAYS */
 	bool force; /* overwrite an existing CA */
 };
 
@@ -33,9 +36,40 @@ int pki_init(const struct pki_init_opts *o, struct bh_err *err);
 /* Issues a client cert with CN=name signed by the CA in ca_dir, written to
  * out_dir as ca.pem, cert.pem, key.pem (the docker CLI's names). */
 int pki_issue_client(const char *name, const char *ca_dir, const char *out_dir, int days,
-		     struct bh_err *err);
+                     struct bh_err *err);
 
-enum pki_eku { PKI_EKU_SERVER = 1, PKI_EKU_CLIENT = 2 };
+enum pki_eku { PKI_EKU_SERVER = 1, PKI_EKU_CLIENT = 2, PKI_EKU_OTHER = 4 };
+
+/* pki_issue: one leaf certificate signed by the CA in ca_dir (ca.pem and
+ * ca-key.pem, as pki_init writes them).
+ * days > 0: valid from an hour ago (clock skew) until now + days.
+ * days < 0: an EXPIRED cert for tests, valid for one day ending |days| days ago.
+ * days == 0: PKI_DEFAULT_DAYS. */
+struct pki_issue_opts {
+	const char *ca_dir;
+	const char *out_dir;      /* created 0700 */
+	const char *name;         /* the CN; see pki_check_name() */
+	enum pki_eku eku;         /* PKI_EKU_CLIENT or PKI_EKU_SERVER */
+	const char *const *hosts; /* extra DNS SANs; server certs only */
+	size_t n_hosts;
+	const char *const *ips; /* extra IP SANs; server certs only */
+	size_t n_ips;
+	int days;
+	/* false: write ca.pem, cert.pem, key.pem (docker's client names);
+	 * true: write ca.pem, server-cert.pem, server-key.pem (berthd's names). */
+	bool server_file_names;
+	bool force; /* replace an existing key/cert in out_dir */
+};
+
+/* A server cert from PKI_EKU_SERVER carries, like pki_init's, the SANs
+ * localhost, 127.0.0.1 and ::1 besides hosts and ips.  Writes the key first,
+ * then the cert, then ca.pem, each atomically. */
+int pki_issue(const struct pki_issue_opts *o, struct bh_err *err);
+
+/* Input checks with one-line errors naming the value. */
+int pki_check_host(const char *host, struct bh_err *err); /* DNS name (LDH labels, '*.' ok) */
+int pki_check_ip(const char *ip, struct bh_err *err);     /* IPv4 or IPv6 text */
+int pki_check_name(const char *name, struct bh_err *err); /* CN: printable, no ,=+\"<>; */
 
 struct pki_cert_info {
 	char subject[512];
@@ -47,16 +81,21 @@ struct pki_cert_info {
 	size_t n_ip_sans;
 	int64_t not_before; /* unix seconds, UTC */
 	int64_t not_after;
-	char key_type[32]; /* "ECDSA P-256", "RSA 2048", ... */
+	char key_type[32];                         /* "ECDSA P-256", "RSA 2048", ... */
 	char fingerprint[PKI_FINGERPRINT_LEN + 1]; /* SHA-256 of the DER, lower hex */
 	char serial[80];
 	bool is_ca;
-	int eku; /* PKI_EKU_* bits; 0 if the extension is absent */
+	int eku;             /* PKI_EKU_* bits; 0 if the extension is absent */
+	char key_usage[160]; /* "digitalSignature,keyCertSign"; "" if absent */
+	int version;         /* X.509 version, 1..3 */
 };
 
+/* Parses one DER certificate.  Never crashes on hostile input; len above
+ * 64 KiB is refused.  Text fields are sanitised (bytes outside printable ASCII
+ * come back as '?').  On success free *info with pki_cert_info_free(). */
 int pki_cert_info_from_der(const uint8_t *der, size_t len, struct pki_cert_info *info,
-			   struct bh_err *err);
-/* Reads the first certificate of a PEM file. */
+                           struct bh_err *err);
+/* Reads the first certificate of a PEM file (a DER file works too). */
 int pki_cert_info_from_file(const char *path, struct pki_cert_info *info, struct bh_err *err);
 void pki_cert_info_free(struct pki_cert_info *info);
 
