@@ -1,0 +1,398 @@
+/* Attach clients of the monitor: fan-out of output frames through a bounded
+ * ring per client, input frames (stdin, resize, signal) back.  A client is an
+ * untrusted peer as far as sizes go: frames over RT_MONITOR_FRAME_MAX drop it,
+ * and a client that stops reading is dropped after RT_MONITOR_STUCK_MS rather
+ * than freezing the container forever. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "runtime/monitor-internal.h"
+
+#define CLIENT_IN_BUF 16384
+
+struct mon_client {
+	struct mon_client *next;
+	int fd;
+	bool interactive;
+	bool dead;
+	uint64_t stuck_since; /* 0: not stuck */
+	/* output ring */
+	uint8_t *ring;
+	size_t head, len;
+	/* input parsing */
+	uint8_t hdr[RT_MONITOR_FRAME_HDR];
+	size_t hdr_got;
+	uint8_t type;
+	uint32_t remaining;
+	uint8_t small[4];
+	size_t small_got;
+	size_t in_off, in_len;
+	uint8_t in[CLIENT_IN_BUF];
+};
+
+static size_t ring_free(const struct mon_client *c)
+{
+	return RT_MONITOR_CLIENT_BUF - c->len;
+}
+
+static void ring_push(struct mon_client *c, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len > 0) {
+		size_t tail = (c->head + c->len) % RT_MONITOR_CLIENT_BUF;
+		size_t chunk = RT_MONITOR_CLIENT_BUF - tail;
+		if (chunk > len)
+			chunk = len;
+		memcpy(c->ring + tail, p, chunk);
+		c->len += chunk;
+		p += chunk;
+		len -= chunk;
+	}
+}
+
+static void push_frame(struct mon_client *c, int type, const void *data, size_t len)
+{
+	uint8_t hdr[RT_MONITOR_FRAME_HDR];
+
+	if (c->dead || ring_free(c) < len + sizeof(hdr))
+		return; /* only the final exit frame can meet a full ring */
+	rt_frame_header(hdr, type, (uint32_t)len);
+	ring_push(c, hdr, sizeof(hdr));
+	ring_push(c, data, len);
+}
+
+static void hello(struct mon *m, struct mon_client *c)
+{
+	uint8_t p[9];
+
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(m->offset >> (56 - 8 * i));
+	p[8] = (uint8_t)((m->o->tty ? 1 : 0) | (m->stdin_fd >= 0 ? 2 : 0));
+	push_frame(c, RT_FRAME_HELLO, p, sizeof(p));
+}
+
+void mon_attach_accept(struct mon *m)
+{
+	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct mon_client *c;
+
+	if (fd < 0)
+		return;
+	c = bh_calloc(1, sizeof(*c));
+	c->fd = fd;
+	c->ring = bh_malloc(RT_MONITOR_CLIENT_BUF);
+	c->next = m->clients;
+	m->clients = c;
+	hello(m, c);
+}
+
+void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
+{
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		push_frame(c, type, data, len);
+}
+
+bool mon_attach_room(struct mon *m, size_t len)
+{
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		if (!c->dead && ring_free(c) < len + RT_MONITOR_FRAME_HDR)
+			return false;
+	return true;
+}
+
+int mon_attach_count(struct mon *m)
+{
+	int n = 0;
+
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		n++;
+	return n;
+}
+
+bool mon_attach_pending(struct mon *m)
+{
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		if (c->len > 0)
+			return true;
+	return false;
+}
+
+int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
+{
+	int n = 0;
+
+	for (struct mon_client *c = m->clients; c && n < max; c = c->next) {
+		short ev = 0;
+		/* While stdin is blocked on one client's data, no one's input is
+		 * read: frames stay in order and memory stays bounded. */
+		if (m->stdin_owner == NULL && !m->exited)
+			ev |= POLLIN;
+		if (c->len > 0)
+			ev |= POLLOUT;
+		p[n].fd = c->fd;
+		p[n].events = ev;
+		p[n].revents = 0;
+		n++;
+	}
+	return n;
+}
+
+static void flush_client(struct mon_client *c)
+{
+	while (c->len > 0) {
+		size_t chunk = RT_MONITOR_CLIENT_BUF - c->head;
+		if (chunk > c->len)
+			chunk = c->len;
+		ssize_t n = send(c->fd, c->ring + c->head, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			c->dead = true;
+			return;
+		}
+		c->head = (c->head + (size_t)n) % RT_MONITOR_CLIENT_BUF;
+		c->len -= (size_t)n;
+		c->stuck_since = 0;
+	}
+	c->head = 0;
+}
+
+void mon_close_stdin(struct mon *m)
+{
+	if (m->stdin_fd >= 0 && m->master < 0)
+		close(m->stdin_fd);
+	m->stdin_fd = -1;
+	m->stdin_owner = NULL;
+}
+
+/* Writes stdin payload from c->in; false if stdin would block. */
+static bool feed_stdin(struct mon *m, struct mon_client *c, size_t n)
+{
+	while (n > 0) {
+		if (m->stdin_fd < 0) { /* closed stdin: input is discarded */
+			c->in_off += n;
+			c->remaining -= (uint32_t)n;
+			return true;
+		}
+		ssize_t w = write(m->stdin_fd, c->in + c->in_off, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			m->stdin_owner = c;
+			return false;
+		}
+		if (w < 0) { /* EPIPE: the container closed its stdin */
+			mon_close_stdin(m);
+			continue;
+		}
+		c->in_off += (size_t)w;
+		c->remaining -= (uint32_t)w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void control_frame(struct mon *m, struct mon_client *c)
+{
+	switch (c->type) {
+	case RT_FRAME_RESIZE:
+		if (m->master >= 0) {
+			struct winsize ws = {0};
+			ws.ws_row = (unsigned short)(c->small[0] << 8 | c->small[1]);
+			ws.ws_col = (unsigned short)(c->small[2] << 8 | c->small[3]);
+			ioctl(m->master, TIOCSWINSZ, &ws);
+		}
+		break;
+	case RT_FRAME_STDIN_EOF:
+		/* A pty has no half-close; as Docker, EOF on a TTY is ignored. */
+		if (m->master < 0)
+			mon_close_stdin(m);
+		break;
+	case RT_FRAME_SIGNAL:
+		if (c->small[0] > 0 && c->small[0] < 65 && m->pidfd >= 0)
+			pidfd_send_signal(m->pidfd, c->small[0], NULL, 0);
+		break;
+	case RT_FRAME_INTERACTIVE:
+		if (!c->interactive)
+			m->n_interactive++;
+		c->interactive = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static size_t control_len(uint8_t type)
+{
+	switch (type) {
+	case RT_FRAME_RESIZE:
+		return 4;
+	case RT_FRAME_SIGNAL:
+		return 1;
+	case RT_FRAME_STDIN_EOF:
+	case RT_FRAME_INTERACTIVE:
+		return 0;
+	default:
+		return SIZE_MAX;
+	}
+}
+
+/* Starts a frame from a complete header; false drops the client. */
+static bool frame_start(struct mon_client *c)
+{
+	uint32_t len;
+
+	if (rt_frame_parse(c->hdr, &c->type, &len) < 0)
+		return false;
+	if (c->type != RT_FRAME_STDIN && control_len(c->type) != len)
+		return false; /* unknown type or wrong size: a confused peer */
+	c->remaining = len;
+	c->small_got = 0;
+	return true;
+}
+
+/* Consumes c->in; false on a protocol error.  Stops early if stdin blocks. */
+static bool parse_input(struct mon *m, struct mon_client *c)
+{
+	while (c->in_off < c->in_len) {
+		size_t avail = c->in_len - c->in_off;
+		if (c->hdr_got < RT_MONITOR_FRAME_HDR) {
+			c->hdr[c->hdr_got++] = c->in[c->in_off++];
+			if (c->hdr_got == RT_MONITOR_FRAME_HDR && !frame_start(c))
+				return false;
+		} else if (c->type == RT_FRAME_STDIN) {
+			size_t n = avail < c->remaining ? avail : c->remaining;
+			if (!feed_stdin(m, c, n))
+				return true;
+		} else if (c->remaining > 0) {
+			c->small[c->small_got++] = c->in[c->in_off++];
+			c->remaining--;
+		}
+		if (c->hdr_got == RT_MONITOR_FRAME_HDR && c->remaining == 0) {
+			if (c->type != RT_FRAME_STDIN)
+				control_frame(m, c);
+			c->hdr_got = 0;
+		}
+	}
+	c->in_off = c->in_len = 0;
+	return true;
+}
+
+static void read_client(struct mon *m, struct mon_client *c)
+{
+	ssize_t n = recv(c->fd, c->in, sizeof(c->in), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		c->dead = true;
+		return;
+	}
+	c->in_off = 0;
+	c->in_len = (size_t)n;
+	if (!parse_input(m, c))
+		c->dead = true;
+}
+
+void mon_attach_stdin_writable(struct mon *m)
+{
+	struct mon_client *c = m->stdin_owner;
+
+	if (c == NULL)
+		return;
+	m->stdin_owner = NULL;
+	if (!parse_input(m, c))
+		c->dead = true;
+}
+
+static void free_client(struct mon *m, struct mon_client *c)
+{
+	if (m->stdin_owner == c)
+		m->stdin_owner = NULL;
+	if (c->interactive && --m->n_interactive == 0 && m->o->sighup_on_detach && m->master >= 0 &&
+	    !m->exited && m->pidfd >= 0) {
+		bh_info("last interactive client left: SIGHUP to the container");
+		pidfd_send_signal(m->pidfd, SIGHUP, NULL, 0);
+	}
+	close(c->fd);
+	free(c->ring);
+	free(c);
+}
+
+static void sweep_dead(struct mon *m)
+{
+	struct mon_client **pp = &m->clients;
+
+	while (*pp) {
+		struct mon_client *c = *pp;
+		if (c->dead) {
+			*pp = c->next;
+			free_client(m, c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+void mon_attach_events(struct mon *m, struct pollfd *p, int n)
+{
+	int i = 0;
+
+	for (struct mon_client *c = m->clients; c && i < n; c = c->next, i++) {
+		if (p[i].fd != c->fd)
+			break; /* the list changed since poll; next round */
+		if (p[i].revents & POLLOUT)
+			flush_client(c);
+		if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+			read_client(m, c);
+	}
+	sweep_dead(m);
+}
+
+int mon_attach_reap_stuck(struct mon *m, uint64_t now)
+{
+	int next = -1;
+
+	for (struct mon_client *c = m->clients; c; c = c->next) {
+		bool blocking =
+		    ring_free(c) < RT_LOG_LINE_MAX + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
+		if (!blocking && !m->exited) {
+			c->stuck_since = 0;
+			continue;
+		}
+		if (c->len == 0)
+			continue;
+		if (c->stuck_since == 0)
+			c->stuck_since = now;
+		if (now - c->stuck_since >= RT_MONITOR_STUCK_MS) {
+			bh_warn("attach client stuck for %d ms: dropped", RT_MONITOR_STUCK_MS);
+			c->dead = true;
+			continue;
+		}
+		int left = (int)(c->stuck_since + RT_MONITOR_STUCK_MS - now);
+		if (next < 0 || left < next)
+			next = left;
+	}
+	sweep_dead(m);
+	return next;
+}
+
+void mon_attach_close_all(struct mon *m)
+{
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		c->dead = true;
+	m->n_interactive = 0;
+	sweep_dead(m);
+}
