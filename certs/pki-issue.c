@@ -321,7 +321,7 @@ int pki_issue(const struct pki_issue_opts *o, struct bh_err *err)
 	int r;
 
 	if (issue_check(o, err) < 0)
-		return bh_err_wrap(err, "issue %s", o->name ? o->name : "");
+		return bh_err_wrap(err, "certs issue %s", o->name ? o->name : "");
 	ca_init(&ca);
 	r = ca_load(o->ca_dir, &ca, err);
 	if (r == 0)
@@ -330,7 +330,7 @@ int pki_issue(const struct pki_issue_opts *o, struct bh_err *err)
 		r = issue_write(o, &ca, &pp, err);
 	pki_pair_free(&pp);
 	ca_free(&ca);
-	return r < 0 ? bh_err_wrap(err, "issue %s", o->name) : 0;
+	return r < 0 ? bh_err_wrap(err, "certs issue %s", o->name) : 0;
 }
 
 int pki_issue_client(const char *name, const char *ca_dir, const char *out_dir, int days,
