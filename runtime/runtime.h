@@ -9,5 +9,7 @@
 #define BERTH_RUNTIME_H
 
 #include "runtime/rt-host.h"
+#include "runtime/rt-image.h"
+#include "runtime/rt-container.h"
 
 #endif

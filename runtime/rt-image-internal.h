@@ -1,0 +1,68 @@
+/* Private to runtime/store*.c, image*.c and layer*.c: the store's internals. */
+#ifndef BERTH_RT_IMAGE_INTERNAL_H
+#define BERTH_RT_IMAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/rt-image.h"
+
+#define RT_STORE_MAX_JSON  (4u << 20)  /* manifests, configs, index.json */
+#define RT_STORE_MAX_INDEX (16u << 20) /* repositories.json */
+
+struct rt_store {
+	char *root;           /* DATA_ROOT/image */
+	pthread_mutex_t lock; /* the tag index and commits */
+};
+
+/* Streaming SHA-256 (OpenSSL); hex is 64 chars + NUL. */
+struct rt_sha256;
+struct rt_sha256 *rt_store_sha256_new(void);
+void rt_store_sha256_update(struct rt_sha256 *h, const void *data, size_t len);
+/* Writes the hex digest and frees h. */
+void rt_store_sha256_final(struct rt_sha256 *h, char hex[65]);
+void rt_store_sha256_hex(const void *data, size_t len, char hex[65]);
+/* "sha256:<64 lowercase hex>" -> hex; -1 for anything else. */
+int rt_store_digest_hex(const char *digest, char hex[65]);
+bool rt_store_is_hex64(const char *s);
+
+/* Verifies data against hex (if non-NULL) and stores it as a blob. */
+int rt_store_put_blob(struct rt_store *s, const void *data, size_t len, const char *hex,
+                      struct bh_err *err);
+/* Reads blob hex (at most max bytes) and verifies its digest. */
+int rt_store_get_blob(struct rt_store *s, const char *hex, size_t max, char **data, size_t *len,
+                      struct bh_err *err);
+
+/* A fresh private directory under tmp/ (prefix "load" or "layer"); caller
+ * frees the path and removes the directory if it is not committed. */
+char *rt_store_mkdtemp(struct rt_store *s, const char *prefix, struct bh_err *err);
+
+bool rt_store_layer_present(struct rt_store *s, const char *diffid_hex);
+/* Size recorded for a committed layer; -1 if missing. */
+int rt_store_layer_size(struct rt_store *s, const char *diffid_hex, uint64_t *size);
+/* tmpdir holds root/ (the unpacked layer).  Writes size and the committed
+ * marker, then renames tmpdir to layers/sha256/<hex>; if that layer already
+ * exists tmpdir is removed instead.  Caller holds s->lock. */
+int rt_store_layer_commit(struct rt_store *s, const char *tmpdir, const char *diffid_hex,
+                          uint64_t size, struct bh_err *err);
+char *rt_store_layer_root(struct rt_store *s, const char *diffid_hex);
+
+/* imagedb: the set of images present, keyed by config digest hex. */
+int rt_store_image_put(struct rt_store *s, const char *hex, uint64_t size, struct bh_err *err);
+bool rt_store_image_present(struct rt_store *s, const char *hex);
+/* The image's JSON record ({"size": N}); new reference. */
+int rt_store_image_get(struct rt_store *s, const char *hex, json_t **rec, struct bh_err *err);
+/* NULL-terminated vector of image id hexes. */
+int rt_store_image_ids(struct rt_store *s, char ***hexes, struct bh_err *err);
+
+/* The tag index: {"Repositories": {repo: {normalized ref: "sha256:..."}}}.
+ * Reading gives a new reference; writing needs s->lock. */
+int rt_store_tags_read(struct rt_store *s, json_t **index, struct bh_err *err);
+int rt_store_tags_write(struct rt_store *s, json_t *index, struct bh_err *err);
+/* Sets ref (normalized) -> id in index (in memory). */
+void rt_store_tags_set(json_t *index, const char *ref, const char *id);
+/* The id ref points to, or NULL (borrowed from index). */
+const char *rt_store_tags_get(json_t *index, const char *ref);
+
+#endif
