@@ -1,11 +1,22 @@
-/* Containers from an OCI runtime bundle (config.json + rootfs).
+/* Containers from an OCI runtime bundle (config.json + rootfs): namespaces,
+ * cgroups (v1, hybrid or v2), pivot_root, /dev, masked paths, capabilities,
+ * no_new_privs, seccomp.  Trusts config.json (berthd writes it) but not the
+ * root filesystem: paths inside the root are resolved with openat2
+ * RESOLVE_IN_ROOT, never re-resolved as strings.
+ *
  * The process that calls rt_container_start() becomes the parent of the
- * container's init and must reap it (the per-container monitor does). */
+ * container's init and must reap it (the per-container monitor does).
+ *
+ * CVE-2019-5736: a program that starts containers must call
+ * rt_selfexe_ensure_sealed() first thing in main(); rt_container_start()
+ * and rt_container_create() refuse to run otherwise. */
 #ifndef BERTH_RT_CONTAINER_H
 #define BERTH_RT_CONTAINER_H
 
 #include <stdbool.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #include "common/common.h"
 
@@ -19,17 +30,90 @@ struct rt_container_opts {
 
 /* Sets up namespaces, cgroups, the root filesystem, capabilities, seccomp and
  * starts process.args from config.json.  On success *pid is the container
- * init in the host's pid namespace, a child of the caller. */
+ * init in the host's pid namespace, a child of the caller.  If the exec of
+ * process.args[0] fails, err->code is its errno (ENOENT, EACCES, ...): map
+ * it with rt_exec_errno_status().  On failure nothing is left behind. */
 int rt_container_start(const struct rt_container_opts *o, pid_t *pid, struct bh_err *err);
+
+/* OCI "create": like rt_container_start, but the init stops just before its
+ * execve, waiting on a fifo in the state directory, until
+ * rt_container_start_created().  The init is a child of the caller. */
+int rt_container_create(const struct rt_container_opts *o, pid_t *pid, struct bh_err *err);
+/* OCI "start" for a created container: lets the init exec process.args and
+ * reports an exec failure like rt_container_start.  Any process may call it. */
+int rt_container_start_created(const char *state_root, const char *id, struct bh_err *err);
 
 /* Sends sig to the container's init (pidfd-based, no pid reuse race). */
 int rt_container_kill(const char *state_root, const char *id, int sig, struct bh_err *err);
 
-/* Removes what rt_container_start made outside the container: cgroups,
- * state, mounts.  The container must have exited (or force kills it first). */
+/* Removes what rt_container_start made outside the container: cgroups and
+ * state (the container's mounts live in its own mount namespace and go with
+ * it).  The container must have exited, or force kills it (and every process
+ * in its cgroup) and waits for it first. */
 int rt_container_delete(const char *state_root, const char *id, bool force, struct bh_err *err);
 
-/* Reads the cgroup's OOM-kill count after the init exited (0 if none). */
+/* Reads the cgroup's OOM-kill count after the init exited (false if none).
+ * Call it before rt_container_delete, which removes the cgroup. */
 int rt_container_oom_killed(const char *state_root, const char *id, bool *oom, struct bh_err *err);
+
+enum rt_container_status {
+	RT_STATUS_CREATED, /* init waits before its execve */
+	RT_STATUS_RUNNING,
+	RT_STATUS_STOPPED, /* init exited (or its pid was reused) */
+};
+
+struct rt_container_state {
+	char id[129];
+	enum rt_container_status status;
+	pid_t pid; /* the init in the host's pid namespace */
+	char bundle[4096];
+	char created[40]; /* RFC 3339 */
+};
+
+/* Reads the state of a container; ENOENT if there is no such container. */
+int rt_container_state(const char *state_root, const char *id, struct rt_container_state *st,
+		       struct bh_err *err);
+/* "created", "running", "stopped". */
+const char *rt_container_status_name(enum rt_container_status s);
+/* OCI state JSON {ociVersion,id,status,pid,bundle,created}; caller decrefs. */
+json_t *rt_container_state_json(const struct rt_container_state *st);
+
+/* Docker's exit status for a failed exec: ENOENT → 127, EACCES → 126, else 125. */
+int rt_exec_errno_status(int code);
+
+/* ---- CVE-2019-5736: run from a sealed copy of ourselves ------------------
+ * If /proc/self/exe is not already a sealed memfd, copies it into one
+ * (memfd_create MFD_ALLOW_SEALING, F_SEAL_SHRINK|GROW|WRITE|SEAL) and
+ * re-executes it with the same argv and environment; returns only on error
+ * or when already running sealed.  A container that makes its init exec
+ * /proc/self/exe then gets this copy, which it cannot write, never the
+ * runtime binary on the host. */
+int rt_selfexe_ensure_sealed(char **argv, struct bh_err *err);
+/* True if /proc/self/exe is a memfd with the seals above. */
+bool rt_selfexe_is_sealed(void);
+
+/* ---- spec helpers for berthd ------------------------------------------------ */
+/* A config.json like Docker's default: Docker's 14 capabilities,
+ * noNewPrivileges, namespaces pid/mount/uts/ipc/net/cgroup, /proc, /dev,
+ * /dev/pts, /dev/shm, /dev/mqueue, read-only /sys and /sys/fs/cgroup,
+ * Docker's masked and read-only paths and the default seccomp profile.
+ * args may be NULL (["sh"]).  Caller decrefs. */
+json_t *rt_spec_default(const char *const *args);
+/* Berth's default seccomp profile as an OCI linux.seccomp object. */
+json_t *rt_seccomp_default_json(void);
+/* The 14 capabilities Docker grants by default, NULL-terminated. */
+extern const char *const rt_caps_docker_default[];
+
+/* ---- helpers ------------------------------------------------------------- */
+/* Mounts an overlayfs at target: lowerdirs[0] is the topmost lower layer;
+ * n_lower >= 1.  upper and work must be on the same filesystem. */
+int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
+		     const char *work, const char *target, struct bh_err *err);
+
+/* Resolves "user[:group]" (names or numbers) with the root's /etc/passwd
+ * and /etc/group, opened with openat2 RESOLVE_IN_ROOT below rootfd.
+ * *gids (caller frees) gets the user's supplementary groups from /etc/group. */
+int rt_user_resolve(int rootfd, const char *spec, uid_t *uid, gid_t *gid, gid_t **gids,
+		    size_t *n_gids, struct bh_err *err);
 
 #endif
