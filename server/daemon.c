@@ -1,0 +1,259 @@
+/* berthd's lifecycle: configuration, directories, the engine ID, unix
+ * sockets, signals, the pid file that says "ready", and the clean exit. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "server/server-internal.h"
+
+#define ENGINE_ID_FILE "engine-id"
+#define PID_FILE       "berthd.pid"
+
+int srv_unix_prepare(const char *path, struct bh_err *err)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	cleanup_close int fd = -1;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : bh_err_sys(err, errno, "listen unix://%s", path);
+	if (!S_ISSOCK(st.st_mode))
+		return bh_err_set(err, EEXIST, "listen unix://%s: exists and is not a socket",
+		                  path);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (bh_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) < 0)
+		return bh_err_set(err, EINVAL, "listen unix://%s: path too long", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return bh_err_sys(err, errno, "listen unix://%s: socket", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return bh_err_set(err, EADDRINUSE, "listen unix://%s: address already in use",
+		                  path);
+	if (errno != ECONNREFUSED)
+		return bh_err_sys(err, errno, "listen unix://%s", path);
+	/* Nobody listens: a stale socket from a daemon that died. */
+	if (unlink(path) < 0)
+		return bh_err_sys(err, errno, "listen unix://%s: remove stale socket", path);
+	return 0;
+}
+
+int srv_unix_peer_identity(int fd, struct srv_identity *id)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -1;
+	memset(id, 0, sizeof(*id));
+	id->is_unix = true;
+	id->uid = cred.uid;
+	snprintf(id->text, sizeof(id->text), "unix:uid=%u", (unsigned)cred.uid);
+	return 0;
+}
+
+bool srv_tcp_in_use(const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+	bool in_use;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		return false;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	in_use = bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return in_use;
+}
+
+/* A stable random ID per data root, like dockerd's engine ID. */
+static int engine_id_load(struct srv_server *srv, struct bh_err *err)
+{
+	cleanup_free char *path = bh_path_join(srv->cfg.data_root, ENGINE_ID_FILE);
+	cleanup_free char *text = NULL;
+	uint8_t raw[32];
+	cleanup_close int fd = -1;
+
+	if (bh_read_file(path, 256, &text, NULL, NULL) == 0 && strlen(text) >= 64) {
+		text[strcspn(text, "\n")] = '\0';
+		bh_strlcpy(srv->engine_id, text, sizeof(srv->engine_id));
+		return 0;
+	}
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, raw, sizeof(raw)) != (ssize_t)sizeof(raw))
+		return bh_err_sys(err, errno, "read /dev/urandom");
+	bh_hex(raw, sizeof(raw), srv->engine_id);
+	return bh_write_file_atomic(path, srv->engine_id, strlen(srv->engine_id), 0644, err);
+}
+
+/* Another daemon on the same exec root would fight over the socket and
+ * the runtime state: refuse while its pid is alive. */
+static int pid_file_check(struct srv_server *srv, struct bh_err *err)
+{
+	cleanup_free char *text = NULL;
+	long pid;
+
+	snprintf(srv->pid_path, sizeof(srv->pid_path), "%s/%s", srv->cfg.exec_root, PID_FILE);
+	if (bh_read_file(srv->pid_path, 64, &text, NULL, NULL) < 0)
+		return 0;
+	text[strcspn(text, "\n")] = '\0';
+	if (bh_parse_long(text, 1, INT32_MAX, &pid) == 0 && pid != getpid() &&
+	    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		return bh_err_set(err, EBUSY, "another berthd (pid %ld) uses exec root %s", pid,
+		                  srv->cfg.exec_root);
+	unlink(srv->pid_path);
+	return 0;
+}
+
+static int pid_file_write(struct srv_server *srv, struct bh_err *err)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%d\n", (int)getpid());
+	if (bh_write_file_atomic(srv->pid_path, text, strlen(text), 0644, err) < 0)
+		return -1;
+	srv->pid_written = true;
+	return 0;
+}
+
+static int prepare_dirs(struct srv_server *srv, struct bh_err *err)
+{
+	if (bh_mkdir_p(srv->cfg.data_root, 0700, err) < 0 ||
+	    bh_mkdir_p(srv->cfg.exec_root, 0711, err) < 0)
+		return -1;
+	return engine_id_load(srv, err);
+}
+
+static int prepare_unix_sockets(struct srv_server *srv, struct bh_err *err)
+{
+	struct srv_listen l;
+
+	for (size_t i = 0; i < srv->cfg.n_listen; i++) {
+		if (srv_listen_parse(srv->cfg.listen[i], &l, err) < 0)
+			return -1;
+		if (l.kind != SRV_LISTEN_UNIX)
+			continue;
+		cleanup_free char *dir = bh_strndup(l.path, strrchr(l.path, '/') - l.path + 1);
+		if (bh_mkdir_p(dir, 0711, err) < 0 || srv_unix_prepare(l.path, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd read by the event loop:
+ * no work in signal handlers.  Blocked before any thread exists, so the
+ * workers inherit the mask. */
+static int signals_setup(struct srv_server *srv, struct bh_err *err)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return bh_err_sys(err, errno, "block signals");
+	srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->sigfd < 0)
+		return bh_err_sys(err, errno, "signalfd");
+	return 0;
+}
+
+static void cleanup(struct srv_server *srv)
+{
+	srv_lws_stop(srv);
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (srv->listeners[i].spec.kind == SRV_LISTEN_UNIX && srv->listeners[i].vh)
+			unlink(srv->listeners[i].spec.path);
+	if (srv->pid_written)
+		unlink(srv->pid_path);
+	if (srv->sigfd >= 0)
+		close(srv->sigfd);
+	srv_config_free(&srv->cfg);
+}
+
+static int start(struct srv_server *srv, struct bh_err *err)
+{
+	/* Check the TLS files before anything is created or bound. */
+	if (srv->cfg.tls_dir != NULL && srv_tls_check_dir(srv->cfg.tls_dir, err) < 0)
+		return -1;
+	if (prepare_dirs(srv, err) < 0 || pid_file_check(srv, err) < 0 ||
+	    prepare_unix_sockets(srv, err) < 0 || signals_setup(srv, err) < 0 ||
+	    srv_lws_start(srv, err) < 0)
+		return -1;
+	return pid_file_write(srv, err);
+}
+
+static void log_ready(const struct srv_server *srv)
+{
+	char list[1024] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		int w = snprintf(list + used, sizeof(list) - used, " %s", srv->listeners[i].url);
+		if (w < 0 || (size_t)w >= sizeof(list) - used)
+			break;
+		used += (size_t)w;
+	}
+	bh_info("berthd %s (API %s) ready, pid %d, listening on%s", BERTH_VERSION,
+	        BERTH_API_VERSION, (int)getpid(), list);
+}
+
+int srv_main(int argc, char **argv)
+{
+	static struct srv_server srv; /* large; one per process */
+	struct bh_err err;
+	int status = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.sigfd = -1;
+	bh_err_clear(&err);
+	if (srv_config_load(&srv.cfg, argc > 0 ? argc - 1 : 0, argv + (argc > 0), &err) < 0) {
+		fprintf(stderr, "berthd: %s\n", err.msg);
+		srv_config_free(&srv.cfg);
+		return 1;
+	}
+	if (srv.cfg.help || srv.cfg.version) {
+		if (srv.cfg.help)
+			srv_usage(stdout);
+		else
+			printf("berthd version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION);
+		srv_config_free(&srv.cfg);
+		return 0;
+	}
+	bh_log_set_level((enum bh_log_level)srv.cfg.log_level);
+	if (start(&srv, &err) < 0) {
+		fprintf(stderr, "berthd: %s\n", err.msg);
+		status = 1;
+	} else {
+		log_ready(&srv);
+		status = srv_lws_run(&srv) < 0 ? 1 : 0;
+		bh_info("berthd stopped");
+	}
+	cleanup(&srv);
+	return status;
+}

@@ -1,0 +1,504 @@
+/* The HTTP layer: request objects (query, params, bounded body), the
+ * response builder (full JSON/text bodies or chunked streams), the one
+ * error -> status mapping, and the writer that feeds lws piece by piece. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libwebsockets.h>
+
+#include "server/server-internal.h"
+
+#define REPLY_MAX (256u * 1024 * 1024) /* our own JSON; not network input */
+
+static const char *const method_names[] = {
+    [SRV_GET] = "GET",         [SRV_HEAD] = "HEAD",          [SRV_POST] = "POST",
+    [SRV_PUT] = "PUT",         [SRV_DELETE] = "DELETE",      [SRV_PATCH] = "PATCH",
+    [SRV_OPTIONS] = "OPTIONS", [SRV_METHOD_OTHER] = "OTHER",
+};
+
+const char *srv_method_name(enum srv_method m)
+{
+	if ((unsigned)m > SRV_METHOD_OTHER)
+		return "OTHER";
+	return method_names[m];
+}
+
+/* ---- query ---------------------------------------------------------------- */
+
+static int query_put(struct srv_query *q, const char *name, size_t nlen, const char *value,
+                     size_t vlen, struct bh_err *err)
+{
+	if (q->n >= SRV_MAX_QUERY)
+		return bh_err_set(err, EINVAL, "too many query arguments (at most %d)",
+		                  SRV_MAX_QUERY);
+	if (nlen == 0)
+		return 0; /* "&&" or "=x": nothing to name */
+	q->kv[q->n].name = bh_strndup(name, nlen);
+	q->kv[q->n].value = bh_strndup(value, vlen);
+	q->n++;
+	return 0;
+}
+
+int srv_query_add(struct srv_query *q, const char *frag, struct bh_err *err)
+{
+	const char *eq = strchr(frag, '=');
+
+	if (eq == NULL)
+		return query_put(q, frag, strlen(frag), "", 0, err);
+	return query_put(q, frag, (size_t)(eq - frag), eq + 1, strlen(eq + 1), err);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Percent- and '+'-decodes s[0..len) into a new string; NULL on a bad escape. */
+static char *url_decode(const char *s, size_t len, size_t *out_len)
+{
+	char *out = bh_malloc(len + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] != '%') {
+			out[o++] = s[i];
+		} else if (i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else {
+			free(out);
+			return NULL;
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+static int query_put_encoded(struct srv_query *q, const char *s, size_t len, struct bh_err *err)
+{
+	const char *eq = memchr(s, '=', len);
+	size_t nraw = eq ? (size_t)(eq - s) : len, nlen, vlen = 0;
+	cleanup_free char *name = url_decode(s, nraw, &nlen);
+	cleanup_free char *value = eq ? url_decode(eq + 1, len - nraw - 1, &vlen) : bh_strdup("");
+
+	if (name == NULL || value == NULL)
+		return bh_err_set(err, EINVAL, "bad percent-escape in query");
+	return query_put(q, name, nlen, value, vlen, err);
+}
+
+int srv_query_parse(struct srv_query *q, const char *qs, struct bh_err *err)
+{
+	const char *p = qs;
+
+	if (*p == '?')
+		p++;
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (query_put_encoded(q, p, len, err) < 0)
+			return -1;
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	return 0;
+}
+
+const char *srv_query_get(const struct srv_query *q, const char *name)
+{
+	/* The first one wins, as with Go's r.FormValue in dockerd. */
+	for (size_t i = 0; i < q->n; i++)
+		if (strcmp(q->kv[i].name, name) == 0)
+			return q->kv[i].value;
+	return NULL;
+}
+
+bool srv_query_bool(const struct srv_query *q, const char *name)
+{
+	static const char *const falsy[] = {"", "0", "no", "false", "none"};
+	const char *v = srv_query_get(q, name);
+
+	if (v == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(falsy) / sizeof(falsy[0]); i++)
+		if (strcasecmp(v, falsy[i]) == 0)
+			return false;
+	return true;
+}
+
+void srv_query_free(struct srv_query *q)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		free(q->kv[i].name);
+		free(q->kv[i].value);
+	}
+	q->n = 0;
+}
+
+const char *srv_param(const struct srv_req *req, const char *name)
+{
+	for (size_t i = 0; i < req->params.n; i++)
+		if (strcmp(req->params.p[i].name, name) == 0)
+			return req->params.p[i].value;
+	return NULL;
+}
+
+/* ---- request lifetime ------------------------------------------------------- */
+
+struct srv_req *srv_req_new(struct srv_server *srv, struct lws *wsi)
+{
+	struct srv_req *req = bh_calloc(1, sizeof(*req));
+
+	req->refs = 1; /* the connection's */
+	req->wsi = wsi;
+	req->srv = srv;
+	req->content_length = -1;
+	req->start_ms = bh_now_ms();
+	bh_buf_init(&req->body, SRV_BODY_MAX_DEFAULT);
+	bh_buf_init(&req->out, REPLY_MAX);
+	if (srv)
+		srv->inflight++;
+	return req;
+}
+
+void srv_req_ref(struct srv_req *req)
+{
+	req->refs++;
+}
+
+void srv_req_unref(struct srv_req *req)
+{
+	if (req == NULL || --req->refs > 0)
+		return;
+	srv_query_free(&req->query);
+	bh_buf_free(&req->body);
+	bh_buf_free(&req->out);
+	for (size_t i = 0; i < req->n_headers; i++) {
+		free(req->headers[i].name);
+		free(req->headers[i].value);
+	}
+	free(req);
+}
+
+static void log_path(const char *in, char *out, size_t size)
+{
+	size_t i;
+
+	/* A decoded path can carry control bytes: keep log lines one line. */
+	for (i = 0; in[i] && i + 1 < size; i++)
+		out[i] = (in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+}
+
+static void req_finish(struct srv_req *req, const char *note)
+{
+	char path[256];
+
+	if (req->finished)
+		return;
+	req->finished = true;
+	if (req->srv)
+		req->srv->inflight--;
+	log_path(req->path, path, sizeof(path));
+	bh_info("%s %s %s %d %llums%s", req->id.text[0] ? req->id.text : "-",
+	        srv_method_name(req->method), path, req->status,
+	        (unsigned long long)(bh_now_ms() - req->start_ms), note);
+}
+
+void srv_req_detach(struct srv_req *req)
+{
+	if (req->closed)
+		return;
+	req->closed = true;
+	req->wsi = NULL;
+	if (!req->finished)
+		req_finish(req, " (client closed)");
+	if (req->on_close)
+		req->on_close(req, req->on_close_arg);
+	srv_req_unref(req);
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+int srv_err_status(int code)
+{
+	switch (code) {
+	case ENOENT:
+		return 404;
+	case EEXIST:
+	case EBUSY:
+		return 409;
+	case EINVAL:
+		return 400;
+	case EACCES:
+	case EPERM:
+		return 403;
+	case EFBIG:
+	case EMSGSIZE:
+		return 413;
+	case ENOTSUP:
+		return 501;
+	default:
+		return 500;
+	}
+}
+
+/* ---- building responses ------------------------------------------------------ */
+
+static void kick(struct srv_req *req)
+{
+	if (req->wsi)
+		lws_callback_on_writable(req->wsi);
+}
+
+static bool may_reply(struct srv_req *req)
+{
+	if (req->closed)
+		return false;
+	if (req->responded) {
+		bh_warn("%s %s: second reply dropped", srv_method_name(req->method), req->path);
+		return false;
+	}
+	return true;
+}
+
+void srv_resp_header(struct srv_req *req, const char *name, const char *value)
+{
+	if (req->n_headers >= SRV_MAX_HEADERS || req->headers_sent) {
+		bh_warn("response header %s dropped", name);
+		return;
+	}
+	req->headers[req->n_headers].name = bh_strdup(name);
+	req->headers[req->n_headers].value = bh_strdup(value);
+	req->n_headers++;
+}
+
+void srv_reply_text(struct srv_req *req, int status, const char *content_type, const char *data,
+                    size_t len)
+{
+	if (!may_reply(req))
+		return;
+	req->status = status;
+	req->responded = true;
+	req->ended = true;
+	if (content_type)
+		bh_strlcpy(req->content_type, content_type, sizeof(req->content_type));
+	if (len > 0 && bh_buf_append(&req->out, data, len) < 0) {
+		bh_error("%s: reply of %zu bytes is too large", req->path, len);
+		req->status = 500;
+		req->close_after = true;
+	}
+	kick(req);
+}
+
+void srv_reply_json(struct srv_req *req, int status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	cleanup_free char *line = text ? bh_asprintf("%s\n", text) : NULL;
+
+	free(text);
+	json_decref(body);
+	if (line == NULL) {
+		srv_reply_errorf(req, ENOMEM, "cannot encode the reply");
+		return;
+	}
+	srv_reply_text(req, status, "application/json", line, strlen(line));
+}
+
+void srv_reply_empty(struct srv_req *req, int status)
+{
+	srv_reply_text(req, status, NULL, NULL, 0);
+}
+
+static void reply_message(struct srv_req *req, int status, const char *msg)
+{
+	srv_reply_json(req, status, json_pack("{s:s}", "message", msg));
+}
+
+void srv_reply_error(struct srv_req *req, const struct bh_err *err)
+{
+	reply_message(req, srv_err_status(err->code), err->msg);
+}
+
+void srv_reply_errorf(struct srv_req *req, int code, const char *fmt, ...)
+{
+	struct bh_err err;
+	va_list ap;
+
+	err.code = code;
+	va_start(ap, fmt);
+	vsnprintf(err.msg, sizeof(err.msg), fmt, ap);
+	va_end(ap);
+	srv_reply_error(req, &err);
+}
+
+/* ---- streams ------------------------------------------------------------------ */
+
+void srv_stream_begin(struct srv_req *req, int status, const char *content_type)
+{
+	if (!may_reply(req))
+		return;
+	req->status = status;
+	req->responded = true;
+	req->streaming = true;
+	req->out.max = SRV_STREAM_MAX + 64;
+	if (content_type)
+		bh_strlcpy(req->content_type, content_type, sizeof(req->content_type));
+	kick(req);
+}
+
+size_t srv_stream_queued(const struct srv_req *req)
+{
+	return req->out.len - req->out_off;
+}
+
+int srv_stream_write(struct srv_req *req, const void *data, size_t len, struct bh_err *err)
+{
+	char head[24];
+
+	if (req->closed)
+		return bh_err_set(err, EPIPE, "client went away");
+	if (!req->streaming || req->ended)
+		return bh_err_set(err, EINVAL, "stream write outside a stream");
+	if (len == 0)
+		return 0; /* a zero-length chunk would end the body */
+	if (srv_stream_queued(req) + len > SRV_STREAM_MAX)
+		return bh_err_set(err, EAGAIN, "stream buffer full");
+	snprintf(head, sizeof(head), "%zx\r\n", len);
+	if (bh_buf_append(&req->out, head, strlen(head)) < 0 ||
+	    bh_buf_append(&req->out, data, len) < 0 || bh_buf_append(&req->out, "\r\n", 2) < 0)
+		return bh_err_set(err, EAGAIN, "stream buffer full");
+	if (req->headers_sent)
+		kick(req);
+	return 0;
+}
+
+void srv_stream_end(struct srv_req *req)
+{
+	if (req->closed || !req->streaming || req->ended)
+		return;
+	req->ended = true;
+	req->out.max += 8; /* the terminator always fits */
+	bh_buf_append(&req->out, "0\r\n\r\n", 5);
+	kick(req);
+}
+
+/* ---- writing to lws -------------------------------------------------------------- */
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+	                                   (const unsigned char *)value, (int)strlen(value), p,
+	                                   end);
+}
+
+static int add_std_headers(struct srv_req *req, unsigned char **p, unsigned char *end)
+{
+	struct lws *wsi = req->wsi;
+	int r = 0;
+
+	r |= add_header(wsi, "api-version:", BERTH_API_VERSION, p, end);
+	r |= add_header(wsi, "ostype:", "linux", p, end);
+	if (req->content_type[0])
+		r |= add_header(wsi, "content-type:", req->content_type, p, end);
+	if (req->streaming)
+		r |= add_header(wsi, "transfer-encoding:", "chunked", p, end);
+	else if (lws_add_http_header_content_length(wsi, req->out.len, p, end))
+		r = 1;
+	if (req->close_after)
+		r |= add_header(wsi, "connection:", "close", p, end);
+	return r;
+}
+
+static int write_headers(struct srv_req *req)
+{
+	unsigned char buf[LWS_PRE + 4096];
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	cleanup_free char *name = NULL;
+
+	if (lws_add_http_header_status(req->wsi, (unsigned)req->status, &p, end) ||
+	    add_std_headers(req, &p, end))
+		return -1;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		free(name);
+		name = bh_asprintf("%s:", req->headers[i].name);
+		if (add_header(req->wsi, name, req->headers[i].value, &p, end))
+			return -1;
+	}
+	if (lws_finalize_write_http_header(req->wsi, start, &p, end))
+		return -1;
+	req->headers_sent = true;
+	return 0;
+}
+
+static void out_compact(struct srv_req *req)
+{
+	if (req->out_off == req->out.len) {
+		req->out.len = 0;
+		req->out_off = 0;
+	} else if (req->out_off > req->out.len / 2) {
+		memmove(req->out.data, req->out.data + req->out_off, req->out.len - req->out_off);
+		req->out.len -= req->out_off;
+		req->out_off = 0;
+	}
+	if (req->out.data)
+		req->out.data[req->out.len] = '\0';
+}
+
+/* Returns 1 when the last byte went out, 0 for more later, -1 on error. */
+static int write_body(struct srv_req *req)
+{
+	unsigned char buf[LWS_PRE + SRV_WRITE_CHUNK];
+	size_t left = req->out.len - req->out_off;
+	size_t n = left < SRV_WRITE_CHUNK ? left : SRV_WRITE_CHUNK;
+	bool last = req->ended && n == left;
+
+	if (n == 0)
+		return req->ended ? 1 : 0;
+	memcpy(buf + LWS_PRE, req->out.data + req->out_off, n);
+	if (lws_write(req->wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+	    (int)n)
+		return -1;
+	req->out_off += n;
+	out_compact(req);
+	if (last)
+		return 1;
+	if (srv_stream_queued(req) > 0 || req->ended)
+		kick(req);
+	return 0;
+}
+
+int srv_http_write(struct srv_req *req)
+{
+	bool bodyless = req->method == SRV_HEAD || req->status == 204 || req->status == 304;
+	int r;
+
+	if (req->closed || !req->responded || req->finished)
+		return 0;
+	if (!req->headers_sent) {
+		if (write_headers(req) < 0)
+			return -1;
+		if (!req->streaming && (bodyless || req->out.len == 0)) {
+			req_finish(req, "");
+			return 1;
+		}
+		kick(req);
+		return 0;
+	}
+	r = write_body(req);
+	if (r == 1)
+		req_finish(req, "");
+	return r;
+}

@@ -1,0 +1,171 @@
+/* The router: ONE table of {method, pattern, handler}.  Paths arrive decoded
+ * by lws and are matched segment by segment; {name} captures one segment. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server-internal.h"
+
+const struct srv_route srv_routes[] = {
+    {SRV_GET, "/_ping", srv_h_ping},
+    {SRV_HEAD, "/_ping", srv_h_ping},
+    {SRV_GET, "/version", srv_h_version},
+    {SRV_GET, "/info", srv_h_info},
+};
+const size_t srv_n_routes = sizeof(srv_routes) / sizeof(srv_routes[0]);
+
+/* "1.43" -> 143-style comparable pair; -1 on junk. */
+static int parse_version(const char *s, size_t len, long *major, long *minor)
+{
+	char buf[16];
+	char *dot;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	dot = strchr(buf, '.');
+	if (dot == NULL)
+		return -1;
+	*dot = '\0';
+	if (bh_parse_long(buf, 0, 1000, major) < 0 || bh_parse_long(dot + 1, 0, 1000, minor) < 0)
+		return -1;
+	return 0;
+}
+
+static int version_cmp(long amaj, long amin, const char *b)
+{
+	long bmaj, bmin;
+
+	if (parse_version(b, strlen(b), &bmaj, &bmin) < 0)
+		return 0;
+	if (amaj != bmaj)
+		return amaj < bmaj ? -1 : 1;
+	return amin < bmin ? -1 : (amin > bmin ? 1 : 0);
+}
+
+int srv_api_version_strip(const char *path, const char **rest, struct bh_err *err)
+{
+	const char *v = path + 2;
+	size_t len;
+	long major, minor;
+
+	*rest = path;
+	if (!bh_str_has_prefix(path, "/v") || *v < '0' || *v > '9')
+		return 0;
+	len = strcspn(v, "/");
+	if (parse_version(v, len, &major, &minor) < 0)
+		return 0; /* not a version: an ordinary path such as /v2x */
+	if (version_cmp(major, minor, BERTH_API_VERSION) > 0)
+		return bh_err_set(err, EINVAL,
+		                  "client version %.*s is too new. Maximum supported API version "
+		                  "is %s",
+		                  (int)len, v, BERTH_API_VERSION);
+	if (version_cmp(major, minor, BERTH_MIN_API_VERSION) < 0)
+		return bh_err_set(err, EINVAL,
+		                  "client version %.*s is too old. Minimum supported API version "
+		                  "is %s, please upgrade your client to a newer version",
+		                  (int)len, v, BERTH_MIN_API_VERSION);
+	*rest = v[len] ? v + len : "/";
+	return 0;
+}
+
+/* Compares one segment; captures {name} into params. */
+static bool segment_match(const char *pat, size_t plen, const char *seg, size_t slen,
+                          struct srv_params *params)
+{
+	size_t i;
+
+	if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
+		if (slen == 0 || slen >= SRV_PARAM_MAX || params->n >= SRV_MAX_PARAMS ||
+		    plen - 2 >= sizeof(params->p[0].name))
+			return false;
+		i = params->n++;
+		memcpy(params->p[i].name, pat + 1, plen - 2);
+		params->p[i].name[plen - 2] = '\0';
+		memcpy(params->p[i].value, seg, slen);
+		params->p[i].value[slen] = '\0';
+		return true;
+	}
+	return plen == slen && memcmp(pat, seg, slen) == 0;
+}
+
+static bool path_match(const char *pattern, const char *path, struct srv_params *params)
+{
+	params->n = 0;
+	while (*pattern == '/' && *path == '/') {
+		size_t plen = strcspn(pattern + 1, "/");
+		size_t slen = strcspn(path + 1, "/");
+		if (!segment_match(pattern + 1, plen, path + 1, slen, params))
+			return false;
+		pattern += 1 + plen;
+		path += 1 + slen;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+enum srv_match srv_route_match(const struct srv_route *table, size_t n, enum srv_method m,
+                               const char *path, const struct srv_route **out,
+                               struct srv_params *params)
+{
+	struct srv_params scratch;
+	bool path_known = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!path_match(table[i].pattern, path, &scratch))
+			continue;
+		path_known = true;
+		if (table[i].method != m)
+			continue;
+		*params = scratch;
+		*out = &table[i];
+		return SRV_MATCH_FOUND;
+	}
+	return path_known ? SRV_MATCH_BAD_METHOD : SRV_MATCH_NOT_FOUND;
+}
+
+static void reply_bad_method(struct srv_req *req)
+{
+	struct srv_params scratch;
+	char allow[64] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < srv_n_routes; i++) {
+		if (!path_match(srv_routes[i].pattern, req->path, &scratch))
+			continue;
+		int w = snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
+		                 srv_method_name(srv_routes[i].method));
+		if (w < 0 || (size_t)w >= sizeof(allow) - used)
+			break;
+		used += (size_t)w;
+	}
+	srv_resp_header(req, "Allow", allow);
+	srv_reply_json(req, 405, json_pack("{s:s}", "message", "method not allowed"));
+}
+
+void srv_dispatch(struct srv_req *req)
+{
+	const struct srv_route *route = NULL;
+	const char *rest;
+	struct bh_err err;
+
+	bh_err_clear(&err);
+	if (srv_api_version_strip(req->path, &rest, &err) < 0) {
+		srv_reply_error(req, &err);
+		return;
+	}
+	memmove(req->path, rest, strlen(rest) + 1);
+	switch (srv_route_match(srv_routes, srv_n_routes, req->method, req->path, &route,
+	                        &req->params)) {
+	case SRV_MATCH_NOT_FOUND:
+		srv_reply_errorf(req, ENOENT, "page not found");
+		return;
+	case SRV_MATCH_BAD_METHOD:
+		reply_bad_method(req);
+		return;
+	case SRV_MATCH_FOUND:
+		break;
+	}
+	if (route->fn(req, &err) < 0)
+		srv_reply_error(req, &err);
+}

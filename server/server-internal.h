@@ -1,0 +1,333 @@
+/* server: berthd — lws glue -> router -> handlers -> runtime/.  This is the
+ * one internal header of the module.  Everything that arrives over a socket
+ * (paths, queries, headers, bodies, client certificates) is hostile until a
+ * function here has bounded and checked it.
+ *
+ * Threading: ONE lws service thread owns every struct srv_req and every lws
+ * call.  Blocking work runs on the worker pool (srv_defer); its completion is
+ * handed back to the service thread.  Only functions marked "any thread" may
+ * be called from elsewhere. */
+#ifndef BERTH_SERVER_INTERNAL_H
+#define BERTH_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct srv_server;
+struct srv_req;
+
+#define SRV_MAX_LISTENERS    16
+#define SRV_BODY_MAX_DEFAULT (1024 * 1024) /* JSON request bodies */
+#define SRV_MAX_QUERY        64
+#define SRV_MAX_PARAMS       4
+#define SRV_PARAM_MAX        256 /* longest {param} value, bytes */
+#define SRV_PATH_MAX         2048
+#define SRV_MAX_HEADERS      16                /* extra response headers */
+#define SRV_STREAM_MAX       (4 * 1024 * 1024) /* queued, unsent stream bytes */
+#define SRV_WRITE_CHUNK      (32 * 1024)       /* bytes per WRITEABLE callback */
+#define SRV_CONFIG_MAX       (64 * 1024)       /* --config file size */
+#define SRV_STOP_GRACE_MS    10000             /* in-flight requests get this long on SIGTERM */
+#define SRV_WORKERS          4
+
+/* ---- config (config.c) -------------------------------------------------- */
+enum srv_listen_kind { SRV_LISTEN_UNIX, SRV_LISTEN_TCP };
+
+struct srv_listen {
+	enum srv_listen_kind kind;
+	char path[108]; /* unix: socket path (sun_path size) */
+	char host[256]; /* tcp: address to bind ("0.0.0.0", "127.0.0.1", "::1") */
+	int port;       /* tcp: 0 = any free port */
+};
+
+/* Flags override the --config file; a NULL/0 field means "not given". */
+struct srv_config {
+	char *listen[SRV_MAX_LISTENERS];
+	size_t n_listen;
+	char *tls_dir;
+	char *data_root;
+	char *exec_root;
+	char *config_file;
+	int log_level; /* enum bh_log_level, -1 = not given */
+	bool help;
+	bool version;
+};
+
+void srv_config_init(struct srv_config *cfg);
+void srv_config_free(struct srv_config *cfg);
+/* Parses argv (after argv[0]); "--flag value" and "--flag=value" forms. */
+int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, struct bh_err *err);
+/* Parses a JSON config text; name is used in messages (the file path). */
+int srv_config_parse_json(struct srv_config *cfg, const char *text, const char *name,
+                          struct bh_err *err);
+/* argv + optional --config file + defaults; the result is complete. */
+int srv_config_load(struct srv_config *cfg, int argc, char **argv, struct bh_err *err);
+int srv_listen_parse(const char *url, struct srv_listen *out, struct bh_err *err);
+void srv_usage(FILE *out);
+
+/* ---- worker pool (pool.c) ------------------------------------------------
+ * Jobs run work() on a worker thread, then done() on whichever thread calls
+ * srv_pool_drain() (the lws thread).  wake() is called (from a worker) each
+ * time a job finishes; berthd passes lws_cancel_service. */
+typedef int (*srv_work_fn)(void *arg, struct bh_err *err);
+typedef void (*srv_pool_done_fn)(void *arg, int rc, const struct bh_err *err);
+struct srv_pool;
+
+struct srv_pool *srv_pool_new(int nthreads, void (*wake)(void *), void *wake_arg);
+/* Any thread.  work may be NULL: done() then just runs on the drain thread
+ * (how another thread hands something to the lws thread). */
+void srv_pool_submit(struct srv_pool *p, srv_work_fn work, srv_pool_done_fn done, void *arg);
+/* Replaces the wake hook; a barrier: the old one is no longer running after. */
+void srv_pool_set_wake(struct srv_pool *p, void (*wake)(void *), void *wake_arg);
+/* Runs done() of every finished job; returns how many ran. */
+size_t srv_pool_drain(struct srv_pool *p);
+/* Waits for queued jobs, joins the workers, drains, frees. */
+void srv_pool_free(struct srv_pool *p);
+
+/* ---- requests and responses (http.c) ------------------------------------ */
+enum srv_method {
+	SRV_GET,
+	SRV_HEAD,
+	SRV_POST,
+	SRV_PUT,
+	SRV_DELETE,
+	SRV_PATCH,
+	SRV_OPTIONS,
+	SRV_METHOD_OTHER,
+};
+const char *srv_method_name(enum srv_method m);
+
+struct srv_query {
+	size_t n;
+	struct {
+		char *name;
+		char *value; /* "" when the argument had no '=' */
+	} kv[SRV_MAX_QUERY];
+};
+/* Adds one already-decoded "name=value" fragment (what lws hands out). */
+int srv_query_add(struct srv_query *q, const char *frag, struct bh_err *err);
+/* Parses a raw query string "a=1&b=x%20y" (percent- and '+'-decoding). */
+int srv_query_parse(struct srv_query *q, const char *qs, struct bh_err *err);
+const char *srv_query_get(const struct srv_query *q, const char *name);
+/* Docker's boolean query values: absent, "", "0", "false" (any case) -> false. */
+bool srv_query_bool(const struct srv_query *q, const char *name);
+void srv_query_free(struct srv_query *q);
+
+struct srv_params {
+	size_t n;
+	struct {
+		char name[32];
+		char value[SRV_PARAM_MAX];
+	} p[SRV_MAX_PARAMS];
+};
+const char *srv_param(const struct srv_req *req, const char *name);
+
+/* Who is calling: a client certificate or a unix-socket peer. */
+struct srv_identity {
+	bool is_unix;
+	uid_t uid;            /* unix */
+	char cn[256];         /* tls */
+	char fingerprint[65]; /* tls: sha-256 of the DER, hex */
+	char text[300];       /* for logs: "cn=alice fp=0123456789ab" or "unix:uid=0" */
+};
+
+/* Called on the lws thread when the client goes away before the response
+ * ended (a stream's producer stops here). */
+typedef void (*srv_close_fn)(struct srv_req *req, void *arg);
+
+struct srv_header {
+	char *name;
+	char *value;
+};
+
+struct srv_req {
+	int refs;        /* lws thread only */
+	bool closed;     /* connection gone: replies are dropped */
+	struct lws *wsi; /* NULL once closed */
+	struct srv_server *srv;
+	struct srv_identity id;
+
+	enum srv_method method;
+	char path[SRV_PATH_MAX]; /* without the /v1.NN prefix */
+	struct srv_query query;
+	struct srv_params params;
+	int64_t content_length; /* -1 if none */
+	struct bh_buf body;     /* bounded by body.max */
+	uint64_t start_ms;
+
+	/* response state */
+	int status;
+	bool responded; /* a reply was chosen: full or stream */
+	bool streaming; /* chunked body pushed over time */
+	bool headers_sent;
+	bool ended;       /* no more body will be added */
+	bool finished;    /* final bytes written and logged */
+	bool close_after; /* e.g. after 413: the unread body makes the connection unusable */
+	char content_type[96];
+	struct srv_header headers[SRV_MAX_HEADERS];
+	size_t n_headers;
+	struct bh_buf out; /* body bytes (full) or framed chunks (stream) not yet written */
+	size_t out_off;
+	srv_close_fn on_close;
+	void *on_close_arg;
+};
+
+struct srv_req *srv_req_new(struct srv_server *srv, struct lws *wsi);
+void srv_req_ref(struct srv_req *req);
+void srv_req_unref(struct srv_req *req);
+/* The connection ended: detach from lws, tell the producer, drop lws's ref. */
+void srv_req_detach(struct srv_req *req);
+
+/* THE mapping of an error code to an HTTP status. */
+int srv_err_status(int code);
+
+void srv_resp_header(struct srv_req *req, const char *name, const char *value);
+/* Full replies; each ends the request.  No-ops on a closed request. */
+void srv_reply_json(struct srv_req *req, int status, json_t *body /* stolen */);
+void srv_reply_text(struct srv_req *req, int status, const char *content_type, const char *data,
+                    size_t len);
+void srv_reply_empty(struct srv_req *req, int status);
+/* The one way an error becomes a response: status from srv_err_status(),
+ * body {"message": err->msg}. */
+void srv_reply_error(struct srv_req *req, const struct bh_err *err);
+void srv_reply_errorf(struct srv_req *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Streamed replies (logs -f, wait, events): headers go out at once with
+ * chunked framing; write chunks whenever data arrives; end once. */
+void srv_stream_begin(struct srv_req *req, int status, const char *content_type);
+/* Returns -1 with EAGAIN-style backpressure when SRV_STREAM_MAX bytes are
+ * already queued, -1 with EPIPE if the client left. */
+int srv_stream_write(struct srv_req *req, const void *data, size_t len, struct bh_err *err);
+void srv_stream_end(struct srv_req *req);
+size_t srv_stream_queued(const struct srv_req *req);
+
+/* Writes the next piece of the response; called from HTTP_WRITEABLE.
+ * Returns -1 when lws must close the connection. */
+int srv_http_write(struct srv_req *req);
+
+/* ---- deferral (defer.c) ---------------------------------------------------
+ * work(arg) runs on a worker thread and must not touch req or lws; done runs
+ * on the lws thread afterwards, ALWAYS (also when the client left: then
+ * req->closed is true and replies are dropped), so it can free arg. */
+typedef void (*srv_done_fn)(struct srv_req *req, void *arg, int rc, const struct bh_err *err);
+void srv_defer(struct srv_req *req, srv_work_fn work, srv_done_fn done, void *arg);
+/* Any thread: runs fn(req, arg) on the lws thread.  The caller must hold a
+ * reference on req (srv_req_ref on the lws thread); fn may drop it. */
+typedef void (*srv_call_fn)(struct srv_req *req, void *arg);
+void srv_call_on_loop(struct srv_req *req, srv_call_fn fn, void *arg);
+
+/* ---- router (router.c) ---------------------------------------------------- */
+/* A handler returns < 0 with err filled (the router replies with the mapped
+ * error) or 0 after replying, deferring or starting a stream. */
+typedef int (*srv_handler_fn)(struct srv_req *req, struct bh_err *err);
+
+struct srv_route {
+	enum srv_method method;
+	const char *pattern; /* "/containers/{id}/start" */
+	srv_handler_fn fn;
+};
+
+enum srv_match { SRV_MATCH_FOUND, SRV_MATCH_NOT_FOUND, SRV_MATCH_BAD_METHOD };
+
+/* Strips a leading "/v1.NN" (returns the rest via *rest); a version above
+ * ours is EINVAL like dockerd's "client version ... is too new". */
+int srv_api_version_strip(const char *path, const char **rest, struct bh_err *err);
+enum srv_match srv_route_match(const struct srv_route *table, size_t n, enum srv_method m,
+                               const char *path, const struct srv_route **out,
+                               struct srv_params *params);
+/* Routes req (path already stripped) through srv_routes. */
+void srv_dispatch(struct srv_req *req);
+extern const struct srv_route srv_routes[];
+extern const size_t srv_n_routes;
+
+/* ---- handlers (h_*.c) ------------------------------------------------------ */
+int srv_h_ping(struct srv_req *req, struct bh_err *err);
+int srv_h_version(struct srv_req *req, struct bh_err *err);
+int srv_h_info(struct srv_req *req, struct bh_err *err);
+
+/* ---- WebSocket routes (ws.c) ----------------------------------------------
+ * Upgrades without a subprotocol land on protocols[0]; ESTABLISHED looks the
+ * URI up here.  Later: attach, exec, uploads of unknown size. */
+struct srv_ws;
+struct srv_ws_route {
+	const char *pattern;
+	int (*on_open)(struct srv_ws *ws, struct bh_err *err);
+	int (*on_rx)(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
+	void (*on_close)(struct srv_ws *ws);
+};
+struct srv_ws {
+	struct lws *wsi;
+	struct srv_server *srv;
+	struct srv_identity id;
+	const struct srv_ws_route *route;
+	struct srv_params params;
+	struct bh_buf out; /* queued frames: [1 byte binary flag][4 bytes len][data] */
+	size_t out_off;
+	void *user;
+};
+int srv_ws_open(struct srv_ws *ws, const char *uri, struct bh_err *err);
+int srv_ws_send(struct srv_ws *ws, const void *data, size_t len, bool binary);
+int srv_ws_writeable(struct srv_ws *ws);
+void srv_ws_closed(struct srv_ws *ws);
+
+/* ---- TLS (tls.c) ---------------------------------------------------------- */
+/* Checks ca.pem, server-cert.pem, server-key.pem in dir (readable, parseable,
+ * key matches cert); the error names the file. */
+int srv_tls_check_dir(const char *dir, struct bh_err *err);
+/* The client-certificate verdict for LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+ * 0 accepts, 1 rejects.  x509_ctx is the X509_STORE_CTX. */
+int srv_tls_verify(void *x509_ctx, int preverify_ok);
+/* Identity of the peer of a TLS connection, from its certificate. */
+int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err);
+/* Loads new server cert, key and CA from dir into ssl_ctx (an SSL_CTX *),
+ * all or nothing: on error ssl_ctx keeps the old material. */
+int srv_tls_reload(void *ssl_ctx, const char *dir, struct bh_err *err);
+
+/* ---- the daemon (srv_lws.c, daemon.c) ------------------------------------- */
+struct srv_listener {
+	struct srv_listen spec;
+	struct lws_vhost *vh;
+	void *ssl_ctx; /* SSL_CTX of a TCP vhost, captured at creation */
+	char url[300]; /* as listening, with the real port */
+};
+
+struct srv_server {
+	struct srv_config cfg;
+	struct lws_context *ctx;
+	struct srv_listener listeners[SRV_MAX_LISTENERS];
+	size_t n_listeners;
+	struct srv_pool *pool;
+	int sigfd;
+	char engine_id[80];
+	char pid_path[4096];
+	bool pid_written;
+	bool stopping;
+	bool stop_now;
+	uint64_t stop_deadline;
+	int inflight; /* requests between HTTP and their final write */
+};
+
+int srv_lws_start(struct srv_server *srv, struct bh_err *err);
+int srv_lws_run(struct srv_server *srv);
+void srv_lws_stop(struct srv_server *srv);
+/* SIGHUP: reload TLS material into every TCP listener. */
+void srv_reload_tls(struct srv_server *srv);
+/* Unix-socket preparation: refuse a live socket, remove a stale one. */
+int srv_unix_prepare(const char *path, struct bh_err *err);
+int srv_unix_peer_identity(int fd, struct srv_identity *id);
+/* After a failed listen: is host:port taken by someone else? */
+bool srv_tcp_in_use(const char *host, int port);
+
+/* berthd's main() minus the argv plumbing; returns the exit status. */
+int srv_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,275 @@
+/* TLS for the TCP listeners: loading and checking the server material,
+ * the client-certificate verdict, the caller's identity and SIGHUP reload.
+ * Every TCP connection is mutual TLS; the client certificate is hostile
+ * input until OpenSSL and the checks below have accepted it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <libwebsockets.h>
+
+#include "certs/certs.h"
+#include "server/server-internal.h"
+
+#define PEER_CERT_MAX (64 * 1024)
+
+/* Everything a reload swaps in, loaded and checked before anything is touched. */
+struct tls_material {
+	X509 *cert;
+	STACK_OF(X509) * chain; /* intermediates after the leaf, may be empty */
+	EVP_PKEY *key;
+	X509_STORE *store;              /* trusted CAs for client certs */
+	STACK_OF(X509_NAME) * ca_names; /* sent in the CertificateRequest */
+};
+
+static void material_free(struct tls_material *m)
+{
+	X509_free(m->cert);
+	sk_X509_pop_free(m->chain, X509_free);
+	EVP_PKEY_free(m->key);
+	X509_STORE_free(m->store);
+	sk_X509_NAME_pop_free(m->ca_names, X509_NAME_free);
+	memset(m, 0, sizeof(*m));
+}
+
+static const char *ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "no PEM data";
+}
+
+static BIO *open_pem(const char *path, struct bh_err *err)
+{
+	FILE *f = fopen(path, "r");
+	BIO *bio;
+
+	if (f == NULL) {
+		bh_err_sys(err, errno, "open %s", path);
+		return NULL;
+	}
+	bio = BIO_new_fp(f, BIO_CLOSE);
+	if (bio == NULL) {
+		fclose(f);
+		bh_err_set(err, ENOMEM, "open %s: out of memory", path);
+	}
+	return bio;
+}
+
+static int load_cert_chain(struct tls_material *m, const char *path, struct bh_err *err)
+{
+	BIO *bio = open_pem(path, err);
+	X509 *x;
+
+	if (bio == NULL)
+		return -1;
+	ERR_clear_error();
+	m->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	m->chain = sk_X509_new_null();
+	while (m->cert && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(m->chain, x);
+	BIO_free(bio);
+	ERR_clear_error(); /* the loop ends on "no start line" */
+	if (m->cert == NULL)
+		return bh_err_set(err, EINVAL, "certificate %s: no certificate in PEM", path);
+	return 0;
+}
+
+static int load_key(struct tls_material *m, const char *path, struct bh_err *err)
+{
+	BIO *bio = open_pem(path, err);
+
+	if (bio == NULL)
+		return -1;
+	ERR_clear_error();
+	m->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (m->key == NULL)
+		return bh_err_set(err, EINVAL, "private key %s: %s", path, ssl_reason());
+	return 0;
+}
+
+static int load_ca(struct tls_material *m, const char *path, struct bh_err *err)
+{
+	BIO *bio = open_pem(path, err);
+
+	if (bio == NULL)
+		return -1;
+	BIO_free(bio);
+	ERR_clear_error();
+	m->store = X509_STORE_new();
+	if (m->store == NULL || X509_STORE_load_file(m->store, path) != 1)
+		return bh_err_set(err, EINVAL, "CA %s: %s", path, ssl_reason());
+	m->ca_names = SSL_load_client_CA_file(path);
+	if (m->ca_names == NULL)
+		return bh_err_set(err, EINVAL, "CA %s: no certificate in PEM", path);
+	return 0;
+}
+
+static int material_load(struct tls_material *m, const char *dir, struct bh_err *err)
+{
+	cleanup_free char *ca = bh_path_join(dir, "ca.pem");
+	cleanup_free char *cert = bh_path_join(dir, "server-cert.pem");
+	cleanup_free char *key = bh_path_join(dir, "server-key.pem");
+
+	memset(m, 0, sizeof(*m));
+	if (load_cert_chain(m, cert, err) < 0 || load_key(m, key, err) < 0 ||
+	    load_ca(m, ca, err) < 0)
+		goto fail;
+	if (X509_check_private_key(m->cert, m->key) != 1) {
+		bh_err_set(err, EINVAL, "private key %s does not match certificate %s", key, cert);
+		goto fail;
+	}
+	return 0;
+fail:
+	material_free(m);
+	ERR_clear_error();
+	return -1;
+}
+
+int srv_tls_check_dir(const char *dir, struct bh_err *err)
+{
+	struct tls_material m;
+
+	if (material_load(&m, dir, err) < 0)
+		return bh_err_wrap(err, "tls");
+	material_free(&m);
+	return 0;
+}
+
+/* Moves the material into ctx.  Only calls that cannot fail on checked,
+ * in-memory objects; the old material stays until each is replaced. */
+static int material_apply(SSL_CTX *ctx, struct tls_material *m, struct bh_err *err)
+{
+	if (SSL_CTX_use_certificate(ctx, m->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, m->key) != 1)
+		return bh_err_set(err, EINVAL, "install server certificate: %s", ssl_reason());
+	SSL_CTX_set0_chain(ctx, m->chain); /* takes the stack */
+	m->chain = NULL;
+	SSL_CTX_set_cert_store(ctx, m->store); /* frees the old store */
+	m->store = NULL;
+	SSL_CTX_set_client_CA_list(ctx, m->ca_names);
+	m->ca_names = NULL;
+	return 0;
+}
+
+int srv_tls_reload(void *ssl_ctx, const char *dir, struct bh_err *err)
+{
+	struct tls_material m;
+	int r;
+
+	if (material_load(&m, dir, err) < 0)
+		return bh_err_wrap(err, "tls reload");
+	r = material_apply(ssl_ctx, &m, err);
+	material_free(&m);
+	return r;
+}
+
+static void peer_address(X509_STORE_CTX *xctx, char *out, size_t size)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[64] = "?";
+	int port = 0;
+
+	snprintf(out, size, "?");
+	if (ssl == NULL || getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+	}
+	snprintf(out, size, "%s:%d", host, port);
+}
+
+static void reject_log(X509_STORE_CTX *xctx, const char *why)
+{
+	char peer[96], subject[256] = "?";
+	X509 *cert = X509_STORE_CTX_get_current_cert(xctx);
+
+	if (cert)
+		X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+	peer_address(xctx, peer, sizeof(peer));
+	bh_warn("tls: client certificate from %s rejected: %s (subject %s)", peer, why, subject);
+}
+
+int srv_tls_verify(void *x509_ctx, int preverify_ok)
+{
+	X509_STORE_CTX *xctx = x509_ctx;
+	X509 *cert;
+
+	/* STACK.md's trap: lws accepts foreign-CA and expired certs unless this
+	 * callback turns OpenSSL's verdict into a rejection. */
+	if (!preverify_ok) {
+		reject_log(xctx, X509_verify_cert_error_string(X509_STORE_CTX_get_error(xctx)));
+		return 1;
+	}
+	if (X509_STORE_CTX_get_error_depth(xctx) != 0)
+		return 0;
+	cert = X509_STORE_CTX_get_current_cert(xctx);
+	/* A server certificate of the same CA must not log in as a client:
+	 * require an explicit clientAuth extended key usage on the leaf. */
+	if (cert == NULL || !(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
+	    !(X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT)) {
+		reject_log(xctx, "extended key usage does not allow clientAuth");
+		return 1;
+	}
+	return 0;
+}
+
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static int identity_from_der(const uint8_t *der, size_t len, struct srv_identity *id,
+                             struct bh_err *err)
+{
+	struct pki_cert_info info;
+
+	memset(&info, 0, sizeof(info));
+	if (pki_cert_info_from_der(der, len, &info, err) < 0)
+		return bh_err_wrap(err, "client certificate");
+	pki_fingerprint_der(der, len, id->fingerprint);
+	bh_strlcpy(id->cn, info.common_name, sizeof(id->cn));
+	pki_cert_info_free(&info);
+	id->is_unix = false;
+	snprintf(id->text, sizeof(id->text), "cn=%s fp=%.12s", id->cn, id->fingerprint);
+	sanitize(id->text);
+	return 0;
+}
+
+int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err)
+{
+	SSL *ssl = lws_get_ssl(lws_get_network_wsi(wsi));
+	X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	unsigned char *der = NULL;
+	int len, r;
+
+	if (cert == NULL)
+		return bh_err_set(err, EACCES, "no client certificate");
+	len = i2d_X509(cert, &der);
+	X509_free(cert);
+	if (len <= 0 || len > PEER_CERT_MAX) {
+		OPENSSL_free(der);
+		return bh_err_set(err, EACCES, "client certificate: cannot encode");
+	}
+	r = identity_from_der(der, (size_t)len, id, err);
+	OPENSSL_free(der);
+	return r;
+}
