@@ -23,6 +23,10 @@ struct cli {
 	const char *config_dir; /* resolved $BERTH_CONFIG or ~/.berth */
 	bool debug;
 
+	/* The resolved daemon and its connection, made on first use
+	 * (cli_target() in client-internal.h) and freed by main(). */
+	struct cli_conn *conn;
+
 	/* A command that returns < 0 fills these; main() prints err.msg as the
 	 * one stderr line and exits with exit_code (CLI_EXIT_CMD if 0). */
 	struct bh_err err;

@@ -1,0 +1,460 @@
+/* REST over libcurl: one easy handle (one connection, one TLS session) per
+ * command.  The daemon is trusted only through the target's own CA; the
+ * system trust store is never consulted (this machine exports CURL_CA_BUNDLE,
+ * and libcurl's compiled-in CA path would otherwise apply). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "client/client-internal.h"
+
+struct cli_http {
+	CURL *curl;
+	const struct ctx_target *t; /* borrowed: outlives the handle */
+	char *base;                 /* https://H:P or http://localhost */
+	char *socket_path;          /* for unix:// */
+	char errbuf[CURL_ERROR_SIZE];
+	struct curl_slist *headers;
+	/* The body sink of the request in flight. */
+	struct bh_buf *body;
+	cli_http_sink sink;
+	void *sink_arg;
+	struct bh_err sink_err;
+	bool sink_failed;
+};
+
+static int curl_ready(struct bh_err *err)
+{
+	static bool done;
+
+	if (done)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return bh_err_set(err, EIO, "cannot initialise libcurl");
+	done = true;
+	return 0;
+}
+
+int cli_http_open(const struct ctx_target *t, struct cli_http **out, struct bh_err *err)
+{
+	struct cli_http *h;
+
+	if (curl_ready(err) < 0)
+		return -1;
+	h = bh_calloc(1, sizeof(*h));
+	h->t = t;
+	h->curl = curl_easy_init();
+	if (h->curl == NULL) {
+		free(h);
+		return bh_err_set(err, EIO, "cannot create a libcurl handle");
+	}
+	if (ctx_host_is_tcp(t->host)) {
+		h->base = bh_asprintf("https://%s", t->host + strlen("tcp://"));
+	} else {
+		h->base = bh_strdup("http://localhost");
+		h->socket_path = bh_strdup(t->host + strlen("unix://"));
+	}
+	*out = h;
+	return 0;
+}
+
+void cli_http_close(struct cli_http *h)
+{
+	if (h == NULL)
+		return;
+	curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
+	free(h->base);
+	free(h->socket_path);
+	free(h);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct cli_http *h = arg;
+	size_t len = size * n;
+
+	if (h->sink != NULL) {
+		if (h->sink(h->sink_arg, data, len, &h->sink_err) < 0) {
+			h->sink_failed = true;
+			return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+		}
+		return len;
+	}
+	if (bh_buf_append(h->body, data, len) < 0) {
+		bh_err_set(&h->sink_err, EFBIG, "response larger than %zu bytes", h->body->max);
+		h->sink_failed = true;
+		return 0;
+	}
+	return len;
+}
+
+static void set_tls(struct cli_http *h)
+{
+	CURL *c = h->curl;
+
+	curl_easy_setopt(c, CURLOPT_CAINFO, h->t->tls.ca);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL); /* no compiled-in /etc/ssl/certs */
+	curl_easy_setopt(c, CURLOPT_SSLCERT, h->t->tls.cert);
+	curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+	curl_easy_setopt(c, CURLOPT_SSLKEY, h->t->tls.key);
+	curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
+/* The options of every request.  curl_easy_reset() keeps the connection
+ * and the TLS session cache, so the handle stays one connection. */
+static void set_common(struct cli_http *h, const char *url)
+{
+	CURL *c = h->curl;
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 0L);
+	if (h->socket_path != NULL)
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->socket_path);
+	else
+		set_tls(h);
+}
+
+static void set_method(struct cli_http *h, const struct cli_http_req *rq)
+{
+	CURL *c = h->curl;
+	const char *ctype = rq->content_type ? rq->content_type : "application/json";
+	char line[160];
+
+	curl_slist_free_all(h->headers);
+	/* No "Expect: 100-continue": bodies go out at once, with their length. */
+	h->headers = curl_slist_append(NULL, "Expect:");
+	if (rq->body != NULL || strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0) {
+		snprintf(line, sizeof(line), "Content-Type: %s", ctype);
+		h->headers = curl_slist_append(h->headers, line);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		                 (curl_off_t)(rq->body ? rq->body_len : 0));
+	}
+	if (strcmp(rq->method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+}
+
+static int perform(struct cli_http *h, const struct cli_http_req *rq, struct bh_err *err)
+{
+	cleanup_free char *url = bh_asprintf("%s/v%s%s", h->base, BERTH_API_VERSION, rq->path);
+	long status = 0, os_errno = 0;
+	CURLcode rc;
+
+	h->errbuf[0] = '\0';
+	h->sink_failed = false;
+	bh_err_clear(&h->sink_err);
+	set_common(h, url);
+	set_method(h, rq);
+	rc = curl_easy_perform(h->curl);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+	bh_debug("%s %s -> %d %ld", rq->method, url, (int)rc, status);
+	if (rc == CURLE_OK)
+		return (int)status;
+	if (h->sink_failed) {
+		*err = h->sink_err;
+		return -1;
+	}
+	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+	bh_debug("curl error %d (%s), errno %ld", (int)rc, h->errbuf, os_errno);
+	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
+	err->code = EIO;
+	return -1;
+}
+
+int cli_http_do(struct cli_http *h, const struct cli_http_req *rq, struct bh_buf *body,
+                struct bh_err *err)
+{
+	int r;
+
+	bh_buf_init(body, CLI_BODY_MAX);
+	h->body = body;
+	h->sink = NULL;
+	r = perform(h, rq, err);
+	h->body = NULL;
+	if (r < 0)
+		bh_buf_free(body);
+	else if (body->data == NULL)
+		bh_buf_append(body, "", 0);
+	return r;
+}
+
+int cli_http_stream(struct cli_http *h, const struct cli_http_req *rq, cli_http_sink sink,
+                    void *arg, struct bh_err *err)
+{
+	int r;
+
+	h->body = NULL;
+	h->sink = sink;
+	h->sink_arg = arg;
+	r = perform(h, rq, err);
+	h->sink = NULL;
+	h->sink_arg = NULL;
+	return r;
+}
+
+/* ---- turning libcurl failures into one line ------------------------------ */
+
+static bool has(const char *lower, const char *needle)
+{
+	return strstr(lower, needle) != NULL;
+}
+
+static const char *errno_text(long e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+		return "connection refused";
+	case ENOENT:
+		return "no such socket";
+	case EACCES:
+		return "permission denied (the local socket is for root only)";
+	case ETIMEDOUT:
+		return "timed out";
+	case EHOSTUNREACH:
+		return "host unreachable";
+	case ENETUNREACH:
+		return "network unreachable";
+	default:
+		return NULL;
+	}
+}
+
+/* CURLE_PEER_FAILED_VERIFICATION: our check of the daemon's certificate. */
+static void describe_peer(const char *lower, const char *errbuf, const char *host, char *out,
+                          size_t n)
+{
+	if (has(lower, "expired"))
+		snprintf(out, n, "the daemon's certificate has expired (renew it on the host)");
+	else if (has(lower, "not yet valid"))
+		snprintf(out, n, "the daemon's certificate is not valid yet (check the clocks)");
+	else if (has(lower, "subject name") || has(lower, "does not match") ||
+	         has(lower, "hostname mismatch"))
+		snprintf(out, n,
+		         "the daemon's certificate does not name the host in %s (wrong host "
+		         "name; reissue it with that name)",
+		         host);
+	else if (has(lower, "issuer") || has(lower, "self-signed") || has(lower, "self signed") ||
+	         has(lower, "first certificate"))
+		snprintf(out, n,
+		         "server certificate not signed by the context's CA (is ca.pem the CA "
+		         "of this daemon?)");
+	else
+		snprintf(out, n, "cannot verify the daemon's certificate: %s", errbuf);
+}
+
+/* The handshake alerts by which a server refuses our client certificate. */
+static bool client_cert_refused(const char *lower)
+{
+	static const char *const alerts[] = {"alert unknown ca",
+	                                     "alert bad certificate",
+	                                     "certificate required",
+	                                     "alert certificate expired",
+	                                     "alert certificate unknown",
+	                                     "alert certificate revoked",
+	                                     "alert unsupported certificate",
+	                                     "alert access denied"};
+
+	for (size_t i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
+		if (has(lower, alerts[i]))
+			return true;
+	return false;
+}
+
+static void describe_tls(int code, const char *lower, const char *errbuf, const char *host,
+                         char *out, size_t n)
+{
+	if (!ctx_host_is_tcp(host)) {
+		snprintf(out, n, "berthd at %s closed the connection: %s", host, errbuf);
+	} else if (client_cert_refused(lower)) {
+		const char *why = has(lower, "expired") ? "it has expired" : "not accepted";
+		snprintf(out, n,
+		         "the daemon at %s refused our client certificate (%s): is cert.pem "
+		         "issued by the daemon's CA and still valid?",
+		         host, why);
+	} else if (code == CURLE_SSL_CONNECT_ERROR) {
+		snprintf(out, n, "TLS handshake with berthd at %s failed: %s", host, errbuf);
+	} else {
+		/* A server that drops the connection right after our certificate
+		 * went out sends no alert; curl's text (often a getpeername
+		 * error) says nothing useful then. */
+		snprintf(out, n,
+		         "berthd at %s closed the connection: did it refuse our client "
+		         "certificate? (is cert.pem issued by the daemon's CA and still valid?)",
+		         host);
+	}
+}
+
+static void describe_connect(long os_errno, const char *errbuf, const char *host, char *out,
+                             size_t n)
+{
+	const char *why = errno_text(os_errno);
+
+	if (why != NULL)
+		snprintf(out, n, "cannot connect to berthd at %s: %s (is the daemon running?)",
+		         host, why);
+	else
+		snprintf(out, n, "cannot connect to berthd at %s: %s (is the daemon running?)",
+		         host, errbuf[0] ? errbuf : "connection failed");
+}
+
+void cli_http_describe(int code, long os_errno, const char *errbuf, const char *host, char *out,
+                       size_t n)
+{
+	char lower[CURL_ERROR_SIZE + 1];
+	size_t i;
+
+	for (i = 0; errbuf[i] != '\0' && i < sizeof(lower) - 1; i++)
+		lower[i] =
+		    (char)((errbuf[i] >= 'A' && errbuf[i] <= 'Z') ? errbuf[i] + 32 : errbuf[i]);
+	lower[i] = '\0';
+	if (errbuf[0] == '\0')
+		errbuf = curl_easy_strerror((CURLcode)code);
+	switch (code) {
+	case CURLE_COULDNT_CONNECT:
+		describe_connect(os_errno, errbuf, host, out, n);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		snprintf(out, n, "cannot connect to berthd at %s: cannot resolve the host name",
+		         host);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(out, n, "timed out talking to berthd at %s", host);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		describe_peer(lower, errbuf, host, out, n);
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		describe_tls(code, lower, errbuf, host, out, n);
+		break;
+	case CURLE_SSL_CERTPROBLEM:
+		snprintf(out, n, "cannot use the client certificate or key: %s", errbuf);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+		snprintf(out, n, "cannot read the context's CA file: %s", errbuf);
+		break;
+	default:
+		snprintf(out, n, "request to berthd at %s failed: %s", host, errbuf);
+		break;
+	}
+}
+
+/* ---- the command's connection -------------------------------------------- */
+
+struct cli_conn {
+	struct ctx_target t;
+	struct cli_http *http;
+};
+
+void cli_conn_free(struct cli *cli)
+{
+	if (cli->conn == NULL)
+		return;
+	cli_http_close(cli->conn->http);
+	ctx_target_free(&cli->conn->t);
+	free(cli->conn);
+	cli->conn = NULL;
+}
+
+int cli_target(struct cli *cli, const struct ctx_target **out)
+{
+	struct ctx_flags fl = {.host = cli->host, .tls_dir = cli->tls_dir, .context = cli->context};
+	struct ctx_env env;
+	struct cli_conn *c;
+
+	if (cli->conn == NULL) {
+		c = bh_calloc(1, sizeof(*c));
+		ctx_env_from_process(&env);
+		if (ctx_resolve(cli->config_dir, &fl, &env, &c->t, &cli->err) < 0) {
+			free(c);
+			cli->exit_code = CLI_EXIT_CMD;
+			return -1;
+		}
+		cli->conn = c;
+	}
+	*out = &cli->conn->t;
+	return 0;
+}
+
+static int api_fail(struct cli *cli, int exit_code, const char *what)
+{
+	const struct ctx_target *t = &cli->conn->t;
+
+	return cli_fail(cli, exit_code, "%s (%s): %s", t->name, t->host, what);
+}
+
+static int conn_http(struct cli *cli, struct cli_http **out)
+{
+	const struct ctx_target *t;
+	struct bh_err err = {0};
+
+	if (cli_target(cli, &t) < 0)
+		return -1;
+	if (cli->conn->http == NULL && cli_http_open(t, &cli->conn->http, &err) < 0)
+		return api_fail(cli, CLI_EXIT_DAEMON, err.msg);
+	*out = cli->conn->http;
+	return 0;
+}
+
+/* The daemon's {"message": ...} for an HTTP error, else the status. */
+static int http_error(struct cli *cli, int status, const struct bh_buf *body)
+{
+	json_t *doc = json_loadb(body->data, body->len, 0, NULL);
+	json_t *msg = json_object_get(doc, "message");
+	char text[600];
+
+	if (json_is_string(msg))
+		cli_sanitize(json_string_value(msg), text, sizeof(text));
+	else
+		snprintf(text, sizeof(text), "the daemon answered HTTP %d", status);
+	json_decref(doc);
+	return api_fail(cli, status >= 500 ? CLI_EXIT_DAEMON : CLI_EXIT_CMD, text);
+}
+
+int cli_api_get_json(struct cli *cli, const char *path, json_t **out)
+{
+	struct cli_http_req rq = {.method = "GET", .path = path};
+	struct cli_http *h = NULL;
+	struct bh_buf body;
+	struct bh_err err = {0};
+	json_error_t jerr;
+	char what[300];
+	int status;
+
+	if (conn_http(cli, &h) < 0)
+		return -1;
+	status = cli_http_do(h, &rq, &body, &err);
+	if (status < 0)
+		return api_fail(cli, CLI_EXIT_DAEMON, err.msg);
+	if (status >= 400) {
+		http_error(cli, status, &body);
+		bh_buf_free(&body);
+		return -1;
+	}
+	*out = json_loadb(body.data, body.len, 0, &jerr);
+	bh_buf_free(&body);
+	if (*out != NULL)
+		return 0;
+	snprintf(what, sizeof(what), "GET %s: the daemon's reply is not JSON: %s", path, jerr.text);
+	return api_fail(cli, CLI_EXIT_DAEMON, what);
+}

@@ -1,0 +1,230 @@
+/* berth: the CLI.  Global flags, the command table, and the one place where
+ * an error becomes a stderr line and an exit code. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client-internal.h"
+
+struct cli_cmd {
+	const char *name;
+	cli_cmd_fn fn;
+	const char *help;
+};
+
+/* Flat on purpose: later commands (run, ps, exec, ...) add one line each. */
+static const struct cli_cmd commands[] = {
+#ifdef BERTH_HAVE_CMD_CERTS
+    {"certs", cmd_certs, "Make a CA, issue server and client certificates, inspect them"},
+#endif
+    {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
+    {"info", cmd_info, "Show what the daemon knows about its host"},
+    {"version", cmd_version, "Show the client and daemon versions"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int cli_fail(struct cli *cli, int exit_code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cli->err.msg, sizeof(cli->err.msg), fmt, ap);
+	va_end(ap);
+	cli->exit_code = exit_code;
+	return -1;
+}
+
+void cli_sanitize(const char *s, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (outlen == 0)
+		return;
+	for (i = 0; s[i] != '\0' && i < outlen - 1; i++)
+		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	out[i] = '\0';
+}
+
+int cli_print_json(struct cli *cli, json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+
+	if (s == NULL)
+		return cli_fail(cli, CLI_EXIT_CMD, "cannot encode JSON");
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
+/* getopt keeps state across calls: main() used it for the global flags. */
+static void getopt_restart(void)
+{
+#if defined(__GLIBC__)
+	optind = 0;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+	optreset = 1;
+	optind = 1;
+#else
+	optind = 1;
+#endif
+	opterr = 0;
+}
+
+static int bad_option(struct cli *cli, const char *label, char **argv, int c)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	const char *sep = label[0] ? ": " : "";
+
+	if (c == ':')
+		return cli_fail(cli, CLI_EXIT_CMD, "%s%soption %s needs a value", label, sep, arg);
+	if (optopt != 0)
+		return cli_fail(cli, CLI_EXIT_CMD, "%s%sunknown option -%c (see --help)", label,
+		                sep, optopt);
+	return cli_fail(cli, CLI_EXIT_CMD, "%s%sunknown option %s (see --help)", label, sep, arg);
+}
+
+int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o, char **pos)
+{
+	cleanup_free char *shortopts = bh_asprintf("+:h%s", o->shortopts ? o->shortopts : "");
+	int npos = 0, c;
+
+	getopt_restart();
+	while (optind < argc || optind == 0) {
+		/* "+" stops at the first positional: take it and go on, which
+		 * gives GNU-style "NAME --flag" ordering on every libc. */
+		c = getopt_long(argc, argv, shortopts, o->longopts, NULL);
+		if (c == -1) {
+			if (optind < argc && strcmp(argv[optind - 1], "--") == 0)
+				break;
+			if (optind < argc)
+				pos[npos++] = argv[optind++];
+			continue;
+		}
+		if (c == 'h') {
+			printf("%s", o->usage);
+			return -2;
+		}
+		if (c == '?' || c == ':')
+			return bad_option(cli, o->name, argv, c);
+		if (o->fn(cli, c, optarg, o->data) < 0)
+			return -1;
+	}
+	while (optind < argc)
+		pos[npos++] = argv[optind++];
+	return npos;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: berth [-H URL --tls-dir DIR | -c NAME] [--debug] COMMAND [ARGS...]\n\n"
+	             "A client for berthd, the remote-first container engine.\n\n"
+	             "Global options:\n"
+	             "  -H, --host URL      daemon to talk to: tcp://HOST:PORT or unix:///PATH\n"
+	             "      --tls-dir DIR   ca.pem, cert.pem, key.pem for a tcp:// -H\n"
+	             "  -c, --context NAME  use this context\n"
+	             "      --debug         log what the client does on stderr\n"
+	             "  -v, --version       print the client version\n\n"
+	             "Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(out,
+	        "\nWithout -H or -c: BERTH_HOST (+ BERTH_CERT_PATH), BERTH_CONTEXT, the\n"
+	        "current context (berth context use), then the local socket %s.\n"
+	        "Run 'berth COMMAND --help' for more about a command.\n",
+	        CTX_DEFAULT_HOST);
+}
+
+static const struct option global_opts[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"tls-dir", required_argument, NULL, 'T'},
+    {"context", required_argument, NULL, 'c'},
+    {"debug", no_argument, NULL, 'D'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Returns 1 when the run is over (help, version), 0 to go on, < 0 on error. */
+static int global_flag(struct cli *cli, int c, char **argv)
+{
+	switch (c) {
+	case 'H':
+		cli->host = optarg;
+		return 0;
+	case 'T':
+		cli->tls_dir = optarg;
+		return 0;
+	case 'c':
+		cli->context = optarg;
+		return 0;
+	case 'D':
+		cli->debug = true;
+		bh_log_set_level(BH_LOG_DEBUG);
+		return 0;
+	case 'h':
+		usage(stdout);
+		return 1;
+	case 'v':
+		printf("berth version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION);
+		return 1;
+	default:
+		return bad_option(cli, "", argv, c);
+	}
+}
+
+static const struct cli_cmd *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int run(struct cli *cli, int argc, char **argv, char **config_dir)
+{
+	const struct cli_cmd *cmd;
+	struct ctx_env env;
+	int c, r;
+
+	getopt_restart();
+	while ((c = getopt_long(argc, argv, "+:H:c:hv", global_opts, NULL)) != -1)
+		if ((r = global_flag(cli, c, argv)) != 0)
+			return r < 0 ? r : 0;
+	if (optind >= argc) {
+		usage(stdout);
+		return 0;
+	}
+	cmd = find_command(argv[optind]);
+	if (cmd == NULL)
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "unknown command \"%.100s\" (berth --help lists them)",
+		                argv[optind]);
+	ctx_env_from_process(&env);
+	if (ctx_config_dir(&env, config_dir, &cli->err) < 0) {
+		cli->exit_code = CLI_EXIT_CMD;
+		return -1;
+	}
+	cli->config_dir = *config_dir;
+	r = cmd->fn(cli, argc - optind, argv + optind);
+	return r == -2 ? 0 : r;
+}
+
+#ifndef BERTH_CLI_NO_MAIN /* the unit tests link everything else */
+int main(int argc, char **argv)
+{
+	struct cli cli = {0};
+	char *config_dir = NULL;
+	int r;
+
+	r = run(&cli, argc, argv, &config_dir);
+	cli_conn_free(&cli);
+	free(config_dir);
+	fflush(stdout);
+	if (r >= 0)
+		return r;
+	fprintf(stderr, "berth: %s\n", cli.err.msg[0] ? cli.err.msg : "failed");
+	return cli.exit_code != 0 ? cli.exit_code : CLI_EXIT_CMD;
+}
+#endif
