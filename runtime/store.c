@@ -81,17 +81,36 @@ static char *sub(struct rt_store *s, const char *a, const char *b)
 	return b ? bh_asprintf("%s/%s/%s", s->root, a, b) : bh_asprintf("%s/%s", s->root, a);
 }
 
+/* Temp files of an interrupted bh_write_file_atomic ("<name>.tmp-XXXXXX"). */
+static void sweep_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ".tmp-") != NULL)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
 /* Removes tmp/ leftovers and layer dirs whose marker was never written
  * (a crash mid-commit): a half-unpacked layer must never be used. */
 static int sweep(struct rt_store *s, struct bh_err *err)
 {
 	cleanup_free char *tmp = sub(s, "tmp", NULL);
 	cleanup_free char *layers = sub(s, "layers/sha256", NULL);
+	cleanup_free char *blobs = sub(s, "blobs/sha256", NULL);
+	cleanup_free char *imagedb = sub(s, "imagedb/sha256", NULL);
 	DIR *d;
 	struct dirent *de;
 
 	if (bh_rm_rf(tmp, err) < 0 || bh_mkdir_p(tmp, 0700, err) < 0)
 		return -1;
+	sweep_tmp_files(blobs);
+	sweep_tmp_files(imagedb);
+	sweep_tmp_files(s->root);
 	d = opendir(layers);
 	if (d == NULL)
 		return bh_err_sys(err, errno, "open %s", layers);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -685,6 +687,159 @@ static void test_whiteouts_and_metadata(void **state)
 	assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
 }
 
+/* A crash mid-load leaves temp dirs and a layer dir without its marker:
+ * the next open removes both, and the image loads again. */
+static void test_open_sweeps_interrupted_work(void **state)
+{
+	struct fixture *f = *state;
+	cleanup_free char *half =
+	    bh_asprintf("%s/layers/sha256/%064d/root/bin", rt_store_path(f->s), 0);
+	cleanup_free char *tmp = bh_asprintf("%s/tmp/load-x/0", rt_store_path(f->s));
+	cleanup_free char *blob = bh_asprintf("%s/blobs/sha256/x.tmp-abc", rt_store_path(f->s));
+	struct bh_err err;
+
+	assert_ok(bh_mkdir_p(half, 0700, &err));
+	assert_ok(bh_mkdir_p(tmp, 0700, &err));
+	assert_ok(bh_write_file_atomic(blob, "", 0, 0600, &err));
+	rt_store_close(f->s);
+	assert_ok(rt_store_open(f->data_root, &f->s, &err));
+	assert_false(bh_path_exists(blob));
+	assert_store_empty(f);
+	assert_ok(rt_image_load_path(f->s, BERTH_TEST_IMAGE, NULL, &err));
+}
+
+struct loader {
+	struct rt_store *s;
+	int r;
+	struct bh_err err;
+};
+
+static void *load_thread(void *arg)
+{
+	struct loader *l = arg;
+
+	l->r = rt_image_load_path(l->s, BERTH_TEST_IMAGE, NULL, &l->err);
+	return NULL;
+}
+
+/* berthd loads on worker threads: concurrent loads of one image agree. */
+static void test_concurrent_loads(void **state)
+{
+	struct fixture *f = *state;
+	struct loader l[3];
+	pthread_t t[3];
+	json_t *list = NULL;
+	struct bh_err err;
+
+	for (size_t i = 0; i < N(t); i++) {
+		l[i] = (struct loader){.s = f->s};
+		assert_int_equal(pthread_create(&t[i], NULL, load_thread, &l[i]), 0);
+	}
+	for (size_t i = 0; i < N(t); i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (l[i].r != 0)
+			fail_msg("loader %zu: %s", i, l[i].err.msg);
+	}
+	assert_ok(rt_image_list(f->s, &list, &err));
+	assert_int_equal(json_array_size(list), 1);
+	assert_int_equal(store_count(f, "layers/sha256"), 1);
+	assert_int_equal(store_count(f, "tmp"), 0);
+	json_decref(list);
+}
+
+/* The body of POST /images/load may arrive through a pipe. */
+static void test_load_from_pipe(void **state)
+{
+	struct fixture *f = *state;
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	int p[2], status;
+	pid_t pid;
+	struct bh_err err;
+	char **loaded = NULL;
+
+	assert_ok(bh_read_file(BERTH_TEST_IMAGE, 64 << 20, &data, &len, &err));
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		for (size_t off = 0; off < len;) {
+			ssize_t n = write(p[1], data + off, len - off);
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	assert_ok(rt_image_load(f->s, p[0], "request body", &loaded, &err));
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_string_equal(loaded[0], "busybox:latest");
+	rt_image_strv_free(loaded);
+}
+
+/* The converted whiteouts and opaque dirs work as overlayfs lowerdirs. */
+static void test_whiteouts_in_overlayfs(void **state)
+{
+	struct fixture *f = *state;
+	const struct ent lower[] = {
+	    {"gone", F, "x", 0}, {"dir/old", F, "x", 0}, {"kept", F, "x", 0}};
+	const struct ent upper[] = {
+	    {".wh.gone", F, "", 0}, {"dir/.wh..wh..opq", F, "", 0}, {"dir/new", F, "y", 0}};
+	size_t llen = 0, ulen = 0;
+	cleanup_free char *ltar = make_tar(lower, N(lower), false, &llen);
+	cleanup_free char *utar = make_tar(upper, N(upper), true, &ulen);
+	cleanup_free char *ulayer = NULL, *config = NULL, *manifest = NULL;
+	cleanup_free char *path = fpath(f, "two.tar"), *mnt = fpath(f, "mnt");
+	cleanup_free char *opts = NULL, *p_gone = NULL, *p_old = NULL, *p_new = NULL,
+	                  *p_kept = NULL;
+	char lhex[65], uhex[65], id[RT_IMAGE_ID_LEN], **dirs = NULL;
+	struct bh_err err;
+	int r;
+
+	/* a two-layer image: the upper one (gzip'd) hides parts of the lower */
+	ulayer = make_tar(upper, N(upper), false, &ulen);
+	rt_store_sha256_hex(ltar, llen, lhex);
+	rt_store_sha256_hex(ulayer, ulen, uhex);
+	free(ulayer);
+	ulayer = make_tar(upper, N(upper), true, &ulen);
+	config = bh_asprintf("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\","
+	                     "\"sha256:%s\"]}}",
+	                     lhex, uhex);
+	manifest = bh_strdup("[{\"Config\":\"c.json\",\"RepoTags\":[\"two:1\"],"
+	                     "\"Layers\":[\"l.tar\",\"u.tar.gz\"]}]");
+	struct member m[] = {{"l.tar", ltar, llen},
+	                     {"u.tar.gz", ulayer, ulen},
+	                     {"c.json", config, strlen(config)},
+	                     {"manifest.json", manifest, strlen(manifest)}};
+	write_members(path, m, N(m));
+	assert_ok(rt_image_load_path(f->s, path, NULL, &err));
+	assert_ok(rt_image_resolve(f->s, "two:1", id, &err));
+	assert_ok(rt_image_layer_dirs(f->s, id, &dirs, &err));
+	assert_non_null(dirs[1]);
+	assert_int_equal(mkdir(mnt, 0755), 0);
+	opts = bh_asprintf("lowerdir=%s:%s", dirs[1], dirs[0]); /* uppermost first */
+	r = mount("overlay", mnt, "overlay", 0, opts);
+	rt_image_strv_free(dirs);
+	if (r < 0) {
+		fprintf(stderr, "SKIP: overlay mount failed: %s\n", strerror(errno));
+		skip();
+	}
+	p_gone = fpath(f, "mnt/gone");
+	p_old = fpath(f, "mnt/dir/old");
+	p_new = fpath(f, "mnt/dir/new");
+	p_kept = fpath(f, "mnt/kept");
+	bool gone = bh_path_exists(p_gone), old = bh_path_exists(p_old);
+	bool new = bh_path_exists(p_new), kept = bh_path_exists(p_kept);
+	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+	assert_false(gone);
+	assert_false(old);
+	assert_true(new);
+	assert_true(kept);
+}
+
 static void test_reference_normalisation(void **state)
 {
 	static const char *const cases[][2] = {
@@ -730,6 +885,10 @@ int main(void)
 	    T(test_attack_via_load_registers_nothing),
 	    T(test_limits),
 	    T(test_whiteouts_and_metadata),
+	    T(test_open_sweeps_interrupted_work),
+	    T(test_concurrent_loads),
+	    T(test_load_from_pipe),
+	    T(test_whiteouts_in_overlayfs),
 	    T(test_reference_normalisation),
 	};
 
