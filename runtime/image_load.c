@@ -25,6 +25,7 @@
 #define MAX_LAYERS      500 /* per image; overlayfs stops near 500 lowerdirs */
 #define MAX_INDEX_DEPTH 2
 #define READ_BLOCK      65536
+#define MAX_CONFIGS     (64u << 20) /* all configs of one load, held in memory */
 
 #define MT_OCI_INDEX   "application/vnd.oci.image.index.v1+json"
 #define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -56,7 +57,9 @@ struct load {
 	char *stage;
 	struct member *m;
 	size_t nm;
+	size_t entries; /* outer tar entries read, for messages */
 	uint64_t total;
+	uint64_t config_bytes; /* configs held in memory until commit */
 	struct pending_layer *pl;
 	size_t npl;
 	struct loaded_image *img;
@@ -97,11 +100,15 @@ static char *norm_path(const char *dir, const char *name)
 static int archive_fail(struct load *l, struct archive *a, const char *name)
 {
 	const char *msg = archive_error_string(a);
+	const char *what;
 
 	msg = msg ? msg : "unknown error";
-	return bh_err_set(l->err, EINVAL, "%s archive at entry %zu (%s): %s",
-	                  strstr(msg, "runcated") ? "truncated" : "corrupt", l->nm + 1,
-	                  name ? name : "?", msg);
+	what = strstr(msg, "runcated") ? "truncated" : "corrupt";
+	if (name == NULL)
+		return bh_err_set(l->err, EINVAL, "%s archive at entry %zu: %s", what, l->entries,
+		                  msg);
+	return bh_err_set(l->err, EINVAL, "%s archive at entry %zu (%s): %s", what, l->entries,
+	                  name, msg);
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -166,7 +173,7 @@ static int stage_entry(struct load *l, struct archive *a, struct archive_entry *
 
 	if (name == NULL || strlen(name) > MAX_MEMBER_NAME ||
 	    (m.name = norm_path("", name)) == NULL)
-		return bh_err_set(l->err, EINVAL, "archive entry %zu: bad name", l->nm + 1);
+		return bh_err_set(l->err, EINVAL, "archive entry %zu: bad name", l->entries);
 	dir = bh_strdup(m.name);
 	*(strrchr(dir, '/') ? strrchr(dir, '/') : dir) = '\0';
 	is_link = hard || archive_entry_filetype(e) == AE_IFLNK;
@@ -201,8 +208,9 @@ static int read_outer(struct load *l, int fd)
 		int ar = archive_read_next_header(a, &e);
 		if (ar == ARCHIVE_EOF)
 			break;
+		l->entries++;
 		if (ar < ARCHIVE_WARN)
-			r = archive_fail(l, a, l->nm ? l->m[l->nm - 1].name : NULL);
+			r = archive_fail(l, a, NULL);
 		else if (l->nm >= MAX_MEMBERS)
 			r = bh_err_set(l->err, EFBIG, "archive has more than %d entries",
 			               MAX_MEMBERS);
@@ -437,6 +445,9 @@ static int load_image(struct load *l, struct member *cfgm, struct member **layer
 
 	bh_strlcpy(img.hex, cfgm->hex, sizeof(img.hex));
 	r = read_member(l, cfgm, &img.config, &img.config_len);
+	l->config_bytes += img.config_len;
+	if (r == 0 && l->config_bytes > MAX_CONFIGS)
+		r = bh_err_set(l->err, EFBIG, "image configs larger than %u bytes", MAX_CONFIGS);
 	if (r == 0 && ((config = json_loadb(img.config, img.config_len, 0, &je)) == NULL ||
 	               !json_is_object(config)))
 		r = bh_err_set(l->err, EINVAL, "%s: bad image config", cfgm->name);
