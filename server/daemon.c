@@ -2,11 +2,13 @@
  * sockets, signals, the pid file that says "ready", and the clean exit. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,6 +89,39 @@ bool srv_tcp_in_use(const char *host, int port)
 	in_use = bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE;
 	close(fd);
 	return in_use;
+}
+
+static bool is_listening_socket(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+void srv_stop_accepting(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int quiet, n = 0;
+	long fd;
+
+	if (d == NULL)
+		return;
+	/* The fd numbers stay valid for lws (it closes them at the end), but
+	 * now name a silent eventfd: the kernel drops the listening socket. */
+	quiet = eventfd(0, EFD_CLOEXEC);
+	while (quiet >= 0 && (de = readdir(d)) != NULL) {
+		if (bh_parse_long(de->d_name, 0, INT32_MAX, &fd) < 0 || fd == dirfd(d) ||
+		    !is_listening_socket((int)fd))
+			continue;
+		if (dup3(quiet, (int)fd, O_CLOEXEC) >= 0)
+			n++;
+	}
+	closedir(d);
+	if (quiet >= 0)
+		close(quiet);
+	bh_debug("closed %d listening socket(s)", n);
 }
 
 /* A stable random ID per data root, like dockerd's engine ID. */

@@ -324,6 +324,9 @@ void srv_reload_tls(struct srv_server *srv);
 /* Unix-socket preparation: refuse a live socket, remove a stale one. */
 int srv_unix_prepare(const char *path, struct bh_err *err);
 int srv_unix_peer_identity(int fd, struct srv_identity *id);
+/* Graceful stop: every listening socket of the process stops accepting;
+ * new connections are refused while accepted ones carry on. */
+void srv_stop_accepting(void);
 /* After a failed listen: is host:port taken by someone else? */
 bool srv_tcp_in_use(const char *host, int port);
 

@@ -79,11 +79,13 @@ static int read_query(struct lws *wsi, struct srv_req *req, struct bh_err *err)
 	char frag[4096];
 
 	for (int i = 0;; i++) {
-		int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
-		if (n < 0)
+		int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (len <= 0)
+			return 0; /* no more arguments */
+		if ((size_t)len >= sizeof(frag))
 			return bh_err_set(err, EINVAL, "query argument too long");
-		if (n == 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) == 0)
-			return 0;
+		if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+			return bh_err_set(err, EINVAL, "bad query argument");
 		if (srv_query_add(&req->query, frag, err) < 0)
 			return -1;
 	}
@@ -377,7 +379,9 @@ static void begin_stop(struct srv_server *srv)
 	bh_info("stopping: no new connections, %d request(s) in flight", srv->inflight);
 	srv->stopping = true;
 	srv->stop_deadline = bh_now_ms() + SRV_STOP_GRACE_MS;
-	lws_context_deprecate(srv->ctx, NULL); /* closes the listen sockets */
+	/* lws_context_deprecate() of lws 4.1.6 touches a freed wsi and crashes:
+	 * close the listen sockets underneath lws instead. */
+	srv_stop_accepting();
 	/* Only to wake the loop at the deadline. */
 	lws_sul_schedule(srv->ctx, 0, &grace, stop_deadline,
 	                 (lws_usec_t)SRV_STOP_GRACE_MS * LWS_US_PER_MS + 1000);
@@ -467,11 +471,12 @@ static void vhost_info(struct srv_listener *l, struct lws_context_creation_info 
 		return;
 	}
 	info->port = l->spec.port;
-	if (strcmp(l->spec.host, "0.0.0.0") == 0) {
+	/* An IPv4 address on lws's default IPv6 socket is silently ignored and
+	 * the port opens on every interface: use an IPv4 socket for IPv4. */
+	if (strchr(l->spec.host, ':') == NULL)
 		info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	} else if (strcmp(l->spec.host, "::") != 0) {
+	if (strcmp(l->spec.host, "0.0.0.0") != 0 && strcmp(l->spec.host, "::") != 0)
 		info->iface = l->spec.host;
-	}
 }
 
 static int listen_error(struct srv_listener *l, struct bh_err *err)
