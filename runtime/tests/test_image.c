@@ -79,15 +79,16 @@ static void add_entry(struct archive *w, const struct ent *e)
 }
 
 /* A tar of ents in memory (gzip'd if asked); caller frees. */
-static char *make_tar(const struct ent *ents, size_t n, bool gz, size_t *len)
+/* filter: NULL, "gzip" or "zstd". */
+static char *make_tar(const struct ent *ents, size_t n, const char *filter, size_t *len)
 {
 	size_t cap = 1 << 20;
 	char *buf = bh_malloc(cap);
 	struct archive *w = archive_write_new();
 
 	archive_write_set_format_pax_restricted(w);
-	if (gz)
-		archive_write_add_filter_gzip(w);
+	if (filter)
+		assert_int_equal(archive_write_add_filter_by_name(w, filter), ARCHIVE_OK);
 	assert_int_equal(archive_write_open_memory(w, buf, cap, len), ARCHIVE_OK);
 	for (size_t i = 0; i < n; i++)
 		add_entry(w, &ents[i]);
@@ -333,7 +334,7 @@ static int unpack(struct fixture *f, const struct ent *ents, size_t n,
                   const struct rt_layer_limits *lim, struct bh_err *err)
 {
 	size_t len = 0;
-	cleanup_free char *tar = make_tar(ents, n, false, &len);
+	cleanup_free char *tar = make_tar(ents, n, NULL, &len);
 	cleanup_free char *layer = fpath(f, "layer");
 	cleanup_close int rootfd = open(layer, O_RDONLY | O_DIRECTORY);
 	struct rt_layer_limits def;
@@ -514,9 +515,11 @@ static void test_corrupt_layer_registers_nothing(void **state)
 	const struct ent good[] = {{"hello", F, "good", 0}};
 	const struct ent bad[] = {{"hello", F, "evil", 0}};
 	size_t glen = 0, blen = 0, plen = 0;
-	cleanup_free char *gtar = make_tar(good, 1, false, &glen);
-	cleanup_free char *btar = make_tar(bad, 1, true, &blen);
-	cleanup_free char *plain = make_tar(bad, 1, false, &plen);
+	cleanup_free char *gtar = make_tar(good, 1, NULL, &glen);
+	cleanup_free char *btar = make_tar(bad, 1, "gzip", &blen);
+	cleanup_free char *plain = make_tar(bad, 1, NULL, &plen);
+	size_t zlen = 0;
+	cleanup_free char *ztar = make_tar(bad, 1, "zstd", &zlen);
 	cleanup_free char *path = fpath(f, "corrupt.tar");
 	struct bh_err err;
 
@@ -524,8 +527,10 @@ static void test_corrupt_layer_registers_nothing(void **state)
 	assert_int_equal(rt_image_load_path(f->s, path, NULL, &err), -1);
 	assert_non_null(strstr(err.msg, "diff id"));
 	assert_store_empty(f);
-	/* the same layer with its true diff id loads (gzip'd) */
+	/* the same layer with its true diff id loads, gzip'd or zstd'd */
 	make_image(path, "fine:1", btar, blen, plain, plen);
+	assert_ok(rt_image_load_path(f->s, path, NULL, &err));
+	make_image(path, "fine:2", ztar, zlen, plain, plen);
 	assert_ok(rt_image_load_path(f->s, path, NULL, &err));
 }
 
@@ -630,7 +635,7 @@ static void test_attack_via_load_registers_nothing(void **state)
 	struct fixture *f = *state;
 	const struct ent ents[] = {{"ok", F, "fine", 0}, {"../../../outside/evil", F, "x", 0}};
 	size_t len = 0;
-	cleanup_free char *tar = make_tar(ents, N(ents), false, &len);
+	cleanup_free char *tar = make_tar(ents, N(ents), NULL, &len);
 	cleanup_free char *path = fpath(f, "evil.tar");
 	struct bh_err err;
 
@@ -789,8 +794,7 @@ static void test_whiteouts_in_overlayfs(void **state)
 	const struct ent upper[] = {
 	    {".wh.gone", F, "", 0}, {"dir/.wh..wh..opq", F, "", 0}, {"dir/new", F, "y", 0}};
 	size_t llen = 0, ulen = 0;
-	cleanup_free char *ltar = make_tar(lower, N(lower), false, &llen);
-	cleanup_free char *utar = make_tar(upper, N(upper), true, &ulen);
+	cleanup_free char *ltar = make_tar(lower, N(lower), NULL, &llen);
 	cleanup_free char *ulayer = NULL, *config = NULL, *manifest = NULL;
 	cleanup_free char *path = fpath(f, "two.tar"), *mnt = fpath(f, "mnt");
 	cleanup_free char *opts = NULL, *p_gone = NULL, *p_old = NULL, *p_new = NULL,
@@ -800,11 +804,11 @@ static void test_whiteouts_in_overlayfs(void **state)
 	int r;
 
 	/* a two-layer image: the upper one (gzip'd) hides parts of the lower */
-	ulayer = make_tar(upper, N(upper), false, &ulen);
+	ulayer = make_tar(upper, N(upper), NULL, &ulen);
 	rt_store_sha256_hex(ltar, llen, lhex);
 	rt_store_sha256_hex(ulayer, ulen, uhex);
 	free(ulayer);
-	ulayer = make_tar(upper, N(upper), true, &ulen);
+	ulayer = make_tar(upper, N(upper), "gzip", &ulen);
 	config = bh_asprintf("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\","
 	                     "\"sha256:%s\"]}}",
 	                     lhex, uhex);
