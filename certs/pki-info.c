@@ -110,11 +110,12 @@ static int next_ext(unsigned char **p, const unsigned char *end, mbedtls_asn1_bu
 static void walk_extensions(const mbedtls_x509_crt *crt, struct pki_cert_info *info)
 {
 	unsigned char *p = crt->v3_ext.p;
-	const unsigned char *end = p + crt->v3_ext.len;
+	const unsigned char *end;
 	size_t len;
 
-	if (p == NULL || crt->v3_ext.len == 0)
+	if (p == NULL || crt->v3_ext.len == 0) /* v1/v2 certificates */
 		return;
+	end = p + crt->v3_ext.len;
 	if (*p == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 3)) {
 		if (mbedtls_asn1_get_tag(&p, end, &len, *p) != 0)
 			return;
