@@ -7,24 +7,6 @@
 
 #include "client/client-internal.h"
 
-struct cli_cmd {
-	const char *name;
-	cli_cmd_fn fn;
-	const char *help;
-};
-
-/* Flat on purpose: later commands (run, ps, exec, ...) add one line each. */
-static const struct cli_cmd commands[] = {
-#ifdef BERTH_HAVE_CMD_CERTS
-    {"certs", cmd_certs, "Make a CA, issue server and client certificates, inspect them"},
-#endif
-    {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
-    {"info", cmd_info, "Show what the daemon knows about its host"},
-    {"version", cmd_version, "Show the client and daemon versions"},
-};
-
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
-
 int cli_fail(struct cli *cli, int exit_code, const char *fmt, ...)
 {
 	va_list ap;
@@ -115,6 +97,26 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
 		pos[npos++] = argv[optind++];
 	return npos;
 }
+
+#ifndef BERTH_CLI_NO_MAIN /* the unit tests link everything but the entry point */
+
+struct cli_cmd {
+	const char *name;
+	cli_cmd_fn fn;
+	const char *help;
+};
+
+/* Flat on purpose: later commands (run, ps, exec, ...) add one line each. */
+static const struct cli_cmd commands[] = {
+#ifdef BERTH_HAVE_CMD_CERTS
+    {"certs", cmd_certs, "Make a CA, issue server and client certificates, inspect them"},
+#endif
+    {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
+    {"info", cmd_info, "Show what the daemon knows about its host"},
+    {"version", cmd_version, "Show the client and daemon versions"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
@@ -211,7 +213,6 @@ static int run(struct cli *cli, int argc, char **argv, char **config_dir)
 	return r == -2 ? 0 : r;
 }
 
-#ifndef BERTH_CLI_NO_MAIN /* the unit tests link everything else */
 int main(int argc, char **argv)
 {
 	struct cli cli = {0};
