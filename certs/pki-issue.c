@@ -60,8 +60,9 @@ static int check_names(const char *const *hosts, size_t n_hosts, const char *con
 }
 
 /* days > 0: from an hour ago until now + days; days < 0: one day of validity
- * that ended |days| days ago (expired certs for tests). */
-static void leaf_validity(int days, struct pki_cert_spec *spec)
+ * that ended |days| days ago (expired certs for tests).  Never past ca_end:
+ * a leaf cannot outlive the CA that vouches for it. */
+static void leaf_validity(int days, int64_t ca_end, struct pki_cert_spec *spec)
 {
 	int64_t now = (int64_t)time(NULL);
 
@@ -74,6 +75,8 @@ static void leaf_validity(int days, struct pki_cert_spec *spec)
 		spec->not_after = now + (int64_t)days * PKI_DAY;
 		spec->not_before = spec->not_after - PKI_DAY;
 	}
+	if (spec->not_after > ca_end)
+		spec->not_after = ca_end;
 }
 
 /* The directory holds keys: create it 0700, and tighten it if it exists. */
@@ -132,7 +135,7 @@ static void init_pems_free(struct init_pems *p)
 }
 
 static int make_ca(struct pki_rng *rng, mbedtls_pk_context *key, char *name, size_t name_cap,
-                   struct pki_pem_pair *out, struct bh_err *err)
+                   int64_t not_after, struct pki_pem_pair *out, struct bh_err *err)
 {
 	struct pki_cert_spec spec = {.kind = PKI_KIND_CA};
 	unsigned char id[4];
@@ -146,7 +149,7 @@ static int make_ca(struct pki_rng *rng, mbedtls_pk_context *key, char *name, siz
 	snprintf(name, name_cap, "O=berth,CN=berth CA %s", hex);
 	spec.subject = name;
 	spec.not_before = now - PKI_SKEW_SECONDS;
-	spec.not_after = now + (int64_t)PKI_CA_DAYS * PKI_DAY;
+	spec.not_after = not_after;
 	return pki_pair_make(rng, &spec, NULL, key, out, err);
 }
 
@@ -163,12 +166,13 @@ static int make_init_pems(struct pki_rng *rng, const struct pki_init_opts *o, st
 	                            .ips = o->ips,
 	                            .n_ips = o->n_ips};
 	struct pki_cert_spec adm = {.kind = PKI_KIND_CLIENT, .subject = "O=berth,CN=admin"};
+	int64_t ca_end = (int64_t)time(NULL) + (int64_t)PKI_CA_DAYS * PKI_DAY;
 	int r;
 
 	mbedtls_pk_init(&ca_key);
-	leaf_validity(o->days, &srv);
-	leaf_validity(o->days, &adm);
-	r = make_ca(rng, &ca_key, ca_name, sizeof(ca_name), &out->ca, err);
+	leaf_validity(o->days, ca_end, &srv);
+	leaf_validity(o->days, ca_end, &adm);
+	r = make_ca(rng, &ca_key, ca_name, sizeof(ca_name), ca_end, &out->ca, err);
 	if (r == 0)
 		r = pki_pair_make(rng, &srv, &issuer, NULL, &out->server, err);
 	if (r == 0)
@@ -287,7 +291,7 @@ static int issue_make(const struct pki_issue_opts *o, struct ca *ca, struct pki_
 
 	snprintf(subject, sizeof(subject), "O=berth,CN=%s", o->name);
 	spec.kind = o->eku == PKI_EKU_SERVER ? PKI_KIND_SERVER : PKI_KIND_CLIENT;
-	leaf_validity(o->days, &spec);
+	leaf_validity(o->days, pki_time_from_x509(&ca->crt.valid_to), &spec);
 	if (pki_rng_init(&rng, err) < 0)
 		return -1;
 	r = pki_pair_make(&rng, &spec, &issuer, NULL, pp, err);

@@ -39,7 +39,8 @@ static const char usage_init[] =
     "  --dir DIR      where to write (required)\n"
     "  --host NAME    extra DNS name for the server certificate (repeatable)\n"
     "  --ip ADDR      extra IPv4/IPv6 address for the server certificate (repeatable)\n"
-    "  --days N       validity of the server and client certificates (default 365)\n"
+    "  --days N       validity of the server and client certificates (default 365;\n"
+    "                 never past the CA's own expiry)\n"
     "  --force        replace an existing CA in DIR (certs it signed stop working)\n";
 
 static const char usage_issue[] =
@@ -53,9 +54,10 @@ static const char usage_issue[] =
     "Options:\n"
     "  --ca-dir DIR   the CA's directory (required)\n"
     "  --out OUTDIR   where to write (required; created 0700, key 0600)\n"
-    "  --days N       validity in days from now (default 365).  A NEGATIVE N makes an\n"
-    "                 already EXPIRED certificate (for tests): its one day of validity\n"
-    "                 ended |N| days ago, so '--days -1' expired yesterday\n"
+    "  --days N       validity in days from now (default 365; never past the CA's\n"
+    "                 expiry).  A NEGATIVE N makes an already EXPIRED certificate\n"
+    "                 (for tests): its one day of validity ended |N| days ago, so\n"
+    "                 '--days -1' expired yesterday\n"
     "  --server       issue a serverAuth-only certificate instead (for tests: such a\n"
     "                 cert must be refused as a client certificate); still written as\n"
     "                 cert.pem/key.pem and with the SANs of a server certificate\n"

@@ -223,6 +223,23 @@ static void test_default_days(void **state)
 	assert_int_not_equal(checkend(srv, (PKI_DEFAULT_DAYS + 1) * 86400L), 0);
 }
 
+static void test_leaf_never_outlives_ca(void **state)
+{
+	cleanup_free char *dir = tpath("pki");
+	cleanup_free char *ca = tpath("pki/ca.pem");
+	cleanup_free char *srv = tpath("pki/server-cert.pem");
+	struct pki_cert_info ci, si;
+	struct bh_err err;
+
+	do_init(dir, PKI_MAX_DAYS, false);
+	assert_int_equal(pki_cert_info_from_file(ca, &ci, &err), 0);
+	assert_int_equal(pki_cert_info_from_file(srv, &si, &err), 0);
+	assert_true(si.not_after <= ci.not_after);
+	assert_true(si.not_after > ci.not_after - 60);
+	pki_cert_info_free(&ci);
+	pki_cert_info_free(&si);
+}
+
 static void normalise_fingerprint(const char *in, char *out, size_t cap)
 {
 	const char *p = strchr(in, '=');
@@ -591,6 +608,36 @@ static void test_info_openssl_made(void **state)
 	pki_cert_info_free(&info);
 }
 
+/* Regression (found by fuzz_cert_info): a v1 certificate has no extensions
+ * and the extension walk did pointer arithmetic on NULL (clang's UBSan flags
+ * that; gcc's does not). */
+static void test_info_v1_cert(void **state)
+{
+	cleanup_free char *key = tpath("v1-key.pem");
+	cleanup_free char *csr = tpath("v1.csr");
+	cleanup_free char *cert = tpath("v1.pem");
+	cleanup_free char *o1 = NULL, *o2 = NULL, *o3 = NULL;
+	struct pki_cert_info info;
+	struct bh_err err;
+
+	assert_int_equal(run(&o1, "openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+	                     "-out", key, NULL),
+	                 0);
+	assert_int_equal(
+	    run(&o2, "openssl", "req", "-new", "-key", key, "-subj", "/CN=v1", "-out", csr, NULL),
+	    0);
+	assert_int_equal(run(&o3, "openssl", "x509", "-req", "-in", csr, "-signkey", key, "-days",
+	                     "1", "-out", cert, NULL),
+	                 0);
+	assert_int_equal(pki_cert_info_from_file(cert, &info, &err), 0);
+	assert_int_equal(info.version, 1);
+	assert_string_equal(info.common_name, "v1");
+	assert_int_equal(info.n_dns_sans + info.n_ip_sans, 0);
+	assert_int_equal(info.eku, 0);
+	assert_false(info.is_ca);
+	pki_cert_info_free(&info);
+}
+
 static void test_info_hostile_der(void **state)
 {
 	cleanup_free char *dir = tpath("pki");
@@ -740,6 +787,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_init_openssl_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_init_validity, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_days, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leaf_never_outlives_ca, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fingerprint_matches_openssl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_existing_ca, setup, teardown),
@@ -753,6 +801,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_issue_needs_ca, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_info_ours, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_info_openssl_made, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_info_v1_cert, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_info_hostile_der, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_info_not_a_cert, setup, teardown),
 	    cmocka_unit_test(test_checks),
