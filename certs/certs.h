@@ -28,13 +28,17 @@ struct pki_init_opts {
 };
 
 /* Writes ca.pem, ca-key.pem, server-cert.pem, server-key.pem, cert.pem, key.pem
- * into o->dir (created 0700; keys 0600).  The server cert always carries the
- * SANs localhost and 127.0.0.1 and EKU serverAuth; cert.pem is an admin client
- * cert (CN=admin, EKU clientAuth).  Refuses an existing CA unless o->force. */
+ * into o->dir (created 0700, or tightened to 0700; keys 0600, certs 0644).
+ * The server cert (CN=berthd) always carries the SANs localhost, 127.0.0.1 and
+ * ::1 and EKU serverAuth; cert.pem is an admin client cert (CN=admin, EKU
+ * clientAuth).  Subjects are "O=berth, CN=..." (CN last); the CA's CN carries a
+ * random suffix.  Refuses an existing CA unless o->force.  Each file is written
+ * atomically, the CA last; the set of six is not one transaction. */
 int pki_init(const struct pki_init_opts *o, struct bh_err *err);
 
 /* Issues a client cert with CN=name signed by the CA in ca_dir, written to
- * out_dir as ca.pem, cert.pem, key.pem (the docker CLI's names). */
+ * out_dir as ca.pem, cert.pem, key.pem (the docker CLI's names).  Replaces
+ * existing files there (pki_issue with force).  See pki_issue for days. */
 int pki_issue_client(const char *name, const char *ca_dir, const char *out_dir, int days,
                      struct bh_err *err);
 
@@ -74,8 +78,8 @@ int pki_check_name(const char *name, struct bh_err *err); /* CN: printable, no ,
 struct pki_cert_info {
 	char subject[512];
 	char issuer[512];
-	char common_name[256];
-	char **dns_sans; /* owned */
+	char common_name[256]; /* the LAST CN of the subject; "" if none */
+	char **dns_sans;       /* owned */
 	size_t n_dns_sans;
 	char **ip_sans; /* owned, text form */
 	size_t n_ip_sans;

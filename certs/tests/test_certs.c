@@ -21,11 +21,13 @@
 
 extern char **environ;
 
-static char tmpdir[64];
+static char tmpdir[256];
 
 static int setup(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/berth-certs-XXXXXX");
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/berth-certs-XXXXXX", base && *base ? base : "/tmp");
 	return mkdtemp(tmpdir) == NULL ? -1 : 0;
 }
 
