@@ -362,6 +362,41 @@ static void test_bad_input_writes_nothing(void **state)
 
 /* ---- pairs ------------------------------------------------------------------- */
 
+/* The most names we allow, each as long as DNS allows, fit our buffers. */
+static void test_max_sans(void **state)
+{
+	static char names[PKI_MAX_SANS + 1][254];
+	const char *hosts[PKI_MAX_SANS + 1];
+	cleanup_free char *dir = tpath("big");
+	cleanup_free char *ca = tpath("big/ca.pem");
+	cleanup_free char *srv = tpath("big/server-cert.pem");
+	cleanup_free char *out = NULL;
+	struct pki_init_opts o = {.dir = dir, .hosts = hosts, .n_hosts = PKI_MAX_SANS + 1};
+	struct pki_cert_info info;
+	struct bh_err err;
+
+	for (int i = 0; i <= PKI_MAX_SANS; i++) {
+		/* four labels of 62-63 chars: 253 bytes, unique by the prefix */
+		memset(names[i], 'a', 253);
+		names[i][63] = names[i][127] = names[i][191] = '.';
+		snprintf(names[i], 4, "%03d", i);
+		names[i][3] = 'a';
+		names[i][253] = '\0';
+		hosts[i] = names[i];
+	}
+	assert_true(pki_init(&o, &err) < 0);
+	assert_int_equal(err.code, E2BIG);
+	assert_false(bh_path_exists(dir));
+	o.n_hosts = PKI_MAX_SANS;
+	if (pki_init(&o, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(pki_cert_info_from_file(srv, &info, &err), 0);
+	assert_int_equal(info.n_dns_sans, PKI_MAX_SANS + 1); /* + localhost */
+	assert_string_equal(info.dns_sans[PKI_MAX_SANS], names[PKI_MAX_SANS - 1]);
+	pki_cert_info_free(&info);
+	assert_int_equal(run(&out, "openssl", "verify", "-CAfile", ca, srv, NULL), 0);
+}
+
 static void test_check_pair(void **state)
 {
 	cleanup_free char *dir = tpath("pki");
@@ -794,6 +829,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_existing_ca, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_sans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_check_pair, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_issue_client, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_issue_expired, setup, teardown),
