@@ -372,3 +372,44 @@ out:
 	rt_image_strv_free(ids);
 	return r < 0 ? bh_err_wrap(err, "list images") : 0;
 }
+
+static json_t *inspect_doc(const char *id, json_t *config, json_t *tags, json_int_t size)
+{
+	json_t *cfg = json_object_get(config, "config");
+	json_t *rootfs = json_object_get(config, "rootfs");
+	const char *created = json_string_value(json_object_get(config, "created"));
+	const char *arch = json_string_value(json_object_get(config, "architecture"));
+	const char *os = json_string_value(json_object_get(config, "os"));
+	const char *author = json_string_value(json_object_get(config, "author"));
+	json_t *layers = json_object_get(rootfs, "diff_ids");
+
+	layers = json_is_array(layers) ? json_incref(layers) : json_array();
+	return json_pack(
+	    "{ss so s[] ss ss ss ss ss sO ss ss sI sI s{ss so} s{ss}}", "Id", id, "RepoTags",
+	    tags ? json_incref(tags) : json_array(), "RepoDigests", "Parent", "", "Comment", "",
+	    "Created", created ? created : "1970-01-01T00:00:00Z", "DockerVersion", "", "Author",
+	    author ? author : "", "Config", json_is_object(cfg) ? cfg : json_null(), "Architecture",
+	    arch ? arch : "", "Os", os ? os : "", "Size", size, "VirtualSize", size, "RootFS",
+	    "Type", "layers", "Layers", layers, "Metadata", "LastTagTime", "0001-01-01T00:00:00Z");
+}
+
+int rt_image_inspect(struct rt_store *s, const char *id, json_t **out, struct bh_err *err)
+{
+	json_t *config = NULL, *rec = NULL, *index = NULL, *tags = NULL;
+	char hex[65];
+	int r = -1;
+
+	if (id_hex(id, hex, err) < 0 || rt_image_config(s, id, &config, err) < 0)
+		return -1;
+	if (rt_store_image_get(s, hex, &rec, err) == 0 && rt_store_tags_read(s, &index, err) == 0) {
+		tags = tags_by_id(index);
+		*out = inspect_doc(id, config, json_object_get(tags, id),
+		                   json_integer_value(json_object_get(rec, "size")));
+		r = *out ? 0 : bh_err_set(err, EIO, "image %s: cannot build inspect document", id);
+	}
+	json_decref(tags);
+	json_decref(index);
+	json_decref(rec);
+	json_decref(config);
+	return r;
+}

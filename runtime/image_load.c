@@ -48,7 +48,8 @@ struct loaded_image {
 	char hex[65]; /* config digest = image id */
 	char *config;
 	size_t config_len;
-	char **refs; /* normalised, NULL-terminated */
+	char **refs;  /* normalised, NULL-terminated */
+	char **diffs; /* diff id hexes, NULL-terminated */
 	uint64_t size;
 };
 
@@ -414,7 +415,7 @@ static int add_refs(struct load *l, struct loaded_image *img, const char *const 
 }
 
 static int load_layers(struct load *l, json_t *config, struct member **layers, size_t n,
-                       uint64_t *total)
+                       struct loaded_image *img)
 {
 	json_t *diffs = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
 	char hex[65];
@@ -422,13 +423,15 @@ static int load_layers(struct load *l, json_t *config, struct member **layers, s
 	if (!json_is_array(diffs) || json_array_size(diffs) != n)
 		return bh_err_set(l->err, EINVAL, "config has %zu diff_ids for %zu layers",
 		                  json_array_size(diffs), n);
+	img->diffs = bh_calloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
 		uint64_t sz = 0;
 		if (rt_store_digest_hex(json_string_value(json_array_get(diffs, i)), hex) < 0)
 			return bh_err_set(l->err, EINVAL, "config: diff_id %zu is not sha256", i);
 		if (ensure_layer(l, layers[i], hex, &sz) < 0)
 			return -1;
-		*total += sz;
+		img->size += sz;
+		img->diffs[i] = bh_strdup(hex);
 	}
 	return 0;
 }
@@ -454,7 +457,7 @@ static int load_image(struct load *l, struct member *cfgm, struct member **layer
 	if (r == 0)
 		r = add_refs(l, &img, tags, ntags);
 	if (r == 0)
-		r = load_layers(l, config, layers, n, &img.size);
+		r = load_layers(l, config, layers, n, &img);
 	json_decref(config);
 	l->img = bh_realloc(l->img, (l->nimg + 1) * sizeof(*l->img));
 	l->img[l->nimg++] = img; /* freed with the load */
@@ -663,10 +666,23 @@ static int load_images(struct load *l)
 	    "neither manifest.json nor index.json: not a docker-archive or OCI layout");
 }
 
+/* A layer found in the store while loading may have been removed since
+ * (rt_image_remove runs under the same mutex): re-check under it. */
+static int layers_still_present(struct load *l)
+{
+	for (size_t i = 0; i < l->nimg; i++)
+		for (char **d = l->img[i].diffs; d && *d; d++)
+			if (!rt_store_layer_present(l->s, *d))
+				return bh_err_set(
+				    l->err, EAGAIN,
+				    "layer sha256:%s was removed during the load; retry", *d);
+	return 0;
+}
+
 static int commit_images(struct load *l)
 {
 	json_t *index = NULL;
-	int r = 0;
+	int r = layers_still_present(l);
 
 	for (size_t i = 0; r == 0 && i < l->nimg; i++) {
 		struct loaded_image *img = &l->img[i];
@@ -744,6 +760,7 @@ static void load_free(struct load *l)
 	for (size_t i = 0; i < l->nimg; i++) {
 		free(l->img[i].config);
 		rt_image_strv_free(l->img[i].refs);
+		rt_image_strv_free(l->img[i].diffs);
 	}
 	free(l->img);
 	if (l->stage)

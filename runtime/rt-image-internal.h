@@ -64,5 +64,13 @@ int rt_store_tags_write(struct rt_store *s, json_t *index, struct bh_err *err);
 void rt_store_tags_set(json_t *index, const char *ref, const char *id);
 /* The id ref points to, or NULL (borrowed from index). */
 const char *rt_store_tags_get(json_t *index, const char *ref);
+void rt_store_tags_del(json_t *index, const char *ref);
+/* The normalised refs pointing at id ("sha256:..."); NULL-terminated. */
+char **rt_store_tags_of(json_t *index, const char *id);
+
+/* Removal (caller holds s->lock): the imagedb record and config blob; a
+ * layer dir, marker first. */
+int rt_store_image_del(struct rt_store *s, const char *hex, struct bh_err *err);
+int rt_store_layer_remove(struct rt_store *s, const char *diffid_hex, struct bh_err *err);
 
 #endif

@@ -20,6 +20,7 @@
 #ifndef BERTH_RT_IMAGE_H
 #define BERTH_RT_IMAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -71,6 +72,20 @@ int rt_image_config(struct rt_store *s, const char *id, json_t **config, struct 
 /* The unpacked layer root directories of image id, lowest first (the order
  * overlayfs wants reversed in lowerdir=).  *dirs is NULL-terminated. */
 int rt_image_layer_dirs(struct rt_store *s, const char *id, char ***dirs, struct bh_err *err);
+
+/* GET /images/{name}/json: a new object with Docker's ImageInspect fields
+ * (Id, RepoTags, RepoDigests, Parent, Comment, Created, DockerVersion,
+ * Author, Config, Architecture, Os, Size, VirtualSize, RootFS, Metadata). */
+int rt_image_inspect(struct rt_store *s, const char *id, json_t **out, struct bh_err *err);
+
+/* DELETE /images/{name}: by tag, untags it and deletes the image when that
+ * was its last tag; by id, deletes the image and all its tags (err->code
+ * EBUSY, "must be forced", when it has several tags and !force).  Layers no
+ * other image uses are deleted.  *report (may be NULL) is Docker's reply:
+ * [{"Untagged": ref}, {"Deleted": "sha256:..."}].  The runtime does not know
+ * about containers: the caller must refuse (409) while one uses the image. */
+int rt_image_remove(struct rt_store *s, const char *ref, bool force, json_t **report,
+                    struct bh_err *err);
 
 /* Points ref (normalised, e.g. "busybox" -> docker.io/library/busybox:latest)
  * at image id, replacing an older target. */

@@ -405,3 +405,59 @@ const char *rt_store_tags_get(json_t *index, const char *ref)
 
 	return json_string_value(json_object_get(tags, ref));
 }
+
+void rt_store_tags_del(json_t *index, const char *ref)
+{
+	cleanup_free char *repo = repo_of(ref);
+	json_t *repos = json_object_get(index, "Repositories");
+	json_t *tags = json_object_get(repos, repo);
+
+	json_object_del(tags, ref);
+	if (json_is_object(tags) && json_object_size(tags) == 0)
+		json_object_del(repos, repo);
+}
+
+char **rt_store_tags_of(json_t *index, const char *id)
+{
+	char **v = bh_calloc(1, sizeof(*v));
+	size_t n = 0;
+	const char *repo, *ref;
+	json_t *tags, *target;
+
+	json_object_foreach(json_object_get(index, "Repositories"), repo, tags)
+	{
+		json_object_foreach(tags, ref, target)
+		{
+			if (!json_is_string(target) || strcmp(json_string_value(target), id) != 0)
+				continue;
+			v = bh_realloc(v, (n + 2) * sizeof(*v));
+			v[n++] = bh_strdup(ref);
+			v[n] = NULL;
+		}
+	}
+	return v;
+}
+
+int rt_store_image_del(struct rt_store *s, const char *hex, struct bh_err *err)
+{
+	cleanup_free char *rec = sub(s, "imagedb/sha256", hex);
+	cleanup_free char *blob = sub(s, "blobs/sha256", hex);
+
+	/* The record first: without it the image is gone, whatever follows. */
+	if (unlink(rec) < 0 && errno != ENOENT)
+		return bh_err_sys(err, errno, "remove %s", rec);
+	if (unlink(blob) < 0 && errno != ENOENT)
+		return bh_err_sys(err, errno, "remove %s", blob);
+	return 0;
+}
+
+int rt_store_layer_remove(struct rt_store *s, const char *diffid_hex, struct bh_err *err)
+{
+	cleanup_free char *dir = bh_asprintf("%s/layers/sha256/%s", s->root, diffid_hex);
+	cleanup_free char *marker = bh_path_join(dir, MARKER);
+
+	/* Marker first: a crash half-way leaves a dir that open() sweeps. */
+	if (unlink(marker) < 0 && errno != ENOENT)
+		return bh_err_sys(err, errno, "remove %s", marker);
+	return bh_rm_rf(dir, err);
+}

@@ -134,9 +134,9 @@ static void make_image(const char *path, const char *tag, const char *layer, siz
 
 	rt_store_sha256_hex(declared ? declared : layer, declared ? dlen : len, hex);
 	config = bh_asprintf("{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":"
-	                     "\"2024-01-02T03:04:05Z\",\"config\":{\"Cmd\":[\"true\"]},"
+	                     "\"2024-01-02T03:04:05Z\",\"config\":{\"Cmd\":[\"%s\"]},"
 	                     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\"]}}",
-	                     hex);
+	                     tag, hex);
 	manifest = bh_asprintf("[{\"Config\":\"config.json\",\"RepoTags\":[\"%s\"],"
 	                       "\"Layers\":[\"layer/layer.tar\"]}]",
 	                       tag);
@@ -844,6 +844,76 @@ static void test_whiteouts_in_overlayfs(void **state)
 	assert_true(kept);
 }
 
+static void test_inspect(void **state)
+{
+	struct fixture *f = *state;
+	struct bh_err err;
+	char id[RT_IMAGE_ID_LEN];
+	json_t *doc = NULL;
+
+	assert_ok(rt_image_load_path(f->s, BERTH_TEST_IMAGE, NULL, &err));
+	assert_ok(rt_image_resolve(f->s, "busybox", id, &err));
+	assert_ok(rt_image_inspect(f->s, id, &doc, &err));
+	assert_string_equal(json_string_value(json_object_get(doc, "Id")), id);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "RepoTags"), 0)),
+	                    "busybox:latest");
+	assert_string_equal(json_string_value(json_object_get(doc, "Architecture")), "amd64");
+	assert_string_equal(json_string_value(json_object_get(doc, "Created")),
+	                    "1970-01-01T00:00:00Z");
+	assert_string_equal(json_string_value(json_array_get(
+	                        json_object_get(json_object_get(doc, "Config"), "Cmd"), 0)),
+	                    "sh");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(doc, "RootFS"), "Layers")),
+	                 1);
+	assert_true(json_integer_value(json_object_get(doc, "Size")) > 0);
+	json_decref(doc);
+}
+
+/* rmi: by tag untags (and deletes with the last tag); by id needs force
+ * when several tags point at it; shared layers stay while used. */
+static void test_remove(void **state)
+{
+	struct fixture *f = *state;
+	const struct ent ents[] = {{"hello", F, "hi", 0}};
+	size_t len = 0;
+	cleanup_free char *tar = make_tar(ents, 1, NULL, &len);
+	cleanup_free char *a = fpath(f, "a.tar"), *b = fpath(f, "b.tar");
+	char ida[RT_IMAGE_ID_LEN], idb[RT_IMAGE_ID_LEN];
+	json_t *report = NULL;
+	struct bh_err err;
+
+	make_image(a, "a:1", tar, len, NULL, 0);
+	make_image(b, "b:1", tar, len, NULL, 0);
+	assert_ok(rt_image_load_path(f->s, a, NULL, &err));
+	assert_ok(rt_image_load_path(f->s, b, NULL, &err));
+	assert_ok(rt_image_resolve(f->s, "a:1", ida, &err));
+	assert_ok(rt_image_resolve(f->s, "b:1", idb, &err));
+	assert_string_not_equal(ida, idb);
+	assert_ok(rt_image_tag(f->s, ida, "a:2", &err));
+
+	assert_ok(rt_image_remove(f->s, "a:2", false, &report, &err));
+	assert_int_equal(json_array_size(report), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(report, 0), "Untagged")), "a:2");
+	json_decref(report);
+	assert_ok(rt_image_tag(f->s, ida, "a:2", &err));
+	assert_int_equal(rt_image_remove(f->s, ida, false, NULL, &err), -1);
+	assert_int_equal(err.code, EBUSY);
+	assert_ok(rt_image_remove(f->s, ida, true, &report, &err));
+	/* two Untagged, the image; the layer is still b's */
+	assert_int_equal(json_array_size(report), 3);
+	json_decref(report);
+	assert_int_equal(rt_image_resolve(f->s, "a:1", ida, &err), -1);
+	assert_int_equal(store_count(f, "layers/sha256"), 1);
+
+	assert_ok(rt_image_remove(f->s, "b:1", false, &report, &err));
+	assert_int_equal(json_array_size(report), 3); /* Untagged, image, layer */
+	json_decref(report);
+	assert_store_empty(f);
+	assert_int_equal(rt_image_remove(f->s, "b:1", false, NULL, &err), -1);
+	assert_int_equal(err.code, ENOENT);
+}
+
 static void test_reference_normalisation(void **state)
 {
 	static const char *const cases[][2] = {
@@ -893,6 +963,8 @@ int main(void)
 	    T(test_concurrent_loads),
 	    T(test_load_from_pipe),
 	    T(test_whiteouts_in_overlayfs),
+	    T(test_inspect),
+	    T(test_remove),
 	    T(test_reference_normalisation),
 	};
 
