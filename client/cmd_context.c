@@ -3,6 +3,7 @@
  * printing. */
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "certs/certs.h"
 #include "client/client-internal.h"
@@ -417,6 +418,10 @@ static int sub_export(struct cli *cli, int argc, char **argv)
 	if (n < 0)
 		return n;
 	file = n == 2 ? bh_strdup(pos[1]) : bh_asprintf("%s.berthcontext", pos[0]);
+	/* The tar holds the private key: never spray it over a terminal. */
+	if (strcmp(file, "-") == 0 && isatty(STDOUT_FILENO))
+		return cli_fail(cli, CLI_EXIT_CMD,
+				"context export: refusing to write the archive to a terminal");
 	if (ctx_export(cli->config_dir, pos[0], file, &err) < 0)
 		return store_fail(cli, &err);
 	if (strcmp(file, "-") != 0)

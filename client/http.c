@@ -260,46 +260,54 @@ static void describe_peer(const char *lower, const char *errbuf, const char *hos
 		snprintf(out, n, "cannot verify the daemon's certificate: %s", errbuf);
 }
 
-/* The handshake alerts by which a server refuses our client certificate. */
-static bool client_cert_refused(const char *lower)
+/* The handshake alerts by which a server refuses our client certificate,
+ * with what each says about it.  NULL if errbuf holds none of them. */
+static const char *client_cert_refusal(const char *lower)
 {
-	static const char *const alerts[] = {"alert unknown ca",
-	                                     "alert bad certificate",
-	                                     "certificate required",
-	                                     "alert certificate expired",
-	                                     "alert certificate unknown",
-	                                     "alert certificate revoked",
-	                                     "alert unsupported certificate",
-	                                     "alert access denied"};
+	static const struct {
+		const char *alert;
+		const char *why;
+	} alerts[] = {
+	    {"alert unknown ca", "not signed by a CA the daemon trusts"},
+	    {"alert certificate expired", "it has expired"},
+	    {"certificate required", "the daemon wants one and none was sent"},
+	    {"alert bad certificate", "rejected"},
+	    {"alert certificate unknown", "rejected"},
+	    {"alert unsupported certificate", "not a client certificate"},
+	    {"alert certificate revoked", "revoked"},
+	    {"alert access denied", "access denied"},
+	};
 
 	for (size_t i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
-		if (has(lower, alerts[i]))
-			return true;
-	return false;
+		if (has(lower, alerts[i].alert))
+			return alerts[i].why;
+	return NULL;
 }
 
 static void describe_tls(int code, const char *lower, const char *errbuf, const char *host,
                          char *out, size_t n)
 {
-	if (!ctx_host_is_tcp(host)) {
+	const char *why = client_cert_refusal(lower);
+
+	if (!ctx_host_is_tcp(host))
 		snprintf(out, n, "berthd at %s closed the connection: %s", host, errbuf);
-	} else if (client_cert_refused(lower)) {
-		const char *why = has(lower, "expired") ? "it has expired" : "not accepted";
+	else if (why != NULL)
 		snprintf(out, n,
 		         "the daemon at %s refused our client certificate (%s): is cert.pem "
 		         "issued by the daemon's CA and still valid?",
 		         host, why);
-	} else if (code == CURLE_SSL_CONNECT_ERROR) {
+	else if (code == CURLE_SSL_CONNECT_ERROR)
 		snprintf(out, n, "TLS handshake with berthd at %s failed: %s", host, errbuf);
-	} else {
-		/* A server that drops the connection right after our certificate
-		 * went out sends no alert; curl's text (often a getpeername
-		 * error) says nothing useful then. */
+	else
+		/* With TLS 1.3 the server checks our certificate after the client
+		 * has finished its handshake; its alert is often lost when our
+		 * request meets the closed connection (curl then reports a send
+		 * or getpeername error that says nothing useful). */
 		snprintf(out, n,
-		         "berthd at %s closed the connection: did it refuse our client "
-		         "certificate? (is cert.pem issued by the daemon's CA and still valid?)",
+		         "berthd at %s dropped the connection after the TLS handshake: it most "
+		         "likely refused our client certificate (is cert.pem issued by the "
+		         "daemon's CA and still valid?)",
 		         host);
-	}
 }
 
 static void describe_connect(long os_errno, const char *errbuf, const char *host, char *out,
