@@ -357,6 +357,8 @@ int rt_image_list(struct rt_store *s, json_t **out, struct bh_err *err)
 	tags = tags_by_id(index);
 	for (char **p = ids; *p; p++) {
 		json_t *e = list_entry(s, *p, tags, err);
+		if (e == NULL && err->code == ENOENT)
+			continue; /* removed since the directory was read */
 		if (e == NULL) {
 			json_decref(tags);
 			goto out;

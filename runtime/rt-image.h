@@ -4,7 +4,8 @@
  * relative to the layer's root fd and can never touch anything outside it.
  *
  * Layout of DATA_ROOT/image:
- *   blobs/sha256/<hex>          verified blobs (image configs, OCI manifests)
+ *   blobs/sha256/<hex>          verified blobs (image configs; layer tars are not
+ *                               kept, only unpacked: push/save must re-tar)
  *   imagedb/sha256/<hex>        one small JSON per image present (id = config digest)
  *   layers/sha256/<diffid hex>/ root/ (the unpacked tree, an overlayfs lowerdir),
  *                               size, and "committed" written last
