@@ -3,6 +3,7 @@
  * error -> status mapping, and the writer that feeds lws piece by piece. */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -154,6 +155,62 @@ const char *srv_param(const struct srv_req *req, const char *name)
 	return NULL;
 }
 
+/* ---- client-gone watch ---------------------------------------------------------
+ * While lws serves an h1 transaction it does not read the socket, so a client
+ * that leaves during a long handler or an idle stream goes unnoticed (and
+ * re-enabling rx makes lws spin on the hang-up).  Probe for the hang-up now
+ * and then instead.  HTTP clients do not half-close mid-request; hijacked
+ * raw streams (attach) will need their own rule. */
+struct hup_watch {
+	lws_sorted_usec_list_t sul;
+	struct srv_req *req;
+};
+
+#define HUP_PROBE_US (500 * LWS_US_PER_MS)
+
+static void watch_cancel(struct srv_req *req)
+{
+	struct hup_watch *w = req->hup_watch;
+
+	if (w == NULL)
+		return;
+	lws_sul_cancel(&w->sul);
+	free(w);
+	req->hup_watch = NULL;
+}
+
+static void watch_fire(lws_sorted_usec_list_t *sul)
+{
+	struct hup_watch *w = lws_container_of(sul, struct hup_watch, sul);
+	struct srv_req *req = w->req;
+	struct pollfd pfd;
+
+	if (req->closed || req->finished || req->wsi == NULL)
+		return;
+	pfd.fd = lws_get_socket_fd(lws_get_network_wsi(req->wsi));
+	pfd.events = POLLRDHUP;
+	pfd.revents = 0;
+	if (pfd.fd >= 0 && poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+		bh_debug("%s %s: client went away", srv_method_name(req->method), req->path);
+		lws_set_timeout(req->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	lws_sul_schedule(lws_get_context(req->wsi), 0, &w->sul, watch_fire, HUP_PROBE_US);
+}
+
+void srv_req_watch(struct srv_req *req)
+{
+	struct hup_watch *w;
+
+	if (req->hup_watch != NULL || req->wsi == NULL || req->finished)
+		return;
+	w = bh_calloc(1, sizeof(*w));
+	w->req = req;
+	req->hup_watch = w;
+	lws_sul_schedule(lws_get_context(req->wsi), 0, &w->sul, watch_fire, HUP_PROBE_US);
+}
+
 /* ---- request lifetime ------------------------------------------------------- */
 
 struct srv_req *srv_req_new(struct srv_server *srv, struct lws *wsi)
@@ -181,6 +238,7 @@ void srv_req_unref(struct srv_req *req)
 {
 	if (req == NULL || --req->refs > 0)
 		return;
+	watch_cancel(req);
 	srv_query_free(&req->query);
 	bh_buf_free(&req->body);
 	bh_buf_free(&req->out);
@@ -208,6 +266,7 @@ static void req_finish(struct srv_req *req, const char *note)
 	if (req->finished)
 		return;
 	req->finished = true;
+	watch_cancel(req);
 	if (req->srv)
 		req->srv->inflight--;
 	log_path(req->path, path, sizeof(path));
@@ -222,6 +281,7 @@ void srv_req_detach(struct srv_req *req)
 		return;
 	req->closed = true;
 	req->wsi = NULL;
+	watch_cancel(req);
 	if (!req->finished)
 		req_finish(req, " (client closed)");
 	if (req->on_close)

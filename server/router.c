@@ -124,17 +124,28 @@ enum srv_match srv_route_match(const struct srv_route *table, size_t n, enum srv
 	return path_known ? SRV_MATCH_BAD_METHOD : SRV_MATCH_NOT_FOUND;
 }
 
+static const struct srv_route *table_of(const struct srv_req *req, size_t *n)
+{
+	if (req->srv != NULL && req->srv->routes != NULL) {
+		*n = req->srv->n_routes;
+		return req->srv->routes;
+	}
+	*n = srv_n_routes;
+	return srv_routes;
+}
+
 static void reply_bad_method(struct srv_req *req)
 {
 	struct srv_params scratch;
 	char allow[64] = "";
-	size_t used = 0;
+	size_t used = 0, n;
+	const struct srv_route *table = table_of(req, &n);
 
-	for (size_t i = 0; i < srv_n_routes; i++) {
-		if (!path_match(srv_routes[i].pattern, req->path, &scratch))
+	for (size_t i = 0; i < n; i++) {
+		if (!path_match(table[i].pattern, req->path, &scratch))
 			continue;
 		int w = snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
-		                 srv_method_name(srv_routes[i].method));
+		                 srv_method_name(table[i].method));
 		if (w < 0 || (size_t)w >= sizeof(allow) - used)
 			break;
 		used += (size_t)w;
@@ -145,9 +156,10 @@ static void reply_bad_method(struct srv_req *req)
 
 void srv_dispatch(struct srv_req *req)
 {
-	const struct srv_route *route = NULL;
+	const struct srv_route *route = NULL, *table;
 	const char *rest;
 	struct bh_err err;
+	size_t n;
 
 	bh_err_clear(&err);
 	if (srv_api_version_strip(req->path, &rest, &err) < 0) {
@@ -155,8 +167,8 @@ void srv_dispatch(struct srv_req *req)
 		return;
 	}
 	memmove(req->path, rest, strlen(rest) + 1);
-	switch (srv_route_match(srv_routes, srv_n_routes, req->method, req->path, &route,
-	                        &req->params)) {
+	table = table_of(req, &n);
+	switch (srv_route_match(table, n, req->method, req->path, &route, &req->params)) {
 	case SRV_MATCH_NOT_FOUND:
 		srv_reply_errorf(req, ENOENT, "page not found");
 		return;

@@ -178,11 +178,15 @@ struct srv_req {
 	size_t out_off;
 	srv_close_fn on_close;
 	void *on_close_arg;
+	void *hup_watch; /* http.c: probes for a client that left */
 };
 
 struct srv_req *srv_req_new(struct srv_server *srv, struct lws *wsi);
 void srv_req_ref(struct srv_req *req);
 void srv_req_unref(struct srv_req *req);
+/* Watches a request whose answer comes later (deferred work, streams) for
+ * a client that hangs up; lws then closes the connection (-> detach). */
+void srv_req_watch(struct srv_req *req);
 /* The connection ended: detach from lws, tell the producer, drop lws's ref. */
 void srv_req_detach(struct srv_req *req);
 
@@ -288,9 +292,9 @@ int srv_tls_check_dir(const char *dir, struct bh_err *err);
 int srv_tls_verify(void *x509_ctx, int preverify_ok);
 /* Identity of the peer of a TLS connection, from its certificate. */
 int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err);
-/* Loads new server cert, key and CA from dir into ssl_ctx (an SSL_CTX *),
- * all or nothing: on error ssl_ctx keeps the old material. */
-int srv_tls_reload(void *ssl_ctx, const char *dir, struct bh_err *err);
+/* Loads new server cert, key and CA from dir once and installs them into
+ * each SSL_CTX of ssl_ctxs.  Files that do not load or match change nothing. */
+int srv_tls_reload(void *const *ssl_ctxs, size_t n, const char *dir, struct bh_err *err);
 
 /* ---- the daemon (srv_lws.c, daemon.c) ------------------------------------- */
 struct srv_listener {
@@ -313,7 +317,9 @@ struct srv_server {
 	bool stopping;
 	bool stop_now;
 	uint64_t stop_deadline;
-	int inflight; /* requests between HTTP and their final write */
+	int inflight;                   /* requests between HTTP and their final write */
+	const struct srv_route *routes; /* NULL: srv_routes (tests swap tables) */
+	size_t n_routes;
 };
 
 int srv_lws_start(struct srv_server *srv, struct bh_err *err);

@@ -139,6 +139,8 @@ static void dispatch(struct srv_req *req)
 	 * the request out meanwhile. */
 	lws_set_timeout(req->wsi, NO_PENDING_TIMEOUT, 0);
 	srv_dispatch(req);
+	if (!req->finished && (!req->responded || req->streaming))
+		srv_req_watch(req);
 }
 
 static int on_http(struct lws *wsi, struct srv_conn *conn, const char *uri)
@@ -389,22 +391,23 @@ static void begin_stop(struct srv_server *srv)
 
 void srv_reload_tls(struct srv_server *srv)
 {
+	void *ctxs[SRV_MAX_LISTENERS];
 	struct bh_err err;
 	size_t n = 0;
 
-	for (size_t i = 0; i < srv->n_listeners; i++) {
-		struct srv_listener *l = &srv->listeners[i];
-		if (l->spec.kind != SRV_LISTEN_TCP || l->ssl_ctx == NULL)
-			continue;
-		bh_err_clear(&err);
-		if (srv_tls_reload(l->ssl_ctx, srv->cfg.tls_dir, &err) < 0) {
-			bh_error("SIGHUP: %s (keeping the old certificates)", err.msg);
-			return;
-		}
-		n++;
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (srv->listeners[i].spec.kind == SRV_LISTEN_TCP && srv->listeners[i].ssl_ctx)
+			ctxs[n++] = srv->listeners[i].ssl_ctx;
+	if (n == 0) {
+		bh_info("SIGHUP: no TLS listener, nothing to reload");
+		return;
 	}
-	bh_info("SIGHUP: reloaded TLS material from %s into %zu listener(s)",
-	        srv->cfg.tls_dir ? srv->cfg.tls_dir : "-", n);
+	bh_err_clear(&err);
+	if (srv_tls_reload(ctxs, n, srv->cfg.tls_dir, &err) < 0) {
+		bh_error("SIGHUP: %s (keeping the old certificates)", err.msg);
+		return;
+	}
+	bh_info("SIGHUP: reloaded TLS material from %s into %zu listener(s)", srv->cfg.tls_dir, n);
 }
 
 static void lws_log_line(int level, const char *line)

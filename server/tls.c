@@ -145,29 +145,41 @@ int srv_tls_check_dir(const char *dir, struct bh_err *err)
 	return 0;
 }
 
-/* Moves the material into ctx.  Only calls that cannot fail on checked,
- * in-memory objects; the old material stays until each is replaced. */
-static int material_apply(SSL_CTX *ctx, struct tls_material *m, struct bh_err *err)
+/* Installs the material into ctx (taking references, m stays intact).
+ * The fallible steps come first, so a failure leaves ctx as it was. */
+static int material_apply(SSL_CTX *ctx, const struct tls_material *m, struct bh_err *err)
 {
-	if (SSL_CTX_use_certificate(ctx, m->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, m->key) != 1)
+	STACK_OF(X509) *chain = X509_chain_up_ref(m->chain);
+	STACK_OF(X509_NAME) *names = SSL_dup_CA_list(m->ca_names);
+
+	if (chain == NULL || names == NULL || X509_STORE_up_ref(m->store) != 1) {
+		sk_X509_pop_free(chain, X509_free);
+		sk_X509_NAME_pop_free(names, X509_NAME_free);
+		return bh_err_set(err, ENOMEM, "install TLS material: out of memory");
+	}
+	if (SSL_CTX_use_certificate(ctx, m->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, m->key) != 1) {
+		sk_X509_pop_free(chain, X509_free);
+		sk_X509_NAME_pop_free(names, X509_NAME_free);
+		X509_STORE_free(m->store);
 		return bh_err_set(err, EINVAL, "install server certificate: %s", ssl_reason());
-	SSL_CTX_set0_chain(ctx, m->chain); /* takes the stack */
-	m->chain = NULL;
+	}
+	SSL_CTX_set0_chain(ctx, chain);
 	SSL_CTX_set_cert_store(ctx, m->store); /* frees the old store */
-	m->store = NULL;
-	SSL_CTX_set_client_CA_list(ctx, m->ca_names);
-	m->ca_names = NULL;
+	SSL_CTX_set_client_CA_list(ctx, names);
 	return 0;
 }
 
-int srv_tls_reload(void *ssl_ctx, const char *dir, struct bh_err *err)
+int srv_tls_reload(void *const *ssl_ctxs, size_t n, const char *dir, struct bh_err *err)
 {
 	struct tls_material m;
-	int r;
+	int r = 0;
 
+	/* Read and check once, then install the same objects everywhere. */
 	if (material_load(&m, dir, err) < 0)
 		return bh_err_wrap(err, "tls reload");
-	r = material_apply(ssl_ctx, &m, err);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = material_apply(ssl_ctxs[i], &m, err);
 	material_free(&m);
 	return r;
 }
