@@ -631,6 +631,7 @@ static int oci_descriptor(struct load *l, json_t *desc, const char *ref, int dep
 	return r;
 }
 
+/* index.json: every image for this platform, each with its tag. */
 static int load_oci(struct load *l, struct member *idx)
 {
 	json_t *index = member_json(l, idx), *d, *descs;
@@ -642,11 +643,14 @@ static int load_oci(struct load *l, struct member *idx)
 	descs = json_object_get(index, "manifests");
 	if (!json_is_array(descs) || json_array_size(descs) > MAX_IMAGES)
 		r = bh_err_set(l->err, EINVAL, "index.json: no manifests");
+	/* Entries for other platforms are skipped: they would share tags. */
 	json_array_foreach(descs, i, d)
 	{
-		if (r == 0)
+		if (r == 0 && platform_matches(d))
 			r = oci_descriptor(l, d, NULL, 0);
 	}
+	if (r == 0 && l->nimg == 0)
+		r = bh_err_set(l->err, ENOENT, "index.json: no image for this platform");
 	json_decref(index);
 	return r;
 }
