@@ -25,6 +25,7 @@ static int closed_pipe[2]; /* the server tells the test a client left */
 static char dir[64];
 static char sock_path[128];
 static pthread_t loop_thread;
+static bool loop_joined;
 
 /* ---- test handlers --------------------------------------------------------- */
 
@@ -121,9 +122,25 @@ static int h_hold(struct srv_req *req, struct bh_err *err)
 	return 0;
 }
 
+/* /held: a stream that ends only when the test says so (graceful stop). */
+static int started_pipe[2];
+static struct srv_req *held;
+
+static int h_held(struct srv_req *req, struct bh_err *err)
+{
+	char c = 1;
+
+	srv_stream_begin(req, 200, "text/plain");
+	srv_req_ref(req);
+	held = req;
+	assert_int_equal(write(started_pipe[1], &c, 1), 1);
+	return 0;
+}
+
 static const struct srv_route test_routes[] = {
     {SRV_POST, "/body", h_body},    {SRV_GET, "/big", h_big},   {SRV_GET, "/deferred", h_deferred},
     {SRV_GET, "/stream", h_stream}, {SRV_GET, "/hold", h_hold}, {SRV_GET, "/_ping", srv_h_ping},
+    {SRV_GET, "/held", h_held},
 };
 
 /* ---- client -------------------------------------------------------------------- */
@@ -182,6 +199,7 @@ static int setup(void **state)
 	snprintf(sock_path, sizeof(sock_path), "%s/t.sock", dir);
 	assert_int_equal(pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC), 0);
 	assert_int_equal(pipe2(closed_pipe, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(started_pipe, O_CLOEXEC), 0);
 	memset(&srv, 0, sizeof(srv));
 	srv_config_init(&srv.cfg);
 	srv.cfg.listen[0] = bh_asprintf("unix://%s", sock_path);
@@ -198,14 +216,21 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static void send_sigterm(void)
 {
 	struct signalfd_siginfo si;
 
 	memset(&si, 0, sizeof(si));
 	si.ssi_signo = SIGTERM;
 	assert_int_equal(write(sig_pipe[1], &si, sizeof(si)), (ssize_t)sizeof(si));
-	pthread_join(loop_thread, NULL);
+}
+
+static int teardown(void **state)
+{
+	if (!loop_joined) {
+		send_sigterm();
+		pthread_join(loop_thread, NULL);
+	}
 	assert_true(srv.stopping);
 	srv_lws_stop(&srv);
 	srv_config_free(&srv.cfg);
@@ -214,6 +239,7 @@ static int teardown(void **state)
 	for (int i = 0; i < 2; i++) {
 		close(sig_pipe[i]);
 		close(closed_pipe[i]);
+		close(started_pipe[i]);
 	}
 	return 0;
 }
@@ -337,13 +363,62 @@ static void test_not_found(void **state)
 	bh_buf_free(&out);
 }
 
+struct held_client {
+	CURLcode rc;
+	long status;
+	struct bh_buf out;
+};
+
+static void *held_client_main(void *arg)
+{
+	struct held_client *hc = arg;
+
+	hc->rc = request("GET", "/held", NULL, -1, 10000, &hc->status, &hc->out);
+	return NULL;
+}
+
+/* SIGTERM: the listener stops accepting at once, the request in flight
+ * still completes, then the loop ends. */
+static void test_graceful_stop(void **state)
+{
+	struct held_client hc = {0};
+	struct bh_buf out;
+	pthread_t t;
+	long status = 0;
+	char c;
+
+	bh_buf_init(&hc.out, 1024);
+	bh_buf_init(&out, 1024);
+	assert_int_equal(pthread_create(&t, NULL, held_client_main, &hc), 0);
+	assert_int_equal(read(started_pipe[0], &c, 1), 1);
+	send_sigterm();
+	/* The loop may serve a ping or two before it reads the signal: retry
+	 * until the listener refuses (no sleeping, each try is a round trip). */
+	for (int i = 0;
+	     i < 1000 && request("GET", "/_ping", NULL, -1, 2000, &status, &out) == CURLE_OK; i++)
+		bh_buf_reset(&out);
+	assert_int_equal(request("GET", "/_ping", NULL, -1, 2000, &status, &out),
+	                 CURLE_COULDNT_CONNECT);
+	srv_call_on_loop(held, stream_piece, "bye\n");
+	srv_call_on_loop(held, stream_last, NULL);
+	pthread_join(t, NULL);
+	assert_int_equal(hc.rc, CURLE_OK);
+	assert_int_equal(hc.status, 200);
+	assert_string_equal(hc.out.data, "bye\n");
+	pthread_join(loop_thread, NULL); /* ends by itself: nothing in flight */
+	loop_joined = true;
+	bh_buf_free(&hc.out);
+	bh_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ping),        cmocka_unit_test(test_body),
-	    cmocka_unit_test(test_body_limits), cmocka_unit_test(test_big_reply),
-	    cmocka_unit_test(test_deferred),    cmocka_unit_test(test_stream),
-	    cmocka_unit_test(test_client_gone), cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_ping),          cmocka_unit_test(test_body),
+	    cmocka_unit_test(test_body_limits),   cmocka_unit_test(test_big_reply),
+	    cmocka_unit_test(test_deferred),      cmocka_unit_test(test_stream),
+	    cmocka_unit_test(test_client_gone),   cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_graceful_stop), /* last: it stops the server */
 	};
 	int r;
 
