@@ -287,27 +287,41 @@ static int take_material(struct ctx_pem p[M_COUNT], const char *host, struct ctx
 	return 0;
 }
 
+int ctx_archive_parse(const char *data, size_t len, struct ctx_meta *meta, struct ctx_material *m,
+                      struct bh_err *err)
+{
+	struct ctx_pem p[M_COUNT] = {{0}};
+	int r = -1;
+
+	memset(meta, 0, sizeof(*meta));
+	memset(m, 0, sizeof(*m));
+	if (parse_tar(data, len, p, err) < 0 || parse_meta(&p[M_META], meta, err) < 0)
+		goto out;
+	r = take_material(p, meta->host, m, err);
+	if (r < 0)
+		ctx_meta_free(meta);
+out:
+	pems_free(p);
+	return r;
+}
+
 static int import_data(const char *config_dir, const char *name, const char *data, size_t len,
                        struct bh_err *err)
 {
-	struct ctx_pem p[M_COUNT] = {{0}};
-	struct ctx_material m = {0};
-	struct ctx_meta meta = {0};
+	struct ctx_material m;
+	struct ctx_meta meta;
 	char now[40];
 	cleanup_free char *json = NULL;
-	int r = -1;
+	int r;
 
-	if (parse_tar(data, len, p, err) < 0 || parse_meta(&p[M_META], &meta, err) < 0 ||
-	    take_material(p, meta.host, &m, err) < 0)
-		goto out;
+	if (ctx_archive_parse(data, len, &meta, &m, err) < 0)
+		return -1;
 	bh_rfc3339_now(now);
 	json = ctx_meta_dump(name, meta.description, meta.host,
 	                     meta.created[0] != '\0' ? meta.created : now);
 	r = ctx_store_commit(config_dir, name, json, &m, true, err);
-out:
 	ctx_meta_free(&meta);
 	ctx_material_free(&m);
-	pems_free(p);
 	return r;
 }
 

@@ -56,4 +56,10 @@ int ctx_store_commit(const char *config_dir, const char *name, const char *meta_
 /* Validates ca/cert/key files: readable, CA parses, cert and key match. */
 int ctx_check_tls_files(const char *ca, const char *cert, const char *key, struct bh_err *err);
 
+/* ---- archive.c ------------------------------------------------------------ */
+/* Parses an exported context in memory and checks every member; writes
+ * nothing (ctx_import commits the result; the fuzz target stops here). */
+int ctx_archive_parse(const char *data, size_t len, struct ctx_meta *meta, struct ctx_material *m,
+                      struct bh_err *err);
+
 #endif
