@@ -7,10 +7,10 @@
 #include "server/server-internal.h"
 
 const struct srv_route srv_routes[] = {
-    {SRV_GET, "/_ping", srv_h_ping},
-    {SRV_HEAD, "/_ping", srv_h_ping},
-    {SRV_GET, "/version", srv_h_version},
-    {SRV_GET, "/info", srv_h_info},
+    {SRV_GET, "/_ping", srv_h_ping, 0},
+    {SRV_HEAD, "/_ping", srv_h_ping, 0},
+    {SRV_GET, "/version", srv_h_version, 0},
+    {SRV_GET, "/info", srv_h_info, 0},
 };
 const size_t srv_n_routes = sizeof(srv_routes) / sizeof(srv_routes[0]);
 
@@ -154,7 +154,7 @@ static void reply_bad_method(struct srv_req *req)
 	srv_reply_json(req, 405, json_pack("{s:s}", "message", "method not allowed"));
 }
 
-void srv_dispatch(struct srv_req *req)
+int srv_route_resolve(struct srv_req *req)
 {
 	const struct srv_route *route = NULL, *table;
 	const char *rest;
@@ -164,20 +164,36 @@ void srv_dispatch(struct srv_req *req)
 	bh_err_clear(&err);
 	if (srv_api_version_strip(req->path, &rest, &err) < 0) {
 		srv_reply_error(req, &err);
-		return;
+		return -1;
 	}
 	memmove(req->path, rest, strlen(rest) + 1);
 	table = table_of(req, &n);
 	switch (srv_route_match(table, n, req->method, req->path, &route, &req->params)) {
 	case SRV_MATCH_NOT_FOUND:
 		srv_reply_errorf(req, ENOENT, "page not found");
-		return;
+		return -1;
 	case SRV_MATCH_BAD_METHOD:
 		reply_bad_method(req);
-		return;
+		return -1;
 	case SRV_MATCH_FOUND:
 		break;
 	}
-	if (route->fn(req, &err) < 0)
+	req->route = route;
+	req->body.max = route->body_max ? route->body_max : SRV_BODY_MAX_DEFAULT;
+	return 0;
+}
+
+void srv_handle(struct srv_req *req)
+{
+	struct bh_err err;
+
+	bh_err_clear(&err);
+	if (req->route->fn(req, &err) < 0)
 		srv_reply_error(req, &err);
+}
+
+void srv_dispatch(struct srv_req *req)
+{
+	if (srv_route_resolve(req) == 0)
+		srv_handle(req);
 }

@@ -159,8 +159,9 @@ struct srv_req {
 	char path[SRV_PATH_MAX]; /* without the /v1.NN prefix */
 	struct srv_query query;
 	struct srv_params params;
-	int64_t content_length; /* -1 if none */
-	struct bh_buf body;     /* bounded by body.max */
+	const struct srv_route *route; /* set by srv_route_resolve */
+	int64_t content_length;        /* -1 if none */
+	struct bh_buf body;            /* bounded by body.max */
 	uint64_t start_ms;
 
 	/* response state */
@@ -238,6 +239,7 @@ struct srv_route {
 	enum srv_method method;
 	const char *pattern; /* "/containers/{id}/start" */
 	srv_handler_fn fn;
+	size_t body_max; /* request body limit; 0 = SRV_BODY_MAX_DEFAULT */
 };
 
 enum srv_match { SRV_MATCH_FOUND, SRV_MATCH_NOT_FOUND, SRV_MATCH_BAD_METHOD };
@@ -248,7 +250,13 @@ int srv_api_version_strip(const char *path, const char **rest, struct bh_err *er
 enum srv_match srv_route_match(const struct srv_route *table, size_t n, enum srv_method m,
                                const char *path, const struct srv_route **out,
                                struct srv_params *params);
-/* Routes req (path already stripped) through srv_routes. */
+/* Strips the version prefix and finds req's route (before the body is
+ * read, so it can set the body limit); replies 400/404/405 itself and
+ * returns -1 when there is none. */
+int srv_route_resolve(struct srv_req *req);
+/* Runs the resolved route's handler; an error return becomes the reply. */
+void srv_handle(struct srv_req *req);
+/* Both steps at once (requests without a body, tests). */
 void srv_dispatch(struct srv_req *req);
 extern const struct srv_route srv_routes[];
 extern const size_t srv_n_routes;

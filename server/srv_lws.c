@@ -133,12 +133,12 @@ static int check_body(struct lws *wsi, struct srv_req *req)
 	return 0;
 }
 
-static void dispatch(struct srv_req *req)
+static void handle(struct srv_req *req)
 {
 	/* Handlers may take long (deferred work, streams): lws must not time
 	 * the request out meanwhile. */
 	lws_set_timeout(req->wsi, NO_PENDING_TIMEOUT, 0);
-	srv_dispatch(req);
+	srv_handle(req);
 	if (!req->finished && (!req->responded || req->streaming))
 		srv_req_watch(req);
 }
@@ -170,9 +170,16 @@ static int on_http(struct lws *wsi, struct srv_conn *conn, const char *uri)
 		srv_reply_json(req, 503, json_pack("{s:s}", "message", "berthd is shutting down"));
 		return 0;
 	}
+	/* Route first: unknown paths are refused before any body is read, and
+	 * the route decides how large a body may be. */
+	if (srv_route_resolve(req) < 0) {
+		req->close_after = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+		                   lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+		return 0;
+	}
 	if (check_body(wsi, req) < 0 || req->content_length > 0)
 		return 0; /* replied, or the body comes in HTTP_BODY */
-	dispatch(req);
+	handle(req);
 	return 0;
 }
 
@@ -319,7 +326,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return on_body(conn, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (conn->req != NULL && !conn->req->responded)
-			dispatch(conn->req);
+			handle(conn->req);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return conn ? on_http_writeable(wsi, conn) : 0;

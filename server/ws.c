@@ -25,7 +25,7 @@ static const struct srv_ws_route ws_routes[] = {
 
 static bool ws_path_match(const char *pattern, const char *path, struct srv_params *params)
 {
-	struct srv_route one = {SRV_GET, pattern, NULL};
+	struct srv_route one = {SRV_GET, pattern, NULL, 0};
 	const struct srv_route *out;
 
 	return srv_route_match(&one, 1, SRV_GET, path, &out, params) == SRV_MATCH_FOUND;

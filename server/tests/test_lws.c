@@ -138,9 +138,10 @@ static int h_held(struct srv_req *req, struct bh_err *err)
 }
 
 static const struct srv_route test_routes[] = {
-    {SRV_POST, "/body", h_body},    {SRV_GET, "/big", h_big},   {SRV_GET, "/deferred", h_deferred},
-    {SRV_GET, "/stream", h_stream}, {SRV_GET, "/hold", h_hold}, {SRV_GET, "/_ping", srv_h_ping},
-    {SRV_GET, "/held", h_held},
+    {SRV_POST, "/body", h_body, 0},        {SRV_GET, "/big", h_big, 0},
+    {SRV_GET, "/deferred", h_deferred, 0}, {SRV_GET, "/stream", h_stream, 0},
+    {SRV_GET, "/hold", h_hold, 0},         {SRV_GET, "/_ping", srv_h_ping, 0},
+    {SRV_GET, "/held", h_held, 0},         {SRV_POST, "/small", h_body, 10},
 };
 
 /* ---- client -------------------------------------------------------------------- */
@@ -296,6 +297,15 @@ static void test_body_limits(void **state)
 	bh_buf_reset(&out);
 	request("POST", "/body", NULL, -1, 5000, &status, &out); /* no body, no length */
 	assert_int_equal(status, 411);
+	bh_buf_reset(&out);
+	request("POST", "/small", "0123456789A", 11, 5000, &status, &out); /* the route's limit */
+	assert_int_equal(status, 413);
+	bh_buf_reset(&out);
+	request("POST", "/small", "0123456789", 10, 5000, &status, &out);
+	assert_int_equal(status, 200);
+	bh_buf_reset(&out);
+	request("POST", "/nowhere", body, (long)len, 5000, &status, &out); /* refused unread */
+	assert_int_equal(status, 404);
 	bh_buf_free(&out);
 	free(body);
 }
