@@ -2,6 +2,7 @@
  * an error becomes a stderr line and an exit code. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,6 +219,12 @@ int main(int argc, char **argv)
 	struct cli cli = {0};
 	char *config_dir = NULL;
 	int r;
+
+#ifdef SIGPIPE
+	/* A daemon that hangs up, or "berth ... | head", must give an error
+	 * message or a short write, not a silent death by signal. */
+	signal(SIGPIPE, SIG_IGN);
+#endif
 
 	r = run(&cli, argc, argv, &config_dir);
 	cli_conn_free(&cli);
