@@ -199,9 +199,10 @@ static int apply_update(const char *config_dir, struct ctx_meta *cur,
 		return -1;
 	if (need_tls(cur->host, m.present || cur->tls.ca != NULL, err) < 0)
 		goto out;
-	/* Each file is replaced atomically; the key first so that a crash
-	 * between files never pairs a new cert with an old key silently:
-	 * pki_check_pair on the next create/update would name the mismatch. */
+	/* Each file is replaced atomically, the three together are not: a
+	 * crash in between can pair a new key with the old cert.  The next
+	 * connection then fails with a TLS error, and the same update run
+	 * again repairs it. */
 	if (m.present && write_tls(dir, &m, err) < 0)
 		goto out;
 	meta = ctx_meta_dump(cur->name, cur->description, cur->host, cur->created);
