@@ -44,11 +44,11 @@ static int proc_starttime(pid_t pid, char out[32], char *state)
 		p++;
 		field++;
 	}
-	if (p == NULL || bh_strlcpy(out, p, 32) < 0) {
+	if (p == NULL || strcspn(p, " ") >= 32) {
 		free(text);
 		return -1;
 	}
-	out[strcspn(out, " ")] = '\0';
+	snprintf(out, 32, "%.*s", (int)strcspn(p, " "), p);
 	free(text);
 	return 0;
 }

@@ -1,0 +1,543 @@
+/* Containers from the inside: a busybox root with the static berth-probe,
+ * run through rt_container_start.  Needs root (skips loudly otherwise). */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "runtime/runtime.h"
+
+static char g_dir[] = "/tmp/berth-rt-test-XXXXXX";
+static char *g_bundle, *g_state;
+
+struct run {
+	int rc; /* rt_container_start's */
+	struct bh_err err;
+	int status; /* exit code or 128+signal */
+	bool oom;
+	json_t *out; /* the probe's JSON, if any */
+	char text[65536];
+};
+
+/* ---- the test root ------------------------------------------------------- */
+static int copy_file(const char *src, const char *dst, int mode)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out;
+	struct stat st;
+	off_t off = 0;
+
+	if (in < 0 || fstat(in, &st) < 0)
+		return -1;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (out < 0)
+		return -1;
+	while (off < st.st_size)
+		if (sendfile(out, in, &off, (size_t)(st.st_size - off)) <= 0)
+			return -1;
+	close(in);
+	return close(out);
+}
+
+static void write_text(const char *path, const char *text, int mode)
+{
+	struct bh_err err;
+
+	assert_int_equal(bh_write_file_atomic(path, text, strlen(text), mode, &err), 0);
+}
+
+static int make_rootfs(const char *root)
+{
+	static const char *const dirs[] = {"bin", "tmp", "etc", "proc", "sys", "dev", "work", NULL};
+	char buf[4096];
+	FILE *list;
+
+	for (const char *const *d = dirs; *d; d++) {
+		cleanup_free char *p = bh_path_join(root, *d);
+		if (mkdir(p, 0755) < 0)
+			return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s/bin/busybox", root);
+	if (copy_file("/bin/busybox", buf, 0755) < 0)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s/probe", root);
+	if (copy_file(BERTH_PROBE, buf, 0755) < 0)
+		return -1;
+	list = popen("/bin/busybox --list", "r");
+	while (list && fgets(buf, sizeof(buf), list)) {
+		cleanup_free char *link = NULL;
+		buf[strcspn(buf, "\n")] = '\0';
+		if (strcmp(buf, "busybox") == 0)
+			continue;
+		link = bh_asprintf("%s/bin/%s", root, buf);
+		if (symlink("busybox", link) < 0)
+			return -1;
+	}
+	return list ? pclose(list) : -1;
+}
+
+static int group_setup(void **state)
+{
+	struct bh_err err;
+	cleanup_free char *rootfs = NULL;
+
+	if (mkdtemp(g_dir) == NULL)
+		return -1;
+	g_bundle = bh_path_join(g_dir, "bundle");
+	g_state = bh_path_join(g_dir, "state");
+	rootfs = bh_path_join(g_bundle, "rootfs");
+	if (bh_mkdir_p(rootfs, 0755, &err) < 0)
+		return -1;
+	return make_rootfs(rootfs);
+}
+
+static int group_teardown(void **state)
+{
+	struct bh_err err;
+
+	bh_rm_rf(g_dir, &err);
+	free(g_bundle);
+	free(g_state);
+	return 0;
+}
+
+/* ---- running one container ----------------------------------------------- */
+static json_t *probe_spec(const char *const *args)
+{
+	static const char *const facts[] = {"/probe", "facts", NULL};
+
+	return rt_spec_default(args ? args : facts);
+}
+
+static char *read_mountinfo(void)
+{
+	char *text = NULL;
+	struct bh_err err;
+
+	assert_int_equal(bh_read_file("/proc/self/mountinfo", 1 << 20, &text, NULL, &err), 0);
+	return text;
+}
+
+static void assert_no_cgroup_left(const char *id)
+{
+	glob_t g;
+	cleanup_free char *pat1 = bh_asprintf("/sys/fs/cgroup/*/berth/%s", id);
+	cleanup_free char *pat2 = bh_asprintf("/sys/fs/cgroup/berth/%s", id);
+
+	assert_int_equal(glob(pat1, 0, NULL, &g), GLOB_NOMATCH);
+	assert_int_equal(glob(pat2, 0, NULL, &g), GLOB_NOMATCH);
+}
+
+static void read_all(int fd, struct run *r)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = read(fd, r->text + len, sizeof(r->text) - 1 - len)) > 0)
+		len += (size_t)n;
+	r->text[len] = '\0';
+}
+
+/* Writes spec as the bundle's config.json, runs it to the end, collects
+ * stdout, status and OOM flag, deletes it and checks nothing is left. */
+static void run_spec(json_t *spec, const char *id, struct run *r)
+{
+	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
+	cleanup_free char *text = json_dumps(spec, JSON_INDENT(1));
+	cleanup_free char *mounts_before = read_mountinfo(), *mounts_after = NULL;
+	struct rt_container_opts o = {id, g_bundle, g_state, {-1, -1, 2}};
+	int p[2], st;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	json_decref(spec);
+	write_text(cfg, text, 0644);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	o.stdio[1] = p[1];
+	r->rc = rt_container_start(&o, &pid, &r->err);
+	close(p[1]);
+	if (r->rc == 0) {
+		read_all(p[0], r);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		r->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+		assert_int_equal(rt_container_oom_killed(g_state, id, &r->oom, &r->err), 0);
+		assert_int_equal(rt_container_delete(g_state, id, false, &r->err), 0);
+		r->out = json_loads(r->text, 0, NULL);
+	}
+	close(p[0]);
+	assert_no_cgroup_left(id);
+	mounts_after = read_mountinfo();
+	assert_string_equal(mounts_before, mounts_after);
+}
+
+static json_t *run_probe(json_t *spec, const char *id, struct run *r)
+{
+	run_spec(spec, id, r);
+	if (r->rc < 0)
+		fail_msg("%s", r->err.msg);
+	assert_int_equal(r->status, 0);
+	assert_non_null(r->out);
+	return r->out;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	if (v == NULL)
+		fail_msg("probe output lacks %s", k);
+	return v;
+}
+
+static long jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!json_is_integer(v))
+		fail_msg("probe output lacks %s", k);
+	return (long)json_integer_value(v);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+static void test_exit_codes(void **state)
+{
+	static const char *const three[] = {"sh", "-c", "exit 3", NULL};
+	static const char *const zero[] = {"true", NULL};
+	struct run r;
+
+	run_spec(probe_spec(three), "t-exit3", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.status, 3);
+	run_spec(probe_spec(zero), "t-exit0", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.status, 0);
+}
+
+static void test_exec_errors_map_to_127_and_126(void **state)
+{
+	static const char *const missing[] = {"/no/such/binary", NULL};
+	static const char *const notexec[] = {"/etc/plain", NULL};
+	cleanup_free char *plain = bh_path_join(g_bundle, "rootfs/etc/plain");
+	struct run r;
+
+	write_text(plain, "not a program\n", 0644);
+	run_spec(probe_spec(missing), "t-enoent", &r);
+	assert_int_equal(r.rc, -1);
+	assert_int_equal(r.err.code, ENOENT);
+	assert_int_equal(rt_exec_errno_status(r.err.code), 127);
+	assert_non_null(strstr(r.err.msg, "container t-enoent: exec /no/such/binary"));
+	run_spec(probe_spec(notexec), "t-eacces", &r);
+	assert_int_equal(r.rc, -1);
+	assert_int_equal(rt_exec_errno_status(r.err.code), 126);
+	assert_false(bh_path_exists(g_state) && bh_path_exists("t-eacces"));
+}
+
+static void test_process_settings_applied(void **state)
+{
+	json_t *spec = probe_spec(NULL), *proc = json_object_get(spec, "process"), *out;
+	struct run r;
+
+	json_array_append_new(json_object_get(proc, "env"), json_string("FOO=bar baz"));
+	json_object_set_new(proc, "cwd", json_string("/tmp"));
+	json_object_set_new(proc, "user", json_pack("{s:i, s:i}", "uid", 1000, "gid", 1001));
+	json_object_set_new(spec, "hostname", json_string("probe-host"));
+	out = run_probe(spec, "t-settings", &r);
+	assert_int_equal(jint(out, "pid"), 1);
+	assert_int_equal(jint(out, "uid"), 1000);
+	assert_int_equal(jint(out, "gid"), 1001);
+	assert_string_equal(jstr(out, "hostname"), "probe-host");
+	assert_string_equal(jstr(out, "cwd"), "/tmp");
+	assert_string_equal(jstr(out, "foo"), "bar baz");
+	json_decref(out);
+}
+
+static void test_default_capabilities_are_dockers_14(void **state)
+{
+	struct run r;
+	json_t *out = run_probe(probe_spec(NULL), "t-caps", &r);
+
+	/* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+	 * NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP */
+	assert_string_equal(jstr(out, "cap_eff"), "00000000a80425fb");
+	assert_string_equal(jstr(out, "cap_bnd"), "00000000a80425fb");
+	assert_string_equal(jstr(out, "no_new_privs"), "1");
+	assert_string_equal(jstr(out, "seccomp"), "2");
+	json_decref(out);
+}
+
+static void test_seccomp_denies_escape_calls(void **state)
+{
+	struct run r;
+	json_t *out = run_probe(probe_spec(NULL), "t-seccomp", &r);
+
+	assert_int_equal(jint(out, "mount_errno"), EPERM);
+	assert_int_equal(jint(out, "keyctl_errno"), EPERM);
+	assert_int_equal(jint(out, "unshare_user_errno"), EPERM);
+	assert_int_equal(jint(out, "unshare_errno"), EPERM);
+	assert_int_equal(jint(out, "clone3_errno"), ENOSYS);
+	assert_int_equal(jint(out, "io_uring_errno"), EPERM);
+	assert_int_equal(jint(out, "af_alg_errno"), EPERM);
+	assert_int_equal(jint(out, "af_vsock_errno"), EPERM);
+	assert_int_equal(jint(out, "af_unix_errno"), 0); /* the filter is not a blanket ban */
+	json_decref(out);
+}
+
+/* CVE-2024-21626: a host fd (here a directory, as in the attack) leaked
+ * into the runtime must not survive into the container. */
+static void test_cve_2024_21626_only_stdio_fds_inside(void **state)
+{
+	int leaked = open("/", O_RDONLY | O_DIRECTORY); /* no O_CLOEXEC, on purpose */
+	struct run r;
+	json_t *out, *fds;
+
+	assert_true(leaked > 2);
+	out = run_probe(probe_spec(NULL), "t-fds", &r);
+	close(leaked);
+	fds = json_object_get(out, "fds");
+	assert_int_equal(json_array_size(fds), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(json_integer_value(json_array_get(fds, i)), (json_int_t)i);
+	assert_string_equal(jstr(out, "cwd"), "/");
+	json_decref(out);
+}
+
+static void test_cgroup_namespace_shows_root(void **state)
+{
+	struct run r;
+	json_t *out = run_probe(probe_spec(NULL), "t-cgns", &r);
+	const char *cg = jstr(out, "cgroup");
+
+	assert_non_null(strstr(cg, ":memory:/\n") ? cg : strstr(cg, "0::/\n"));
+	assert_null(strstr(cg, "berth"));
+	json_decref(out);
+}
+
+static void test_memory_limit_oom_kill_recorded(void **state)
+{
+	static const char *const hog[] = {"/probe", "alloc", "512", NULL};
+	json_t *spec = probe_spec(hog), *res = json_object_get(json_object_get(spec, "linux"),
+							       "resources");
+	struct run r;
+
+	json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)32 << 20,
+						     "swap", (json_int_t)32 << 20));
+	run_spec(spec, "t-oom", &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.status, 128 + SIGKILL);
+	assert_true(r.oom);
+	run_spec(probe_spec(NULL), "t-nooom", &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(r.oom);
+	json_decref(r.out);
+}
+
+static void test_pids_limit_stops_fork_bomb(void **state)
+{
+	static const char *const bomb[] = {"/probe", "forkbomb", "200", NULL};
+	json_t *spec = probe_spec(bomb), *out;
+	struct run r;
+
+	json_object_set_new(json_object_get(json_object_get(spec, "linux"), "resources"), "pids",
+			    json_pack("{s:i}", "limit", 16));
+	out = run_probe(spec, "t-pids", &r);
+	assert_true(jint(out, "forked") < 16);
+	assert_int_equal(jint(out, "fork_errno"), EAGAIN);
+	json_decref(out);
+}
+
+static void test_readonly_root(void **state)
+{
+	static const char *const w[] = {"/probe", "write", "/newfile", NULL};
+	json_t *spec = probe_spec(w), *out;
+	struct run r;
+
+	json_object_set_new(json_object_get(spec, "root"), "readonly", json_true());
+	out = run_probe(spec, "t-ro", &r);
+	assert_int_equal(jint(out, "write_errno"), EROFS);
+	json_decref(out);
+}
+
+static void test_masked_paths_are_empty(void **state)
+{
+	static const char *const ls[] = {"sh", "-c", "ls -A /sys/firmware | wc -l; "
+						    "echo x > /proc/sys/kernel/hostname; echo $?",
+					 NULL};
+	struct run r;
+	json_t *out = run_probe(probe_spec(NULL), "t-masked", &r);
+
+	assert_true(jint(out, "kcore_bytes") <= 0);
+	assert_true(jint(out, "keys_bytes") <= 0);
+	json_decref(out);
+	run_spec(probe_spec(ls), "t-masked-sh", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.text, "0\n1\n"); /* empty; /proc/sys read-only */
+}
+
+/* CVE-2019-5736: the container's entrypoint is "#!/proc/self/exe", so the
+ * init's execve runs the runtime's binary inside the container (this test
+ * program: see main()).  It keeps a handle on its exe, exec()s away and
+ * tries to write through the handle.  The write must fail and the test
+ * binary on the host must be unchanged. */
+static void test_cve_2019_5736_exe_overwrite_fails(void **state)
+{
+	static const char *const evil[] = {"/evil", NULL};
+	cleanup_free char *script = bh_path_join(g_bundle, "rootfs/evil");
+	cleanup_free char *before = NULL, *after = NULL;
+	const char *self = getenv("BERTH_TEST_SELF");
+	json_t *spec = probe_spec(evil), *mounts = json_object_get(spec, "mounts"), *out;
+	size_t blen, alen;
+	struct bh_err err;
+	struct run r;
+
+	assert_non_null(self);
+	assert_int_equal(bh_read_file(self, 64 << 20, &before, &blen, &err), 0);
+	write_text(script, "#!/proc/self/exe\n", 0755);
+	/* The test binary is dynamic: give the container the host's /usr. */
+	json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/usr",
+						"type", "bind", "source", "/usr", "options", "rbind",
+						"ro"));
+	json_array_append_new(mounts,
+			      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib64", "type",
+					"bind", "source", "/lib64", "options", "rbind", "ro"));
+	json_array_append_new(mounts,
+			      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib", "type",
+					"bind", "source", "/lib", "options", "rbind", "ro"));
+	out = run_probe(spec, "t-cve-2019-5736", &r);
+	assert_int_equal(jint(out, "wrote"), 0);
+	assert_string_equal(jstr(out, "exe"), "memfd");
+	json_decref(out);
+	assert_int_equal(bh_read_file(self, 64 << 20, &after, &alen, &err), 0);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(before, after, blen);
+	unlink(script);
+}
+
+static void test_create_start_state_kill_delete(void **state)
+{
+	static const char *const sleeper[] = {"sleep", "1000", NULL};
+	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
+	cleanup_free char *text = NULL;
+	struct rt_container_opts o = {"t-lifecycle", g_bundle, g_state, {-1, -1, -1}};
+	struct rt_container_state st;
+	struct bh_err err;
+	json_t *spec = probe_spec(sleeper);
+	pid_t pid;
+	int status;
+
+	text = json_dumps(spec, 0);
+	json_decref(spec);
+	write_text(cfg, text, 0644);
+	assert_int_equal(rt_container_create(&o, &pid, &err), 0);
+	assert_int_equal(rt_container_state(g_state, o.id, &st, &err), 0);
+	assert_int_equal(st.status, RT_STATUS_CREATED);
+	assert_int_equal(st.pid, pid);
+	assert_int_equal(rt_container_create(&o, &pid, &err), -1);
+	assert_int_equal(err.code, EEXIST);
+	assert_int_equal(rt_container_start_created(g_state, o.id, &err), 0);
+	assert_int_equal(rt_container_state(g_state, o.id, &st, &err), 0);
+	assert_int_equal(st.status, RT_STATUS_RUNNING);
+	assert_int_equal(rt_container_delete(g_state, o.id, false, &err), -1);
+	assert_int_equal(err.code, EBUSY);
+	assert_int_equal(rt_container_kill(g_state, o.id, SIGKILL, &err), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(rt_container_state(g_state, o.id, &st, &err), 0);
+	assert_int_equal(st.status, RT_STATUS_STOPPED);
+	assert_int_equal(rt_container_delete(g_state, o.id, false, &err), 0);
+	assert_int_equal(rt_container_state(g_state, o.id, &st, &err), -1);
+	assert_int_equal(err.code, ENOENT);
+	assert_no_cgroup_left(o.id);
+}
+
+/* ---- main: the CVE-2019-5736 attacker, or the test runner ---------------- */
+static int attack_own_exe(void)
+{
+	int exe = open("/proc/self/exe", O_PATH), gate[2], done[2];
+	char link[64] = "", c;
+	ssize_t n = readlink("/proc/self/exe", link, sizeof(link) - 1);
+	pid_t kid;
+
+	if (exe < 0 || pipe2(gate, O_CLOEXEC) < 0 || pipe(done) < 0)
+		return 1;
+	kid = fork();
+	if (kid == 0) {
+		char p[64];
+		int w, wrote = 0, werr = 0;
+		close(gate[1]);
+		close(done[0]);
+		if (read(gate[0], &c, 1) != 0) /* EOF: the parent has exec()ed */
+			_exit(1);
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", exe);
+		w = open(p, O_WRONLY);
+		if (w >= 0) {
+			int r = open(p, O_RDONLY);
+			/* rewrite the first byte with itself: proves write access
+			 * without damaging anything */
+			if (r >= 0 && pread(r, &c, 1, 0) == 1 && pwrite(w, &c, 1, 0) == 1)
+				wrote = 1;
+			else
+				werr = errno;
+		} else {
+			werr = errno;
+		}
+		printf("{\"exe\":\"%s\",\"wrote\":%d,\"errno\":%d}\n",
+		       n > 0 && bh_str_has_prefix(link, "/memfd:") ? "memfd" : "host", wrote, werr);
+		fflush(stdout);
+		_exit(0);
+	}
+	/* Become cat on the "done" pipe: we exit when the attacker is finished. */
+	close(done[1]);
+	dup2(done[0], 0);
+	execl("/bin/cat", "cat", (char *)NULL);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exit_codes),
+		cmocka_unit_test(test_exec_errors_map_to_127_and_126),
+		cmocka_unit_test(test_process_settings_applied),
+		cmocka_unit_test(test_default_capabilities_are_dockers_14),
+		cmocka_unit_test(test_seccomp_denies_escape_calls),
+		cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
+		cmocka_unit_test(test_cgroup_namespace_shows_root),
+		cmocka_unit_test(test_memory_limit_oom_kill_recorded),
+		cmocka_unit_test(test_pids_limit_stops_fork_bomb),
+		cmocka_unit_test(test_readonly_root),
+		cmocka_unit_test(test_masked_paths_are_empty),
+		cmocka_unit_test(test_cve_2019_5736_exe_overwrite_fails),
+		cmocka_unit_test(test_create_start_state_kill_delete),
+	};
+	struct bh_err err;
+	char self[4096];
+	ssize_t n;
+
+	if (argc >= 2 && strcmp(argv[1], "/evil") == 0)
+		return attack_own_exe();
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP test_container: needs root (namespaces, cgroups, mounts)\n");
+		return 77;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0 && !bh_str_has_prefix(self, "/memfd:")) {
+		self[n] = '\0';
+		setenv("BERTH_TEST_SELF", self, 1);
+	}
+	if (rt_selfexe_ensure_sealed(argv, &err) < 0) {
+		fprintf(stderr, "test_container: %s\n", err.msg);
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
