@@ -12,15 +12,47 @@
 #include "runtime/rt-container-internal.h"
 
 static const char *const cap_names[] = {
-	"CHOWN",	   "DAC_OVERRIDE",   "DAC_READ_SEARCH", "FOWNER",	   "FSETID",
-	"KILL",		   "SETGID",	     "SETUID",		"SETPCAP",	   "LINUX_IMMUTABLE",
-	"NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",	"NET_RAW",	   "IPC_LOCK",
-	"IPC_OWNER",	   "SYS_MODULE",     "SYS_RAWIO",	"SYS_CHROOT",	   "SYS_PTRACE",
-	"SYS_PACCT",	   "SYS_ADMIN",	     "SYS_BOOT",	"SYS_NICE",	   "SYS_RESOURCE",
-	"SYS_TIME",	   "SYS_TTY_CONFIG", "MKNOD",		"LEASE",	   "AUDIT_WRITE",
-	"AUDIT_CONTROL",   "SETFCAP",	     "MAC_OVERRIDE",	"MAC_ADMIN",	   "SYSLOG",
-	"WAKE_ALARM",	   "BLOCK_SUSPEND",  "AUDIT_READ",	"PERFMON",	   "BPF",
-	"CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 };
 
 int rt_cap_from_name(const char *name)
@@ -43,7 +75,8 @@ int rt_caps_drop_bounding(const struct rt_spec *s, struct bh_err *err)
 		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) < 0)
 			break; /* beyond the kernel's last capability */
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-			return bh_err_sys(err, errno, "drop capability %d from the bounding set", c);
+			return bh_err_sys(err, errno, "drop capability %d from the bounding set",
+			                  c);
 	}
 	return 0;
 }

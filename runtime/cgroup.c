@@ -72,14 +72,15 @@ static int cg_relpath(const struct rt_spec *s, const char *id, char **out, struc
 	while (*p == '/')
 		p++;
 	if (*p == '\0' || strstr(p, "..") || strchr(p, ':'))
-		return bh_err_set(err, EINVAL, "linux.cgroupsPath %s: unsupported", s->cgroups_path);
+		return bh_err_set(err, EINVAL, "linux.cgroupsPath %s: unsupported",
+		                  s->cgroups_path);
 	*out = bh_strdup(p);
 	return 0;
 }
 
 /* ---- v1 ---------------------------------------------------------------- */
 static void add_v1_hierarchy(struct rt_cgroup *cg, const char *mnt, const char *opts,
-			     const char *rel)
+                             const char *rel)
 {
 	char ctrl[128] = "";
 	size_t used = 0;
@@ -90,7 +91,7 @@ static void add_v1_hierarchy(struct rt_cgroup *cg, const char *mnt, const char *
 
 		if (!skip && used < sizeof(ctrl))
 			used += (size_t)snprintf(ctrl + used, sizeof(ctrl) - used, "%s%.*s",
-						 used ? "," : "", (int)n, o);
+			                         used ? "," : "", (int)n, o);
 		o += n + (o[n] ? 1 : 0);
 	}
 	if (cg->n == RT_MAX_CGROUPS || ctrl[0] == '\0' || used >= sizeof(ctrl))
@@ -101,7 +102,7 @@ static void add_v1_hierarchy(struct rt_cgroup *cg, const char *mnt, const char *
 
 /* Calls fn for each v1 cgroup mount: mount point and super options. */
 int rt_cgroup_v1_mounts(void (*fn)(const char *mnt, const char *opts, void *arg), void *arg,
-			struct bh_err *err)
+                        struct bh_err *err)
 {
 	cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[4096];
@@ -155,15 +156,15 @@ static int v1_cpuset_fill(const char *dir, struct bh_err *err)
 	return 0;
 }
 
-static int v1_limits(const struct rt_spec *s, const char *dir, const char *ctrl,
-		     struct bh_err *err)
+static int v1_limits(const struct rt_spec *s, const char *dir, const char *ctrl, struct bh_err *err)
 {
 	bool has_cpu = strstr(ctrl, "cpu") && (strcmp(ctrl, "cpu") == 0 || strstr(ctrl, "cpu,"));
 
 	if (strcmp(ctrl, "cpuset") == 0)
 		return v1_cpuset_fill(dir, err);
 	if (strcmp(ctrl, "memory") == 0) {
-		if (s->mem_limit > 0 && cg_write_int(dir, "memory.limit_in_bytes", s->mem_limit, err) < 0)
+		if (s->mem_limit > 0 &&
+		    cg_write_int(dir, "memory.limit_in_bytes", s->mem_limit, err) < 0)
 			return -1;
 		if (s->mem_swap > 0 &&
 		    cg_write_int(dir, "memory.memsw.limit_in_bytes", s->mem_swap, err) < 0)
@@ -172,19 +173,21 @@ static int v1_limits(const struct rt_spec *s, const char *dir, const char *ctrl,
 	if (has_cpu) {
 		if (s->cpu_shares > 0 && cg_write_int(dir, "cpu.shares", s->cpu_shares, err) < 0)
 			return -1;
-		if (s->cpu_period > 0 && cg_write_int(dir, "cpu.cfs_period_us", s->cpu_period, err) < 0)
+		if (s->cpu_period > 0 &&
+		    cg_write_int(dir, "cpu.cfs_period_us", s->cpu_period, err) < 0)
 			return -1;
-		if (s->cpu_quota > 0 && cg_write_int(dir, "cpu.cfs_quota_us", s->cpu_quota, err) < 0)
+		if (s->cpu_quota > 0 &&
+		    cg_write_int(dir, "cpu.cfs_quota_us", s->cpu_quota, err) < 0)
 			return -1;
 	}
 	if (strcmp(ctrl, "pids") == 0 && s->pids_limit != -1)
 		return s->pids_limit > 0 ? cg_write_int(dir, "pids.max", s->pids_limit, err)
-					 : cg_write(dir, "pids.max", "max", err);
+		                         : cg_write(dir, "pids.max", "max", err);
 	return 0;
 }
 
 static int v1_create(const struct rt_spec *s, const char *rel, struct rt_cgroup *cg,
-		     struct bh_err *err)
+                     struct bh_err *err)
 {
 	struct v1_collect c = {cg, rel};
 
@@ -223,9 +226,10 @@ static int v2_enable_controllers(const char *dir, struct bh_err *err)
 	for (const char *const *w = want; *w; w++) {
 		size_t n = strlen(*w);
 		for (char *p = strstr(avail, *w); p; p = strstr(p + 1, *w))
-			if ((p == avail || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || !p[n])) {
+			if ((p == avail || p[-1] == ' ') &&
+			    (p[n] == ' ' || p[n] == '\n' || !p[n])) {
 				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s+%s",
-					 buf[0] ? " " : "", *w);
+				         buf[0] ? " " : "", *w);
 				break;
 			}
 	}
@@ -243,10 +247,10 @@ static int v2_limits(const struct rt_spec *s, const char *dir, struct bh_err *er
 		return -1;
 	if (s->cpu_quota > 0 || s->cpu_period > 0) {
 		snprintf(buf, sizeof(buf), "%s%lld %lld", "", (long long)s->cpu_quota,
-			 (long long)(s->cpu_period > 0 ? s->cpu_period : 100000));
+		         (long long)(s->cpu_period > 0 ? s->cpu_period : 100000));
 		if (s->cpu_quota <= 0)
 			snprintf(buf, sizeof(buf), "max %lld",
-				 (long long)(s->cpu_period > 0 ? s->cpu_period : 100000));
+			         (long long)(s->cpu_period > 0 ? s->cpu_period : 100000));
 		if (cg_write(dir, "cpu.max", buf, err) < 0)
 			return -1;
 	}
@@ -256,12 +260,12 @@ static int v2_limits(const struct rt_spec *s, const char *dir, struct bh_err *er
 		return -1;
 	if (s->pids_limit != -1)
 		return s->pids_limit > 0 ? cg_write_int(dir, "pids.max", s->pids_limit, err)
-					 : cg_write(dir, "pids.max", "max", err);
+		                         : cg_write(dir, "pids.max", "max", err);
 	return 0;
 }
 
 static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup *cg,
-		     struct bh_err *err)
+                     struct bh_err *err)
 {
 	cleanup_free char *dir = bh_path_join(CG_ROOT, rel);
 	char *slash;
@@ -284,7 +288,7 @@ static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup 
 }
 
 int rt_cgroup_create(const struct rt_spec *s, const char *id, struct rt_cgroup *cg,
-		     struct bh_err *err)
+                     struct bh_err *err)
 {
 	cleanup_free char *rel = NULL;
 	struct statfs sfs;
@@ -401,7 +405,7 @@ json_t *rt_cgroup_to_json(const struct rt_cgroup *cg)
 		json_array_append_new(ctrl, json_string(cg->ctrl[i]));
 	}
 	return json_pack("{s:i, s:o, s:o}", "version", cg->version, "dirs", dirs, "controllers",
-			 ctrl);
+	                 ctrl);
 }
 
 int rt_cgroup_from_json(json_t *j, struct rt_cgroup *cg, struct bh_err *err)
@@ -410,7 +414,8 @@ int rt_cgroup_from_json(json_t *j, struct rt_cgroup *cg, struct bh_err *err)
 
 	memset(cg, 0, sizeof(*cg));
 	cg->version = (int)json_integer_value(json_object_get(j, "version"));
-	if (json_array_size(dirs) > RT_MAX_CGROUPS || json_array_size(dirs) != json_array_size(ctrl))
+	if (json_array_size(dirs) > RT_MAX_CGROUPS ||
+	    json_array_size(dirs) != json_array_size(ctrl))
 		return bh_err_set(err, EINVAL, "state: bad cgroups");
 	for (size_t i = 0; i < json_array_size(dirs); i++) {
 		const char *d = json_string_value(json_array_get(dirs, i));

@@ -54,7 +54,7 @@ static int proc_starttime(pid_t pid, char out[32], char *state)
 }
 
 int rt_state_write(const char *dir, const char *id, pid_t pid, const char *bundle,
-		   const struct rt_cgroup *cg, struct bh_err *err)
+                   const struct rt_cgroup *cg, struct bh_err *err)
 {
 	cleanup_free char *path = bh_path_join(dir, RT_STATE_FILE);
 	cleanup_free char *text = NULL;
@@ -68,8 +68,8 @@ int rt_state_write(const char *dir, const char *id, pid_t pid, const char *bundl
 		return bh_err_sys(err, errno, "bundle %s", bundle);
 	bh_rfc3339_now(created);
 	j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "ociVersion", "1.0.2", "id", id, "pid",
-		      (int)pid, "starttime", start, "bundle", abs, "created", created, "cgroup",
-		      rt_cgroup_to_json(cg));
+	              (int)pid, "starttime", start, "bundle", abs, "created", created, "cgroup",
+	              rt_cgroup_to_json(cg));
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	rc = bh_write_file_atomic(path, text, strlen(text), 0600, err);
@@ -124,8 +124,9 @@ static int state_load(const char *root, const char *id, struct loaded *l, struct
 	l->dir = bh_path_join(root, id);
 	path = bh_path_join(l->dir, RT_STATE_FILE);
 	if (bh_read_file(path, RT_STATE_MAX, &text, NULL, err) < 0) {
-		rc = err->code == ENOENT ? bh_err_set(err, ENOENT, "container %s: no such container", id)
-					 : bh_err_wrap(err, "container %s", id);
+		rc = err->code == ENOENT
+		         ? bh_err_set(err, ENOENT, "container %s: no such container", id)
+		         : bh_err_wrap(err, "container %s", id);
 		loaded_free(l);
 		return rc;
 	}
@@ -141,7 +142,7 @@ static int state_load(const char *root, const char *id, struct loaded *l, struct
 }
 
 int rt_container_state(const char *state_root, const char *id, struct rt_container_state *st,
-		       struct bh_err *err)
+                       struct bh_err *err)
 {
 	struct loaded l;
 
@@ -167,10 +168,10 @@ const char *rt_container_status_name(enum rt_container_status s)
 
 json_t *rt_container_state_json(const struct rt_container_state *st)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", "1.0.2", "id", st->id,
-			      "status", rt_container_status_name(st->status), "pid",
-			      st->status == RT_STATUS_STOPPED ? 0 : (int)st->pid, "bundle",
-			      st->bundle);
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", "1.0.2", "id", st->id, "status",
+	              rt_container_status_name(st->status), "pid",
+	              st->status == RT_STATUS_STOPPED ? 0 : (int)st->pid, "bundle", st->bundle);
 
 	if (st->created[0])
 		json_object_set_new(j, "created", json_string(st->created));
@@ -246,7 +247,7 @@ int rt_container_delete(const char *state_root, const char *id, bool force, stru
 		return -1;
 	if (l.st.status != RT_STATUS_STOPPED && !force)
 		rc = bh_err_set(err, EBUSY, "container %s: is %s (use force)", id,
-				rt_container_status_name(l.st.status));
+		                rt_container_status_name(l.st.status));
 	else if (l.st.status != RT_STATUS_STOPPED)
 		rc = force_stop(&l, err);
 	if (rc == 0 && rt_cgroup_destroy(&l.cg, err) < 0)
@@ -280,7 +281,8 @@ static int read_fifo(int fifo, int pidfd, const char *id, struct bh_err *err)
 	size_t len = 0;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = fifo, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = fifo, .events = POLLIN},
+		                      {.fd = pidfd, .events = POLLIN}};
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
@@ -323,7 +325,7 @@ int rt_container_start_created(const char *state_root, const char *id, struct bh
 		return -1;
 	if (l.st.status != RT_STATUS_CREATED) {
 		rc = bh_err_set(err, EINVAL, "container %s: is %s, not created", id,
-				rt_container_status_name(l.st.status));
+		                rt_container_status_name(l.st.status));
 		loaded_free(&l);
 		return rc;
 	}

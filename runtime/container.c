@@ -233,7 +233,7 @@ struct launch {
 	struct rt_seccomp_prog prog;
 	struct rt_cgroup cg;
 	char *dir; /* state directory */
-	int sync; /* the parent's end */
+	int sync;  /* the parent's end */
 	int fifo;
 	pid_t pid;
 };
@@ -283,7 +283,7 @@ static int launch_prepare(struct launch *l, struct bh_err *err)
 		free(l->dir);
 		l->dir = NULL; /* not ours to remove */
 		return e == EEXIST ? bh_err_set(err, EEXIST, "container %s exists", l->o->id)
-				   : bh_err_sys(err, e, "mkdir state");
+		                   : bh_err_sys(err, e, "mkdir state");
 	}
 	return rt_cgroup_create(&l->spec, l->o->id, &l->cg, err);
 }
@@ -303,8 +303,8 @@ static int launch_fifo(struct launch *l, struct bh_err *err)
 static int launch_clone(struct launch *l, struct bh_err *err)
 {
 	int sv[2];
-	struct init_args a = {.id = l->o->id, .s = &l->spec, .rctx = &l->rctx, .prog = &l->prog,
-			      .fifo = l->fifo};
+	struct init_args a = {
+	    .id = l->o->id, .s = &l->spec, .rctx = &l->rctx, .prog = &l->prog, .fifo = l->fifo};
 	long pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -314,7 +314,7 @@ static int launch_clone(struct launch *l, struct bh_err *err)
 	/* fork semantics (no new stack); the cgroup namespace comes later, once
 	 * the init is in its cgroups, so that they become its root. */
 	pid = syscall(SYS_clone, SIGCHLD | (l->spec.clone_flags & ~CLONE_NEWCGROUP), NULL, NULL,
-		      NULL, NULL);
+	              NULL, NULL);
 	if (pid == 0) {
 		close(sv[0]);
 		init_main(&a);
@@ -372,11 +372,14 @@ static int launch(const struct rt_container_opts *o, bool create, pid_t *pid, st
 	int rc;
 
 	if (!id_valid(o->id))
-		return bh_err_set(err, EINVAL, "container id %s: invalid", o->id ? o->id : "(null)");
+		return bh_err_set(err, EINVAL, "container id %s: invalid",
+		                  o->id ? o->id : "(null)");
 	/* CVE-2019-5736: see rt_selfexe_ensure_sealed(). */
 	if (!rt_selfexe_is_sealed())
-		return bh_err_set(err, EPERM, "container %s: runtime not running from a sealed copy "
-					      "(call rt_selfexe_ensure_sealed() in main)", o->id);
+		return bh_err_set(err, EPERM,
+		                  "container %s: runtime not running from a sealed copy "
+		                  "(call rt_selfexe_ensure_sealed() in main)",
+		                  o->id);
 	rc = launch_prepare(&l, err);
 	if (rc == 0 && create)
 		rc = launch_fifo(&l, err);

@@ -9,9 +9,10 @@
 #include "runtime/rt-container-internal.h"
 
 const struct rt_ns_type rt_ns_types[8] = {
-	{"pid", CLONE_NEWPID},	 {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-	{"ipc", CLONE_NEWIPC},	 {"uts", CLONE_NEWUTS},	    {"user", CLONE_NEWUSER},
-	{"cgroup", CLONE_NEWCGROUP}, {"time", 0},
+    {"pid", CLONE_NEWPID},       {"network", CLONE_NEWNET},
+    {"mount", CLONE_NEWNS},      {"ipc", CLONE_NEWIPC},
+    {"uts", CLONE_NEWUTS},       {"user", CLONE_NEWUSER},
+    {"cgroup", CLONE_NEWCGROUP}, {"time", 0},
 };
 
 int rt_ns_join(const struct rt_spec *s, struct bh_err *err)
@@ -24,12 +25,12 @@ int rt_ns_join(const struct rt_spec *s, struct bh_err *err)
 		fd = open(s->ns_path[k], O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return bh_err_sys(err, errno, "open %s namespace %s", rt_ns_types[k].name,
-					  s->ns_path[k]);
+			                  s->ns_path[k]);
 		if (setns(fd, rt_ns_types[k].flag) < 0) {
 			int e = errno;
 			close(fd);
 			return bh_err_sys(err, e, "join %s namespace %s", rt_ns_types[k].name,
-					  s->ns_path[k]);
+			                  s->ns_path[k]);
 		}
 		close(fd);
 	}

@@ -30,8 +30,8 @@ static void fd_path(char out[FD_PATH_LEN], int fd)
 int rt_open_in_root(int rootfd, const char *path, int flags, struct bh_err *err)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd;
 
@@ -68,16 +68,19 @@ static int mkdir_in_root(int rootfd, const char *path, bool as_file, struct bh_e
 			cleanup_close int parent = -1;
 			name = strrchr(buf, '/');
 			*name = '\0';
-			parent = rt_open_in_root(rootfd, buf[0] ? buf : "/", O_PATH | O_DIRECTORY, err);
+			parent =
+			    rt_open_in_root(rootfd, buf[0] ? buf : "/", O_PATH | O_DIRECTORY, err);
 			*name++ = '/';
 			if (parent < 0)
 				return -1;
 			if (last && as_file)
-				fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+				fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+				            0644);
 			else
 				fd = mkdirat(parent, name, 0755);
 			if (fd < 0 && errno != EEXIST)
-				return bh_err_sys(err, errno, "create %s in the container root", buf);
+				return bh_err_sys(err, errno, "create %s in the container root",
+				                  buf);
 			if (fd > 0 && last && as_file)
 				close(fd);
 		}
@@ -100,8 +103,8 @@ static int remount_bind(int rootfd, const char *dest, unsigned long flags, struc
 	/* Keep the flags the kernel locked on the source mount. */
 	if (fstatvfs(fd, &sv) == 0)
 		flags |= (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
-			 (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
-			 (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+		         (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+		         (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
 	if (mount(NULL, p, NULL, (flags & ~MS_REC) | MS_BIND | MS_REMOUNT, NULL) < 0)
 		return bh_err_sys(err, errno, "remount %s", dest);
 	return 0;
@@ -146,7 +149,7 @@ static int mount_bind(int rootfd, const struct rt_mount *m, struct bh_err *err)
 }
 
 static int mount_fs(int rootfd, const char *dest, const char *src, const char *type,
-		    unsigned long flags, const char *data, struct bh_err *err)
+                    unsigned long flags, const char *data, struct bh_err *err)
 {
 	cleanup_close int fd = -1;
 	char p[FD_PATH_LEN];
@@ -165,7 +168,7 @@ static int mount_fs(int rootfd, const char *dest, const char *src, const char *t
 /* A "cgroup" mount: cgroup2, or on v1 a tmpfs holding each hierarchy.  In a
  * cgroup namespace both show the container's own cgroup as the root. */
 static int mount_cgroup(int rootfd, const struct rt_mount *m, const struct rt_rootfs_ctx *ctx,
-			struct bh_err *err)
+                        struct bh_err *err)
 {
 	unsigned long flags = m->flags & ~MS_RDONLY;
 
@@ -183,7 +186,7 @@ static int mount_cgroup(int rootfd, const struct rt_mount *m, const struct rt_ro
 }
 
 static int mount_one(int rootfd, const struct rt_mount *m, const struct rt_rootfs_ctx *ctx,
-		     struct bh_err *err)
+                     struct bh_err *err)
 {
 	int rc;
 
@@ -204,20 +207,20 @@ static int make_devices(int rootfd, struct bh_err *err)
 	static const struct {
 		const char *name;
 		unsigned maj, min;
-	} devs[] = {{"null", 1, 3},   {"zero", 1, 5},	 {"full", 1, 7},
-		    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	} devs[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+	            {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 	static const struct {
 		const char *name, *target;
-	} links[] = {{"ptmx", "pts/ptmx"},	  {"fd", "/proc/self/fd"},
-		     {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-		     {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
+	} links[] = {{"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
+	             {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
+	             {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}};
 	cleanup_close int dev = rt_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY, err);
 
 	if (dev < 0)
 		return errno == ENOENT ? 0 : -1;
 	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
 		if (mknodat(dev, devs[i].name, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) <
-			    0 &&
+		        0 &&
 		    errno != EEXIST)
 			return bh_err_sys(err, errno, "mknod /dev/%s", devs[i].name);
 	}
@@ -253,7 +256,8 @@ static int mask_paths(int rootfd, const struct rt_spec *s, int nullfd, struct bh
 
 	fd_path(src, nullfd);
 	for (size_t i = 0; s->masked[i]; i++) {
-		cleanup_close int fd = rt_open_in_root(rootfd, s->masked[i], O_PATH | O_NOFOLLOW, err);
+		cleanup_close int fd =
+		    rt_open_in_root(rootfd, s->masked[i], O_PATH | O_NOFOLLOW, err);
 		int rc;
 
 		if (fd < 0 && (err->code == ENOENT || err->code == ENOTDIR))
@@ -285,8 +289,8 @@ static int readonly_paths(int rootfd, const struct rt_spec *s, struct bh_err *er
 		fd_path(p, fd);
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return bh_err_sys(err, errno, "bind %s", s->readonly[i]);
-		if (remount_bind(rootfd, s->readonly[i], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				 err) < 0)
+		if (remount_bind(rootfd, s->readonly[i],
+		                 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -311,7 +315,8 @@ static int enter_root(int rootfd, bool readonly, struct bh_err *err)
 	if (!readonly)
 		return 0;
 	if (statvfs("/", &sv) == 0)
-		flags |= (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0);
+		flags |=
+		    (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0);
 	if (mount(NULL, "/", NULL, flags, NULL) < 0)
 		return bh_err_sys(err, errno, "remount the root read-only");
 	return 0;
@@ -355,7 +360,7 @@ static void collect_cgroup_mnt(const char *mnt, const char *opts, void *arg)
 		if (!(n == 2 && (strncmp(o, "rw", 2) == 0 || strncmp(o, "ro", 2) == 0)) &&
 		    used < sizeof(m->opts))
 			used += (size_t)snprintf(m->opts + used, sizeof(m->opts) - used, "%s%.*s",
-						 used ? "," : "", (int)n, o);
+			                         used ? "," : "", (int)n, o);
 		o += n + (o[n] ? 1 : 0);
 	}
 	if (used > 0 && used < sizeof(m->opts))
@@ -382,7 +387,7 @@ static bool overlay_path_ok(const char *p)
 }
 
 int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
-		     const char *work, const char *target, struct bh_err *err)
+                     const char *work, const char *target, struct bh_err *err)
 {
 	struct bh_buf data;
 	int rc = 0;

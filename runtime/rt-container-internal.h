@@ -19,7 +19,7 @@
 
 struct rt_mount {
 	char *dest, *type, *source;
-	unsigned long flags; /* MS_* applied at mount time */
+	unsigned long flags;       /* MS_* applied at mount time */
 	unsigned long propagation; /* MS_PRIVATE, MS_SLAVE... (0: none) */
 	bool bind, readonly;
 	char *data; /* the options that are not flags, comma-joined */
@@ -30,12 +30,18 @@ struct rt_rlimit {
 	uint64_t soft, hard;
 };
 
-enum rt_capset { RT_CAP_BOUNDING, RT_CAP_EFFECTIVE, RT_CAP_INHERITABLE, RT_CAP_PERMITTED,
-		 RT_CAP_AMBIENT, RT_CAP_NSETS };
+enum rt_capset {
+	RT_CAP_BOUNDING,
+	RT_CAP_EFFECTIVE,
+	RT_CAP_INHERITABLE,
+	RT_CAP_PERMITTED,
+	RT_CAP_AMBIENT,
+	RT_CAP_NSETS
+};
 
 struct rt_spec {
 	json_t *json; /* owns every string below */
-	char *root; /* absolute */
+	char *root;   /* absolute */
 	bool root_readonly;
 	const char **args, **env; /* NULL-terminated */
 	const char *cwd;
@@ -50,11 +56,11 @@ struct rt_spec {
 	const char *hostname;
 	struct rt_mount *mounts;
 	size_t n_mounts;
-	int clone_flags; /* CLONE_NEW* to create */
+	int clone_flags;        /* CLONE_NEW* to create */
 	const char *ns_path[8]; /* namespaces to join, by index of rt_ns_types */
 	int64_t mem_limit, mem_swap, cpu_shares, cpu_quota, cpu_period, pids_limit; /* -1: unset */
-	json_t *seccomp; /* borrowed from json; NULL: none */
-	const char **masked, **readonly; /* NULL-terminated */
+	json_t *seccomp;                         /* borrowed from json; NULL: none */
+	const char **masked, **readonly;         /* NULL-terminated */
 	const char **sysctl_keys, **sysctl_vals; /* NULL-terminated */
 	const char *cgroups_path;
 };
@@ -101,7 +107,7 @@ struct rt_cgroup {
 /* Detects v1/v2 and makes the directories for s->cgroups_path (default
  * berth/<id>) with the limits from the spec. */
 int rt_cgroup_create(const struct rt_spec *s, const char *id, struct rt_cgroup *cg,
-		     struct bh_err *err);
+                     struct bh_err *err);
 int rt_cgroup_enter(const struct rt_cgroup *cg, pid_t pid, struct bh_err *err);
 /* Kills what is left in the cgroups, then removes them. */
 int rt_cgroup_destroy(const struct rt_cgroup *cg, struct bh_err *err);
@@ -109,13 +115,13 @@ int rt_cgroup_oom_count(const struct rt_cgroup *cg, long *count, struct bh_err *
 void rt_cgroup_free(struct rt_cgroup *cg);
 /* Calls fn for each v1 cgroup mount with its mount point and super options. */
 int rt_cgroup_v1_mounts(void (*fn)(const char *mnt, const char *opts, void *arg), void *arg,
-			struct bh_err *err);
+                        struct bh_err *err);
 json_t *rt_cgroup_to_json(const struct rt_cgroup *cg);
 int rt_cgroup_from_json(json_t *j, struct rt_cgroup *cg, struct bh_err *err);
 
 /* ---- root filesystem (rootfs.c) ---- */
 struct rt_cgroup_mnt {
-	char name[64]; /* directory name under /sys/fs/cgroup: "memory", "cpu,cpuacct" */
+	char name[64];  /* directory name under /sys/fs/cgroup: "memory", "cpu,cpuacct" */
 	char opts[128]; /* mount data: "memory", "name=systemd" */
 };
 struct rt_rootfs_ctx {

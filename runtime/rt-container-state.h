@@ -10,6 +10,6 @@
 #define RT_STATE_FILE "state.json"
 
 int rt_state_write(const char *dir, const char *id, pid_t pid, const char *bundle,
-		   const struct rt_cgroup *cg, struct bh_err *err);
+                   const struct rt_cgroup *cg, struct bh_err *err);
 
 #endif

@@ -21,11 +21,11 @@
 #include "common/common.h"
 
 struct rt_container_opts {
-	const char *id; /* [a-zA-Z0-9_.-]{1,128}; berthd uses 64 hex */
-	const char *bundle; /* directory holding config.json; root.path is relative to it */
+	const char *id;         /* [a-zA-Z0-9_.-]{1,128}; berthd uses 64 hex */
+	const char *bundle;     /* directory holding config.json; root.path is relative to it */
 	const char *state_root; /* runtime state, like runc --root (e.g. EXEC_ROOT/runtime) */
-	int stdio[3]; /* fds that become the container's 0,1,2 (pipe ends or a pty
-		       * slave); -1 means /dev/null.  Not closed by the runtime. */
+	int stdio[3];           /* fds that become the container's 0,1,2 (pipe ends or a pty
+	                         * slave); -1 means /dev/null.  Not closed by the runtime. */
 };
 
 /* Sets up namespaces, cgroups, the root filesystem, capabilities, seccomp and
@@ -72,7 +72,7 @@ struct rt_container_state {
 
 /* Reads the state of a container; ENOENT if there is no such container. */
 int rt_container_state(const char *state_root, const char *id, struct rt_container_state *st,
-		       struct bh_err *err);
+                       struct bh_err *err);
 /* "created", "running", "stopped". */
 const char *rt_container_status_name(enum rt_container_status s);
 /* OCI state JSON {ociVersion,id,status,pid,bundle,created}; caller decrefs. */
@@ -108,12 +108,12 @@ extern const char *const rt_caps_docker_default[];
 /* Mounts an overlayfs at target: lowerdirs[0] is the topmost lower layer;
  * n_lower >= 1.  upper and work must be on the same filesystem. */
 int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
-		     const char *work, const char *target, struct bh_err *err);
+                     const char *work, const char *target, struct bh_err *err);
 
 /* Resolves "user[:group]" (names or numbers) with the root's /etc/passwd
  * and /etc/group, opened with openat2 RESOLVE_IN_ROOT below rootfd.
  * *gids (caller frees) gets the user's supplementary groups from /etc/group. */
 int rt_user_resolve(int rootfd, const char *spec, uid_t *uid, gid_t *gid, gid_t **gids,
-		    size_t *n_gids, struct bh_err *err);
+                    size_t *n_gids, struct bh_err *err);
 
 #endif

@@ -29,18 +29,66 @@
 
 /* ---- the default profile ------------------------------------------------- */
 static const char *const denied_calls[] = {
-	"acct",		 "add_key",	    "bpf",	      "clock_adjtime",	"clock_settime",
-	"create_module", "delete_module",   "finit_module",   "get_kernel_syms", "get_mempolicy",
-	"init_module",	 "ioperm",	    "iopl",	      "kexec_file_load", "kexec_load",
-	"keyctl",	 "lookup_dcookie",  "mbind",	      "mount",		 "move_pages",
-	"name_to_handle_at", "nfsservctl",  "open_by_handle_at", "perf_event_open", "pivot_root",
-	"query_module",	 "quotactl",	    "quotactl_fd",    "reboot",		 "request_key",
-	"set_mempolicy", "setns",	    "settimeofday",   "stime",		 "swapon",
-	"swapoff",	 "sysfs",	    "_sysctl",	      "umount",		 "umount2",
-	"unshare",	 "uselib",	    "userfaultfd",    "ustat",		 "vm86",
-	"vm86old",	 "fsopen",	    "fsconfig",	      "fsmount",	 "fspick",
-	"move_mount",	 "open_tree",	    "mount_setattr",  "syslog",		 "io_uring_setup",
-	"io_uring_enter", "io_uring_register", "fanotify_init", "vhangup",	 NULL,
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapon",
+    "swapoff",
+    "sysfs",
+    "_sysctl",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "syslog",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "fanotify_init",
+    "vhangup",
+    NULL,
 };
 
 static bool kernel_older_than(int major, int minor)
@@ -53,30 +101,30 @@ static bool kernel_older_than(int major, int minor)
 	return ma < major || (ma == major && mi < minor);
 }
 
-static json_t *deny_rule(const char *name, int errno_ret, int arg, uint64_t value,
-			 uint64_t value2, const char *op)
+static json_t *deny_rule(const char *name, int errno_ret, int arg, uint64_t value, uint64_t value2,
+                         const char *op)
 {
 	json_t *r = json_pack("{s:[s], s:s, s:i}", "names", name, "action", "SCMP_ACT_ERRNO",
-			      "errnoRet", errno_ret);
+	                      "errnoRet", errno_ret);
 
 	if (op != NULL)
 		json_object_set_new(r, "args",
-				    json_pack("[{s:i, s:I, s:I, s:s}]", "index", arg, "value",
-					      (json_int_t)value, "valueTwo", (json_int_t)value2,
-					      "op", op));
+		                    json_pack("[{s:i, s:I, s:I, s:s}]", "index", arg, "value",
+		                              (json_int_t)value, "valueTwo", (json_int_t)value2,
+		                              "op", op));
 	return r;
 }
 
 static void add_arg_denials(json_t *calls)
 {
-	static const int clone_ns[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
-				       CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+	static const int clone_ns[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
+	                               CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
 
 	/* clone: arg 0 holds the flags on every arch berth runs on (s390 aside). */
 	for (size_t i = 0; i < sizeof(clone_ns) / sizeof(clone_ns[0]); i++)
-		json_array_append_new(calls, deny_rule("clone", EPERM, 0, (uint64_t)clone_ns[i],
-						       (uint64_t)clone_ns[i],
-						       "SCMP_CMP_MASKED_EQ"));
+		json_array_append_new(calls,
+		                      deny_rule("clone", EPERM, 0, (uint64_t)clone_ns[i],
+		                                (uint64_t)clone_ns[i], "SCMP_CMP_MASKED_EQ"));
 	json_array_append_new(calls, deny_rule("socket", EPERM, 0, AF_ALG, 0, "SCMP_CMP_EQ"));
 	json_array_append_new(calls, deny_rule("socket", EPERM, 0, AF_VSOCK, 0, "SCMP_CMP_EQ"));
 	/* clone3's flags are behind a pointer: refuse it with ENOSYS (Docker's
@@ -98,7 +146,7 @@ json_t *rt_seccomp_default_json(void)
 		json_array_append_new(names, json_string("kcmp"));
 	}
 	json_array_append_new(calls, json_pack("{s:o, s:s, s:i}", "names", names, "action",
-					       "SCMP_ACT_ERRNO", "errnoRet", EPERM));
+	                                       "SCMP_ACT_ERRNO", "errnoRet", EPERM));
 	add_arg_denials(calls);
 #if defined(__x86_64__)
 	arches = json_pack("[s,s,s]", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32");
@@ -108,7 +156,7 @@ json_t *rt_seccomp_default_json(void)
 	arches = json_array();
 #endif
 	return json_pack("{s:s, s:i, s:o, s:o}", "defaultAction", "SCMP_ACT_ALLOW",
-			 "defaultErrnoRet", EPERM, "architectures", arches, "syscalls", calls);
+	                 "defaultErrnoRet", EPERM, "architectures", arches, "syscalls", calls);
 }
 
 /* ---- compiling OCI seccomp ---------------------------------------------- */
@@ -144,10 +192,13 @@ static int parse_op(const char *op, enum scmp_compare *out)
 		const char *name;
 		enum scmp_compare op;
 	} ops[] = {
-		{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
-		{"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-		{"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
-		{"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
+	    {"SCMP_CMP_NE", SCMP_CMP_NE},
+	    {"SCMP_CMP_LT", SCMP_CMP_LT},
+	    {"SCMP_CMP_LE", SCMP_CMP_LE},
+	    {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+	    {"SCMP_CMP_GE", SCMP_CMP_GE},
+	    {"SCMP_CMP_GT", SCMP_CMP_GT},
+	    {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
 	};
 
 	for (size_t i = 0; op && i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -166,7 +217,8 @@ static int parse_args(json_t *args, struct scmp_arg_cmp *cmp, unsigned *n, struc
 	*n = 0;
 	if (json_array_size(args) > 6)
 		return bh_err_set(err, EINVAL, "seccomp: more than 6 args in a rule");
-	json_array_foreach (args, i, a) {
+	json_array_foreach(args, i, a)
+	{
 		enum scmp_compare op;
 		if (parse_op(json_string_value(json_object_get(a, "op")), &op) < 0)
 			return bh_err_set(err, EINVAL, "seccomp: bad op in args[%zu]", i);
@@ -180,7 +232,7 @@ static int parse_args(json_t *args, struct scmp_arg_cmp *cmp, unsigned *n, struc
 }
 
 static int add_rule(scmp_filter_ctx ctx, json_t *rule, uint32_t dflt, int dflt_errno,
-		    struct bh_err *err)
+                    struct bh_err *err)
 {
 	struct scmp_arg_cmp cmp[6];
 	json_t *names = json_object_get(rule, "names"), *n;
@@ -189,13 +241,14 @@ static int add_rule(scmp_filter_ctx ctx, json_t *rule, uint32_t dflt, int dflt_e
 	size_t i;
 
 	if (parse_action(json_string_value(json_object_get(rule, "action")), rule, dflt_errno,
-			 &act) < 0)
+	                 &act) < 0)
 		return bh_err_set(err, EINVAL, "seccomp: unknown action");
 	if (parse_args(json_object_get(rule, "args"), cmp, &nargs, err) < 0)
 		return -1;
 	if (act == dflt)
 		return 0;
-	json_array_foreach (names, i, n) {
+	json_array_foreach(names, i, n)
+	{
 		const char *name = json_string_value(n);
 		int nr = name ? seccomp_syscall_resolve_name(name) : __NR_SCMP_ERROR;
 		int rc;
@@ -214,7 +267,8 @@ static int add_arches(scmp_filter_ctx ctx, json_t *arches, struct bh_err *err)
 	size_t i;
 	json_t *a;
 
-	json_array_foreach (arches, i, a) {
+	json_array_foreach(arches, i, a)
+	{
 		const char *name = json_string_value(a);
 		char lower[32];
 		uint32_t arch;
@@ -270,16 +324,15 @@ int rt_seccomp_compile(const struct rt_spec *s, struct rt_seccomp_prog *p, struc
 	dflt_errno_j = json_object_get(s->seccomp, "defaultErrnoRet");
 	dflt_errno = json_is_integer(dflt_errno_j) ? (int)json_integer_value(dflt_errno_j) : EPERM;
 	if (parse_action(json_string_value(json_object_get(s->seccomp, "defaultAction")),
-			 s->seccomp, dflt_errno, &dflt) < 0)
+	                 s->seccomp, dflt_errno, &dflt) < 0)
 		return bh_err_set(err, EINVAL, "seccomp: bad defaultAction");
 	ctx = seccomp_init(dflt);
 	if (ctx == NULL)
 		return bh_err_set(err, ENOMEM, "seccomp: init");
 	if (add_arches(ctx, json_object_get(s->seccomp, "architectures"), err) < 0)
 		goto out;
-	json_array_foreach (json_object_get(s->seccomp, "syscalls"), i, rule)
-		if (add_rule(ctx, rule, dflt, dflt_errno, err) < 0)
-			goto out;
+	json_array_foreach(json_object_get(s->seccomp, "syscalls"), i,
+	                   rule) if (add_rule(ctx, rule, dflt, dflt_errno, err) < 0) goto out;
 	rc = export_bpf(ctx, p, err);
 out:
 	seccomp_release(ctx);

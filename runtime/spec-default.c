@@ -5,10 +5,21 @@
 #include "runtime/rt-container-internal.h"
 
 const char *const rt_caps_docker_default[] = {
-	"CAP_CHOWN",	    "CAP_DAC_OVERRIDE",	    "CAP_FSETID",     "CAP_FOWNER",
-	"CAP_MKNOD",	    "CAP_NET_RAW",	    "CAP_SETGID",     "CAP_SETUID",
-	"CAP_SETFCAP",	    "CAP_SETPCAP",	    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-	"CAP_KILL",	    "CAP_AUDIT_WRITE",	    NULL,
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+    NULL,
 };
 
 static json_t *str_list(const char *const *v)
@@ -21,23 +32,22 @@ static json_t *str_list(const char *const *v)
 }
 
 static json_t *mount_entry(const char *dest, const char *type, const char *src,
-			   const char *const *opts)
+                           const char *const *opts)
 {
 	return json_pack("{s:s, s:s, s:s, s:o}", "destination", dest, "type", type, "source", src,
-			 "options", str_list(opts));
+	                 "options", str_list(opts));
 }
 
 static json_t *default_mounts(void)
 {
 	static const char *const proc[] = {"nosuid", "noexec", "nodev", NULL};
-	static const char *const dev[] = {"nosuid", "strictatime", "mode=755", "size=65536k",
-					  NULL};
-	static const char *const pts[] = {"nosuid",	"noexec", "newinstance", "ptmxmode=0666",
-					  "mode=0620", "gid=5",	 NULL};
+	static const char *const dev[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
+	static const char *const pts[] = {"nosuid",    "noexec", "newinstance", "ptmxmode=0666",
+	                                  "mode=0620", "gid=5",  NULL};
 	static const char *const sys[] = {"nosuid", "noexec", "nodev", "ro", NULL};
 	static const char *const mq[] = {"nosuid", "noexec", "nodev", NULL};
-	static const char *const shm[] = {"nosuid",    "noexec",	 "nodev",
-					  "mode=1777", "size=67108864", NULL};
+	static const char *const shm[] = {"nosuid",    "noexec",        "nodev",
+	                                  "mode=1777", "size=67108864", NULL};
 	json_t *m = json_array();
 
 	json_array_append_new(m, mount_entry("/proc", "proc", "proc", proc));
@@ -53,38 +63,46 @@ static json_t *default_mounts(void)
 static json_t *default_linux(void)
 {
 	static const char *const masked[] = {
-		"/proc/asound",	       "/proc/acpi",	     "/proc/interrupts",
-		"/proc/kcore",	       "/proc/keys",	     "/proc/latency_stats",
-		"/proc/timer_list",    "/proc/timer_stats",  "/proc/sched_debug",
-		"/proc/scsi",	       "/sys/firmware",	     "/sys/devices/virtual/powercap",
-		NULL,
+	    "/proc/asound",
+	    "/proc/acpi",
+	    "/proc/interrupts",
+	    "/proc/kcore",
+	    "/proc/keys",
+	    "/proc/latency_stats",
+	    "/proc/timer_list",
+	    "/proc/timer_stats",
+	    "/proc/sched_debug",
+	    "/proc/scsi",
+	    "/sys/firmware",
+	    "/sys/devices/virtual/powercap",
+	    NULL,
 	};
-	static const char *const ro[] = {"/proc/bus",	"/proc/fs",		"/proc/irq",
-					 "/proc/sys",	"/proc/sysrq-trigger", NULL};
+	static const char *const ro[] = {
+	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 	static const char *const ns[] = {"pid", "ipc", "uts", "mount", "network", "cgroup", NULL};
 	json_t *nss = json_array();
 
 	for (const char *const *n = ns; *n; n++)
 		json_array_append_new(nss, json_pack("{s:s}", "type", *n));
 	return json_pack("{s:o, s:o, s:o, s:o, s:{}}", "namespaces", nss, "maskedPaths",
-			 str_list(masked), "readonlyPaths", str_list(ro), "seccomp",
-			 rt_seccomp_default_json(), "resources");
+	                 str_list(masked), "readonlyPaths", str_list(ro), "seccomp",
+	                 rt_seccomp_default_json(), "resources");
 }
 
 json_t *rt_spec_default(const char *const *args)
 {
 	static const char *const sh[] = {"sh", NULL};
 	static const char *const env[] = {
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	json_t *caps = json_pack("{s:o, s:o, s:o}", "bounding", str_list(rt_caps_docker_default),
-				 "effective", str_list(rt_caps_docker_default), "permitted",
-				 str_list(rt_caps_docker_default));
-	json_t *process = json_pack(
-		"{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:b}", "terminal", 0, "user", "uid", 0,
-		"gid", 0, "args", str_list(args ? args : sh), "env", str_list(env), "cwd", "/",
-		"capabilities", caps, "noNewPrivileges", 1);
+	                         "effective", str_list(rt_caps_docker_default), "permitted",
+	                         str_list(rt_caps_docker_default));
+	json_t *process =
+	    json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:o, s:b}", "terminal", 0, "user", "uid",
+	              0, "gid", 0, "args", str_list(args ? args : sh), "env", str_list(env), "cwd",
+	              "/", "capabilities", caps, "noNewPrivileges", 1);
 
 	return json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
-			 "process", process, "root", "path", "rootfs", "readonly", 0, "hostname",
-			 "berth", "mounts", default_mounts(), "linux", default_linux());
+	                 "process", process, "root", "path", "rootfs", "readonly", 0, "hostname",
+	                 "berth", "mounts", default_mounts(), "linux", default_linux());
 }

@@ -22,7 +22,8 @@ static const char **str_array(json_t *arr, const char *what, struct bh_err *err,
 		return NULL;
 	}
 	out = bh_calloc(json_array_size(arr) + 1, sizeof(char *));
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (!json_is_string(v)) {
 			free(out);
 			*rc = bh_err_set(err, EINVAL, "%s[%zu]: not a string", what, i);
@@ -57,7 +58,8 @@ static int parse_user(json_t *user, struct rt_spec *s, struct bh_err *err)
 		return 0;
 	s->n_gids = json_array_size(add);
 	s->gids = bh_calloc(s->n_gids + 1, sizeof(gid_t));
-	json_array_foreach (add, i, v) {
+	json_array_foreach(add, i, v)
+	{
 		if (!json_is_integer(v))
 			return bh_err_set(err, EINVAL, "process.user.additionalGids: not a number");
 		s->gids[i] = (gid_t)json_integer_value(v);
@@ -68,7 +70,7 @@ static int parse_user(json_t *user, struct rt_spec *s, struct bh_err *err)
 static int parse_caps(json_t *caps, struct rt_spec *s, struct bh_err *err)
 {
 	static const char *const sets[RT_CAP_NSETS] = {"bounding", "effective", "inheritable",
-						       "permitted", "ambient"};
+	                                               "permitted", "ambient"};
 
 	if (!json_is_object(caps))
 		return 0;
@@ -77,11 +79,13 @@ static int parse_caps(json_t *caps, struct rt_spec *s, struct bh_err *err)
 		json_t *arr = json_object_get(caps, sets[k]), *v;
 		size_t i;
 
-		json_array_foreach (arr, i, v) {
+		json_array_foreach(arr, i, v)
+		{
 			int c = rt_cap_from_name(json_string_value(v));
 			if (c < 0)
-				return bh_err_set(err, EINVAL, "process.capabilities.%s: unknown %s",
-						  sets[k], json_string_value(v) ?: "(not a string)");
+				return bh_err_set(err, EINVAL,
+				                  "process.capabilities.%s: unknown %s", sets[k],
+				                  json_string_value(v) ?: "(not a string)");
 			s->caps[k] |= 1ULL << c;
 		}
 	}
@@ -94,14 +98,22 @@ static int rlimit_from_name(const char *name)
 		const char *name;
 		int res;
 	} map[] = {
-		{"RLIMIT_AS", RLIMIT_AS},	      {"RLIMIT_CORE", RLIMIT_CORE},
-		{"RLIMIT_CPU", RLIMIT_CPU},	      {"RLIMIT_DATA", RLIMIT_DATA},
-		{"RLIMIT_FSIZE", RLIMIT_FSIZE},	      {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-		{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-		{"RLIMIT_NICE", RLIMIT_NICE},	      {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-		{"RLIMIT_NPROC", RLIMIT_NPROC},	      {"RLIMIT_RSS", RLIMIT_RSS},
-		{"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-		{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+	    {"RLIMIT_AS", RLIMIT_AS},
+	    {"RLIMIT_CORE", RLIMIT_CORE},
+	    {"RLIMIT_CPU", RLIMIT_CPU},
+	    {"RLIMIT_DATA", RLIMIT_DATA},
+	    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+	    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+	    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+	    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+	    {"RLIMIT_NICE", RLIMIT_NICE},
+	    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+	    {"RLIMIT_NPROC", RLIMIT_NPROC},
+	    {"RLIMIT_RSS", RLIMIT_RSS},
+	    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+	    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+	    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+	    {"RLIMIT_STACK", RLIMIT_STACK},
 	};
 
 	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
@@ -116,7 +128,8 @@ static int parse_rlimits(json_t *arr, struct rt_spec *s, struct bh_err *err)
 	json_t *v;
 
 	s->rlimits = bh_calloc(json_array_size(arr) + 1, sizeof(*s->rlimits));
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		int r = rlimit_from_name(get_str(v, "type"));
 		if (r < 0)
 			return bh_err_set(err, EINVAL, "process.rlimits[%zu]: unknown type", i);
@@ -160,19 +173,32 @@ struct mount_opt {
 };
 
 static const struct mount_opt mount_opts[] = {
-	{"ro", MS_RDONLY, 0, 0},	   {"rw", 0, MS_RDONLY, 0},
-	{"nosuid", MS_NOSUID, 0, 0},	   {"suid", 0, MS_NOSUID, 0},
-	{"nodev", MS_NODEV, 0, 0},	   {"dev", 0, MS_NODEV, 0},
-	{"noexec", MS_NOEXEC, 0, 0},	   {"exec", 0, MS_NOEXEC, 0},
-	{"sync", MS_SYNCHRONOUS, 0, 0},	   {"async", 0, MS_SYNCHRONOUS, 0},
-	{"noatime", MS_NOATIME, 0, 0},	   {"atime", 0, MS_NOATIME, 0},
-	{"relatime", MS_RELATIME, 0, 0},   {"norelatime", 0, MS_RELATIME, 0},
-	{"strictatime", MS_STRICTATIME, 0, 0}, {"nodiratime", MS_NODIRATIME, 0, 0},
-	{"bind", MS_BIND, 0, 0},	   {"rbind", MS_BIND | MS_REC, 0, 0},
-	{"private", 0, 0, MS_PRIVATE},	   {"rprivate", 0, 0, MS_PRIVATE | MS_REC},
-	{"slave", 0, 0, MS_SLAVE},	   {"rslave", 0, 0, MS_SLAVE | MS_REC},
-	{"shared", 0, 0, MS_SHARED},	   {"rshared", 0, 0, MS_SHARED | MS_REC},
-	{"unbindable", 0, 0, MS_UNBINDABLE}, {"runbindable", 0, 0, MS_UNBINDABLE | MS_REC},
+    {"ro", MS_RDONLY, 0, 0},
+    {"rw", 0, MS_RDONLY, 0},
+    {"nosuid", MS_NOSUID, 0, 0},
+    {"suid", 0, MS_NOSUID, 0},
+    {"nodev", MS_NODEV, 0, 0},
+    {"dev", 0, MS_NODEV, 0},
+    {"noexec", MS_NOEXEC, 0, 0},
+    {"exec", 0, MS_NOEXEC, 0},
+    {"sync", MS_SYNCHRONOUS, 0, 0},
+    {"async", 0, MS_SYNCHRONOUS, 0},
+    {"noatime", MS_NOATIME, 0, 0},
+    {"atime", 0, MS_NOATIME, 0},
+    {"relatime", MS_RELATIME, 0, 0},
+    {"norelatime", 0, MS_RELATIME, 0},
+    {"strictatime", MS_STRICTATIME, 0, 0},
+    {"nodiratime", MS_NODIRATIME, 0, 0},
+    {"bind", MS_BIND, 0, 0},
+    {"rbind", MS_BIND | MS_REC, 0, 0},
+    {"private", 0, 0, MS_PRIVATE},
+    {"rprivate", 0, 0, MS_PRIVATE | MS_REC},
+    {"slave", 0, 0, MS_SLAVE},
+    {"rslave", 0, 0, MS_SLAVE | MS_REC},
+    {"shared", 0, 0, MS_SHARED},
+    {"rshared", 0, 0, MS_SHARED | MS_REC},
+    {"unbindable", 0, 0, MS_UNBINDABLE},
+    {"runbindable", 0, 0, MS_UNBINDABLE | MS_REC},
 };
 
 static void parse_mount_option(struct rt_mount *m, const char *o, struct bh_buf *data)
@@ -201,9 +227,8 @@ static int parse_mount(json_t *j, struct rt_mount *m, size_t idx, struct bh_err 
 	m->type = (char *)(get_str(j, "type") ?: "bind");
 	m->source = (char *)(get_str(j, "source") ?: "none");
 	bh_buf_init(&data, 4096);
-	json_array_foreach (opts, i, v)
-		if (json_is_string(v))
-			parse_mount_option(m, json_string_value(v), &data);
+	json_array_foreach(opts, i, v) if (json_is_string(v))
+	    parse_mount_option(m, json_string_value(v), &data);
 	m->data = data.data ? data.data : bh_strdup("");
 	m->bind = (m->flags & MS_BIND) || strcmp(m->type, "bind") == 0;
 	if (m->bind)
@@ -218,7 +243,8 @@ static int parse_mounts(json_t *arr, struct rt_spec *s, struct bh_err *err)
 	json_t *v;
 
 	s->mounts = bh_calloc(json_array_size(arr) + 1, sizeof(*s->mounts));
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (parse_mount(v, &s->mounts[i], i, err) < 0)
 			return -1;
 		s->n_mounts++;
@@ -231,7 +257,8 @@ static int parse_namespaces(json_t *arr, struct rt_spec *s, struct bh_err *err)
 	size_t i, k;
 	json_t *v;
 
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		const char *type = get_str(v, "type"), *path = get_str(v, "path");
 
 		for (k = 0; k < 8; k++)
@@ -239,11 +266,13 @@ static int parse_namespaces(json_t *arr, struct rt_spec *s, struct bh_err *err)
 				break;
 		if (k == 8)
 			return bh_err_set(err, EINVAL, "linux.namespaces[%zu]: unsupported type %s",
-					  i, type ?: "(none)");
+			                  i, type ?: "(none)");
 		if (rt_ns_types[k].flag == 0 || strcmp(type, "user") == 0)
-			return bh_err_set(err, ENOTSUP, "linux.namespaces: %s is not supported", type);
+			return bh_err_set(err, ENOTSUP, "linux.namespaces: %s is not supported",
+			                  type);
 		if (path && strcmp(type, "pid") == 0)
-			return bh_err_set(err, ENOTSUP, "linux.namespaces: joining a pid namespace");
+			return bh_err_set(err, ENOTSUP,
+			                  "linux.namespaces: joining a pid namespace");
 		if (path)
 			s->ns_path[k] = path;
 		else
@@ -272,7 +301,8 @@ static int parse_sysctl(json_t *obj, struct rt_spec *s, struct bh_err *err)
 
 	s->sysctl_keys = bh_calloc(n + 1, sizeof(char *));
 	s->sysctl_vals = bh_calloc(n + 1, sizeof(char *));
-	json_object_foreach (obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		if (!json_is_string(v) || strstr(key, "..") || strchr(key, '/'))
 			return bh_err_set(err, EINVAL, "linux.sysctl: bad entry %s", key);
 		s->sysctl_keys[i] = key;
@@ -295,7 +325,7 @@ static int parse_linux(json_t *l, struct rt_spec *s, struct bh_err *err)
 	if (rc < 0)
 		return rc;
 	s->readonly =
-		str_array(json_object_get(l, "readonlyPaths"), "linux.readonlyPaths", err, &rc);
+	    str_array(json_object_get(l, "readonlyPaths"), "linux.readonlyPaths", err, &rc);
 	if (rc < 0)
 		return rc;
 	s->cgroups_path = get_str(l, "cgroupsPath");

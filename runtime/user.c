@@ -163,7 +163,7 @@ static int resolve_user(int rootfd, const char *user, struct user_q *q, struct b
 }
 
 int rt_user_resolve(int rootfd, const char *spec, uid_t *uid, gid_t *gid, gid_t **gids,
-		    size_t *n_gids, struct bh_err *err)
+                    size_t *n_gids, struct bh_err *err)
 {
 	cleanup_free char *user = bh_strdup(spec), *group_db = NULL;
 	char *group = strchr(user, ':');

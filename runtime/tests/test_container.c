@@ -326,12 +326,13 @@ static void test_cgroup_namespace_shows_root(void **state)
 static void test_memory_limit_oom_kill_recorded(void **state)
 {
 	static const char *const hog[] = {"/probe", "alloc", "512", NULL};
-	json_t *spec = probe_spec(hog), *res = json_object_get(json_object_get(spec, "linux"),
-							       "resources");
+	json_t *spec = probe_spec(hog),
+	       *res = json_object_get(json_object_get(spec, "linux"), "resources");
 	struct run r;
 
-	json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)32 << 20,
-						     "swap", (json_int_t)32 << 20));
+	json_object_set_new(
+	    res, "memory",
+	    json_pack("{s:I, s:I}", "limit", (json_int_t)32 << 20, "swap", (json_int_t)32 << 20));
 	run_spec(spec, "t-oom", &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.status, 128 + SIGKILL);
@@ -349,7 +350,7 @@ static void test_pids_limit_stops_fork_bomb(void **state)
 	struct run r;
 
 	json_object_set_new(json_object_get(json_object_get(spec, "linux"), "resources"), "pids",
-			    json_pack("{s:i}", "limit", 16));
+	                    json_pack("{s:i}", "limit", 16));
 	out = run_probe(spec, "t-pids", &r);
 	assert_true(jint(out, "forked") < 16);
 	assert_int_equal(jint(out, "fork_errno"), EAGAIN);
@@ -370,9 +371,10 @@ static void test_readonly_root(void **state)
 
 static void test_masked_paths_are_empty(void **state)
 {
-	static const char *const ls[] = {"sh", "-c", "ls -A /sys/firmware | wc -l; "
-						    "echo x > /proc/sys/kernel/hostname; echo $?",
-					 NULL};
+	static const char *const ls[] = {"sh", "-c",
+	                                 "ls -A /sys/firmware | wc -l; "
+	                                 "echo x > /proc/sys/kernel/hostname; echo $?",
+	                                 NULL};
 	struct run r;
 	json_t *out = run_probe(probe_spec(NULL), "t-masked", &r);
 
@@ -404,15 +406,15 @@ static void test_cve_2019_5736_exe_overwrite_fails(void **state)
 	assert_int_equal(bh_read_file(self, 64 << 20, &before, &blen, &err), 0);
 	write_text(script, "#!/proc/self/exe\n", 0755);
 	/* The test binary is dynamic: give the container the host's /usr. */
-	json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/usr",
-						"type", "bind", "source", "/usr", "options", "rbind",
-						"ro"));
 	json_array_append_new(mounts,
-			      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib64", "type",
-					"bind", "source", "/lib64", "options", "rbind", "ro"));
+	                      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/usr", "type",
+	                                "bind", "source", "/usr", "options", "rbind", "ro"));
 	json_array_append_new(mounts,
-			      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib", "type",
-					"bind", "source", "/lib", "options", "rbind", "ro"));
+	                      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib64", "type",
+	                                "bind", "source", "/lib64", "options", "rbind", "ro"));
+	json_array_append_new(mounts,
+	                      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib", "type",
+	                                "bind", "source", "/lib", "options", "rbind", "ro"));
 	out = run_probe(spec, "t-cve-2019-5736", &r);
 	assert_int_equal(jint(out, "wrote"), 0);
 	assert_string_equal(jstr(out, "exe"), "memfd");
@@ -506,19 +508,19 @@ static int attack_own_exe(void)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_exec_errors_map_to_127_and_126),
-		cmocka_unit_test(test_process_settings_applied),
-		cmocka_unit_test(test_default_capabilities_are_dockers_14),
-		cmocka_unit_test(test_seccomp_denies_escape_calls),
-		cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
-		cmocka_unit_test(test_cgroup_namespace_shows_root),
-		cmocka_unit_test(test_memory_limit_oom_kill_recorded),
-		cmocka_unit_test(test_pids_limit_stops_fork_bomb),
-		cmocka_unit_test(test_readonly_root),
-		cmocka_unit_test(test_masked_paths_are_empty),
-		cmocka_unit_test(test_cve_2019_5736_exe_overwrite_fails),
-		cmocka_unit_test(test_create_start_state_kill_delete),
+	    cmocka_unit_test(test_exit_codes),
+	    cmocka_unit_test(test_exec_errors_map_to_127_and_126),
+	    cmocka_unit_test(test_process_settings_applied),
+	    cmocka_unit_test(test_default_capabilities_are_dockers_14),
+	    cmocka_unit_test(test_seccomp_denies_escape_calls),
+	    cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
+	    cmocka_unit_test(test_cgroup_namespace_shows_root),
+	    cmocka_unit_test(test_memory_limit_oom_kill_recorded),
+	    cmocka_unit_test(test_pids_limit_stops_fork_bomb),
+	    cmocka_unit_test(test_readonly_root),
+	    cmocka_unit_test(test_masked_paths_are_empty),
+	    cmocka_unit_test(test_cve_2019_5736_exe_overwrite_fails),
+	    cmocka_unit_test(test_create_start_state_kill_delete),
 	};
 	struct bh_err err;
 	char self[4096];

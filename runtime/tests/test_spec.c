@@ -65,7 +65,7 @@ static void test_default_spec_is_dockers(void **state)
 	assert_int_equal(s.caps[RT_CAP_AMBIENT], 0);
 	assert_true(s.no_new_privs);
 	assert_int_equal(s.clone_flags, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS |
-						 CLONE_NEWNET | CLONE_NEWCGROUP);
+	                                    CLONE_NEWNET | CLONE_NEWCGROUP);
 	assert_string_equal(s.args[0], "sh");
 	assert_null(s.args[1]);
 	assert_string_equal(s.cwd, "/");
@@ -91,9 +91,9 @@ static void test_bind_mount_options(void **state)
 	const struct rt_mount *m;
 
 	json_array_append_new(json_object_get(j, "mounts"),
-			      json_pack("{s:s, s:s, s:s, s:[s,s,s]}", "destination", "/data", "type",
-					"none", "source", "/srv", "options", "rbind", "ro",
-					"rslave"));
+	                      json_pack("{s:s, s:s, s:s, s:[s,s,s]}", "destination", "/data",
+	                                "type", "none", "source", "/srv", "options", "rbind", "ro",
+	                                "rslave"));
 	assert_int_equal(parse(j, &s, &err), 0);
 	m = find_mount(&s, "/data");
 	assert_true(m->bind);
@@ -111,13 +111,13 @@ static void test_resources_and_user(void **state)
 	struct bh_err err;
 
 	json_object_set_new(l, "resources",
-			    json_pack("{s:{s:I}, s:{s:I, s:I, s:I}, s:{s:I}}", "memory", "limit",
-				      (json_int_t)1 << 26, "cpu", "quota", (json_int_t)50000,
-				      "period", (json_int_t)100000, "shares", (json_int_t)512,
-				      "pids", "limit", (json_int_t)64));
-	json_object_set_new(json_object_get(j, "process"), "user",
-			    json_pack("{s:i, s:i, s:[i,i]}", "uid", 1000, "gid", 100,
-				      "additionalGids", 10, 20));
+	                    json_pack("{s:{s:I}, s:{s:I, s:I, s:I}, s:{s:I}}", "memory", "limit",
+	                              (json_int_t)1 << 26, "cpu", "quota", (json_int_t)50000,
+	                              "period", (json_int_t)100000, "shares", (json_int_t)512,
+	                              "pids", "limit", (json_int_t)64));
+	json_object_set_new(
+	    json_object_get(j, "process"), "user",
+	    json_pack("{s:i, s:i, s:[i,i]}", "uid", 1000, "gid", 100, "additionalGids", 10, 20));
 	assert_int_equal(parse(j, &s, &err), 0);
 	assert_int_equal(s.mem_limit, 1 << 26);
 	assert_int_equal(s.cpu_quota, 50000);
@@ -153,21 +153,21 @@ static void test_spec_errors_name_the_field(void **state)
 	json_object_set_new(json_object_get(j, "process"), "cwd", json_string("rel"));
 	expect_error(j, EINVAL, "process.cwd: rel is not absolute");
 	j = rt_spec_default(NULL);
-	json_array_append_new(json_object_get(json_object_get(json_object_get(j, "process"),
-								"capabilities"),
-					      "bounding"),
-			      json_string("CAP_NO_SUCH"));
+	json_array_append_new(
+	    json_object_get(json_object_get(json_object_get(j, "process"), "capabilities"),
+	                    "bounding"),
+	    json_string("CAP_NO_SUCH"));
 	expect_error(j, EINVAL, "unknown CAP_NO_SUCH");
 	j = rt_spec_default(NULL);
 	json_array_append_new(json_object_get(json_object_get(j, "linux"), "namespaces"),
-			      json_pack("{s:s}", "type", "user"));
+	                      json_pack("{s:s}", "type", "user"));
 	expect_error(j, ENOTSUP, "user is not supported");
 	j = rt_spec_default(NULL);
 	json_object_set_new(json_object_get(j, "root"), "path", json_string("missing"));
 	expect_error(j, ENOENT, "root.path");
 	j = rt_spec_default(NULL);
 	json_object_set_new(json_object_get(j, "linux"), "sysctl",
-			    json_pack("{s:s}", "../../etc/x", "1"));
+	                    json_pack("{s:s}", "../../etc/x", "1"));
 	expect_error(j, EINVAL, "linux.sysctl");
 }
 
@@ -219,10 +219,10 @@ static void test_user_resolve_inside_root(void **state)
 
 	/* An absolute symlink must resolve inside the root, not on the host. */
 	write_text("rootfs/etc/real-passwd", "root:x:0:0::/root:/bin/sh\n"
-					     "app:x:1000:1000::/home/app:/bin/sh\n");
+	                                     "app:x:1000:1000::/home/app:/bin/sh\n");
 	assert_int_equal(symlink("/etc/real-passwd", link), 0);
 	write_text("rootfs/etc/group", "root:x:0:\nstaff:x:50:app,bob\napp:x:1000:\n"
-				       "audio:x:29:bob,app\n");
+	                               "audio:x:29:bob,app\n");
 	assert_int_equal(rt_user_resolve(rootfd, "app", &uid, &gid, &gids, &n, &err), 0);
 	assert_int_equal(uid, 1000);
 	assert_int_equal(gid, 1000);
@@ -259,14 +259,14 @@ static void test_overlay_rejects_option_injection(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_spec_is_dockers),
-		cmocka_unit_test(test_bind_mount_options),
-		cmocka_unit_test(test_resources_and_user),
-		cmocka_unit_test(test_spec_errors_name_the_field),
-		cmocka_unit_test(test_seccomp_default_compiles),
-		cmocka_unit_test(test_cap_names),
-		cmocka_unit_test(test_user_resolve_inside_root),
-		cmocka_unit_test(test_overlay_rejects_option_injection),
+	    cmocka_unit_test(test_default_spec_is_dockers),
+	    cmocka_unit_test(test_bind_mount_options),
+	    cmocka_unit_test(test_resources_and_user),
+	    cmocka_unit_test(test_spec_errors_name_the_field),
+	    cmocka_unit_test(test_seccomp_default_compiles),
+	    cmocka_unit_test(test_cap_names),
+	    cmocka_unit_test(test_user_resolve_inside_root),
+	    cmocka_unit_test(test_overlay_rejects_option_injection),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,13 +23,13 @@ static volatile sig_atomic_t child_pid;
 static int usage(void)
 {
 	fprintf(stderr, "usage: berth-runtime [--root DIR] [--log-level L] COMMAND ...\n"
-			"  create [--bundle DIR] [--pid-file F] ID\n"
-			"  start ID\n"
-			"  state ID\n"
-			"  kill ID [SIGNAL]\n"
-			"  delete [--force] ID\n"
-			"  run [--bundle DIR] [--pid-file F] ID\n"
-			"  spec [--bundle DIR]\n");
+	                "  create [--bundle DIR] [--pid-file F] ID\n"
+	                "  start ID\n"
+	                "  state ID\n"
+	                "  kill ID [SIGNAL]\n"
+	                "  delete [--force] ID\n"
+	                "  run [--bundle DIR] [--pid-file F] ID\n"
+	                "  spec [--bundle DIR]\n");
 	return 2;
 }
 
@@ -124,9 +124,9 @@ static int parse_signal(const char *s)
 	static const struct {
 		const char *name;
 		int sig;
-	} map[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},
-		   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
-		   {"CONT", SIGCONT}};
+	} map[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},
+	           {"HUP", SIGHUP},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
+	           {"USR2", SIGUSR2}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}};
 	long n;
 
 	if (bh_parse_long(s, 1, 64, &n) == 0)
@@ -174,8 +174,8 @@ static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 		return cmd_state(c, id);
 	if (strcmp(cmd, "start") == 0)
 		return rt_container_start_created(c->root, id, &err) < 0
-			       ? fail(&err, rt_exec_errno_status(err.code))
-			       : 0;
+		           ? fail(&err, rt_exec_errno_status(err.code))
+		           : 0;
 	if (strcmp(cmd, "kill") == 0) {
 		int sig = parse_signal(argc > 1 ? argv[1] : "TERM");
 		if (sig < 0)
@@ -190,10 +190,13 @@ static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"root", required_argument, NULL, 'r'},	  {"bundle", required_argument, NULL, 'b'},
-		{"pid-file", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'f'},
-		{"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"root", required_argument, NULL, 'r'},
+	    {"bundle", required_argument, NULL, 'b'},
+	    {"pid-file", required_argument, NULL, 'p'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli c = {.root = DEFAULT_ROOT, .bundle = "."};
 	struct bh_err err = {0};
@@ -206,10 +209,18 @@ int main(int argc, char **argv)
 	/* "+" would stop at the command; permute so options may follow it. */
 	while ((opt = getopt_long(argc, argv, "r:b:p:fl:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'r': c.root = optarg; break;
-		case 'b': c.bundle = optarg; break;
-		case 'p': c.pid_file = optarg; break;
-		case 'f': c.force = true; break;
+		case 'r':
+			c.root = optarg;
+			break;
+		case 'b':
+			c.bundle = optarg;
+			break;
+		case 'p':
+			c.pid_file = optarg;
+			break;
+		case 'f':
+			c.force = true;
+			break;
 		case 'l': {
 			int lvl = bh_log_parse_level(optarg);
 			if (lvl < 0)
@@ -217,7 +228,8 @@ int main(int argc, char **argv)
 			bh_log_set_level((enum bh_log_level)lvl);
 			break;
 		}
-		default: return usage();
+		default:
+			return usage();
 		}
 	}
 	if (optind >= argc)
