@@ -392,15 +392,16 @@ int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *u
 	struct bh_buf data;
 	int rc = 0;
 
+	/* ',' and ':' would inject options or layers into the mount data. */
 	if (n_lower == 0 || !overlay_path_ok(upper) || !overlay_path_ok(work))
 		return bh_err_set(err, EINVAL, "overlay %s: bad layer list", target);
-	bh_buf_init(&data, 4095); /* mount(2) takes one page of options */
-	rc |= bh_buf_printf(&data, "lowerdir=");
-	for (size_t i = 0; i < n_lower; i++) {
+	for (size_t i = 0; i < n_lower; i++)
 		if (!overlay_path_ok(lowerdirs[i]))
 			return bh_err_set(err, EINVAL, "overlay %s: bad lower dir", target);
+	bh_buf_init(&data, 4095); /* mount(2) takes one page of options */
+	rc |= bh_buf_printf(&data, "lowerdir=");
+	for (size_t i = 0; i < n_lower; i++)
 		rc |= bh_buf_printf(&data, "%s%s", i ? ":" : "", lowerdirs[i]);
-	}
 	rc |= bh_buf_printf(&data, ",upperdir=%s,workdir=%s", upper, work);
 	if (rc < 0) {
 		bh_buf_free(&data);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -119,6 +120,7 @@ static void print_string(const char *key, const char *v)
 static int facts(void)
 {
 	char host[256] = "", cwd[4096] = "", cg[4096] = "";
+	struct rlimit nofile;
 	FILE *f = fopen("/proc/self/cgroup", "r");
 	size_t n = f ? fread(cg, 1, sizeof(cg) - 1, f) : 0;
 
@@ -142,6 +144,9 @@ static int facts(void)
 	print_string("foo", getenv("FOO"));
 	printf("\"kcore_bytes\":%ld,\"keys_bytes\":%ld,", file_bytes("/proc/kcore"),
 	       file_bytes("/proc/keys"));
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0)
+		printf("\"nofile_soft\":%llu,\"nofile_hard\":%llu,",
+		       (unsigned long long)nofile.rlim_cur, (unsigned long long)nofile.rlim_max);
 	printf("\"uid\":%d,\"gid\":%d,\"pid\":%d}\n", (int)getuid(), (int)getgid(), (int)getpid());
 	return 0;
 }

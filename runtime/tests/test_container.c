@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -262,6 +264,91 @@ static void test_process_settings_applied(void **state)
 	json_decref(out);
 }
 
+/* Above root's hard limit needs CAP_SYS_RESOURCE (missing on this host's
+ * bounding set): the runtime clamps to the hard limit instead of failing. */
+static void test_rlimits_applied_or_clamped(void **state)
+{
+	json_t *spec = probe_spec(NULL), *out;
+	struct rlimit hard;
+	struct run r;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &hard), 0);
+	json_object_set_new(json_object_get(spec, "process"), "rlimits",
+	                    json_pack("[{s:s, s:I, s:I}]", "type", "RLIMIT_NOFILE", "soft",
+	                              (json_int_t)100, "hard", (json_int_t)hard.rlim_max + 1000));
+	out = run_probe(spec, "t-rlimit", &r);
+	assert_int_equal(jint(out, "nofile_soft"), 100);
+	assert_true(jint(out, "nofile_hard") >= (long)hard.rlim_max);
+	json_decref(out);
+}
+
+static long cg_value(const char *ctrl, const char *id, const char *v1file, const char *v2file)
+{
+	cleanup_free char *p1 = bh_asprintf("/sys/fs/cgroup/%s/berth/%s/%s", ctrl, id, v1file);
+	cleanup_free char *p2 = bh_asprintf("/sys/fs/cgroup/berth/%s/%s", id, v2file);
+	cleanup_free char *text = NULL;
+	struct bh_err err;
+
+	if (bh_read_file(p1, 4096, &text, NULL, &err) < 0 &&
+	    bh_read_file(p2, 4096, &text, NULL, &err) < 0)
+		fail_msg("%s", err.msg);
+	return strtol(text, NULL, 10);
+}
+
+static void test_cgroup_limits_written(void **state)
+{
+	static const char *const sleeper[] = {"sleep", "1000", NULL};
+	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
+	cleanup_free char *text = NULL;
+	struct rt_container_opts o = {"t-limits", g_bundle, g_state, {-1, -1, -1}};
+	json_t *spec = probe_spec(sleeper);
+	struct bh_err err;
+	pid_t pid;
+
+	json_object_set_new(json_object_get(spec, "linux"), "resources",
+	                    json_pack("{s:{s:I}, s:{s:I, s:I, s:I}, s:{s:I}}", "memory", "limit",
+	                              (json_int_t)64 << 20, "cpu", "quota", (json_int_t)50000,
+	                              "period", (json_int_t)100000, "shares", (json_int_t)512,
+	                              "pids", "limit", (json_int_t)32));
+	text = json_dumps(spec, 0);
+	json_decref(spec);
+	write_text(cfg, text, 0644);
+	assert_int_equal(rt_container_create(&o, &pid, &err), 0);
+	assert_int_equal(cg_value("memory", o.id, "memory.limit_in_bytes", "memory.max"), 64 << 20);
+	assert_int_equal(cg_value("cpu", o.id, "cpu.cfs_quota_us", "cpu.max"), 50000);
+	assert_int_equal(cg_value("pids", o.id, "pids.max", "pids.max"), 32);
+	assert_int_equal(rt_container_delete(g_state, o.id, true, &err), 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_no_cgroup_left(o.id);
+}
+
+/* berthd mounts the image's layers with this before it creates a container. */
+static void test_overlay_mount(void **state)
+{
+	cleanup_free char *lower = bh_path_join(g_dir, "ov/lower"),
+	                  *upper = bh_path_join(g_dir, "ov/upper");
+	cleanup_free char *work = bh_path_join(g_dir, "ov/work"),
+	                  *merged = bh_path_join(g_dir, "ov/merged");
+	cleanup_free char *in_lower = bh_path_join(lower, "hello"),
+	                  *seen = bh_path_join(merged, "hello");
+	cleanup_free char *made = bh_path_join(merged, "new"),
+	                  *in_upper = bh_path_join(upper, "new");
+	const char *lowers[] = {lower};
+	struct bh_err err;
+
+	assert_int_equal(bh_mkdir_p(lower, 0755, &err), 0);
+	assert_int_equal(bh_mkdir_p(upper, 0755, &err), 0);
+	assert_int_equal(bh_mkdir_p(work, 0755, &err), 0);
+	assert_int_equal(bh_mkdir_p(merged, 0755, &err), 0);
+	write_text(in_lower, "hi\n", 0644);
+	assert_int_equal(rt_overlay_mount(lowers, 1, upper, work, merged, &err), 0);
+	assert_true(bh_path_exists(seen));
+	write_text(made, "x\n", 0644);
+	assert_int_equal(umount2(merged, MNT_DETACH), 0);
+	assert_true(bh_path_exists(in_upper));
+	assert_false(bh_path_exists(seen));
+}
+
 static void test_default_capabilities_are_dockers_14(void **state)
 {
 	struct run r;
@@ -511,6 +598,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_exit_codes),
 	    cmocka_unit_test(test_exec_errors_map_to_127_and_126),
 	    cmocka_unit_test(test_process_settings_applied),
+	    cmocka_unit_test(test_rlimits_applied_or_clamped),
+	    cmocka_unit_test(test_cgroup_limits_written),
+	    cmocka_unit_test(test_overlay_mount),
 	    cmocka_unit_test(test_default_capabilities_are_dockers_14),
 	    cmocka_unit_test(test_seccomp_denies_escape_calls),
 	    cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
