@@ -268,22 +268,28 @@ static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup 
                      struct bh_err *err)
 {
 	cleanup_free char *dir = bh_path_join(CG_ROOT, rel);
-	char *slash;
+	char *slash = strrchr(dir, '/');
 
 	cg->version = 2;
+	*slash = '\0';
 	if (bh_mkdir_p(dir, 0755, err) < 0)
 		return -1;
+	*slash = '/';
+	if (mkdir(dir, 0755) < 0)
+		return bh_err_sys(err, errno, "cgroup %s", dir); /* EEXIST: not ours */
+	cg->dirs[0] = bh_strdup(dir);
+	cg->ctrl[0] = bh_strdup("");
+	cg->n = 1;
 	/* Enable the controllers on every level above the container's cgroup. */
 	for (slash = dir + strlen(CG_ROOT); slash; slash = strchr(slash + 1, '/')) {
+		int rc;
+
 		*slash = '\0';
-		int rc = v2_enable_controllers(dir, err);
+		rc = v2_enable_controllers(dir, err);
 		*slash = '/';
 		if (rc < 0)
 			return -1;
 	}
-	cg->dirs[0] = steal_pointer(&dir);
-	cg->ctrl[0] = bh_strdup("");
-	cg->n = 1;
 	return v2_limits(s, cg->dirs[0], err);
 }
 

@@ -127,7 +127,7 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 	if (setsid() < 0)
 		return bh_err_sys(err, errno, "setsid");
 	if (rt_rootfs_setup(s, a->rctx, err) < 0 || rt_ns_set_hostname(s, err) < 0 ||
-	    init_rlimits(s, err) < 0)
+	    rt_ns_loopback_up(s, err) < 0 || init_rlimits(s, err) < 0)
 		return -1;
 	if (s->terminal && ioctl(0, TIOCSCTTY, 0) < 0)
 		return bh_err_sys(err, errno, "make stdin the controlling terminal");

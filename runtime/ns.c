@@ -5,6 +5,9 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "runtime/rt-container-internal.h"
 
@@ -46,4 +49,31 @@ int rt_ns_set_hostname(const struct rt_spec *s, struct bh_err *err)
 	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
 		return bh_err_sys(err, errno, "sethostname %s", s->hostname);
 	return 0;
+}
+
+/* A new network namespace starts with lo down; Docker's containers (even
+ * with --network none) have it up.  Other interfaces are berthd's step. */
+int rt_ns_loopback_up(const struct rt_spec *s, struct bh_err *err)
+{
+	struct ifreq ifr;
+	int fd;
+
+	if (!(s->clone_flags & CLONE_NEWNET))
+		return 0;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return bh_err_sys(err, errno, "loopback: socket");
+	memset(&ifr, 0, sizeof(ifr));
+	bh_strlcpy(ifr.ifr_name, "lo", sizeof(ifr.ifr_name));
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		goto fail;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	bh_err_sys(err, errno, "bring up lo");
+	close(fd);
+	return -1;
 }

@@ -78,6 +78,8 @@ extern const struct rt_ns_type rt_ns_types[8];
 /* In the init: joins the namespaces with a path (except pid: EINVAL). */
 int rt_ns_join(const struct rt_spec *s, struct bh_err *err);
 int rt_ns_set_hostname(const struct rt_spec *s, struct bh_err *err);
+/* In the init: brings up lo in a new network namespace. */
+int rt_ns_loopback_up(const struct rt_spec *s, struct bh_err *err);
 
 /* ---- capabilities (caps.c) ---- */
 int rt_cap_from_name(const char *name);

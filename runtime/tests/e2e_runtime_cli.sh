@@ -16,7 +16,7 @@ fi
 T=$(mktemp -d /tmp/berth-rt-e2e-XXXXXX)
 B=$T/bundle
 ROOT=$T/state
-ids=(e2e-run e2e-exit e2e-noent e2e-life e2e-badstart)
+ids=(e2e-run e2e-exit e2e-noent e2e-life e2e-badstart e2e-detach)
 
 cleanup() {
 	for id in "${ids[@]}"; do
@@ -101,6 +101,13 @@ if "$BR" --root "$ROOT" delete e2e-life 2>/dev/null; then fail "delete of a runn
 "$BR" --root "$ROOT" delete --force e2e-life
 if "$BR" --root "$ROOT" state e2e-life 2>/dev/null; then fail "state after delete"; fi
 grep -q started "$T/life.out" || fail "the started container printed nothing"
+
+# run --detach leaves it running and returns.
+set_args sleep 1000
+"$BR" --root "$ROOT" run --detach --bundle "$B" e2e-detach >/dev/null 2>&1
+[ "$(json <("$BR" --root "$ROOT" state e2e-detach) 'j["status"]')" = running ] ||
+	fail "run --detach: not running"
+"$BR" --root "$ROOT" delete --force e2e-detach
 
 # An exec failure is reported by start (the program is looked up at exec).
 set_args /no/such/program

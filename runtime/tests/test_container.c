@@ -444,6 +444,19 @@ static void test_pids_limit_stops_fork_bomb(void **state)
 	json_decref(out);
 }
 
+static void test_network_namespace_has_only_lo_up(void **state)
+{
+	static const char *const sh[] = {"sh", "-c",
+	                                 "cat /proc/net/dev | tail -n +3 | wc -l; "
+	                                 "ip -o link show lo | grep -c LOWER_UP",
+	                                 NULL};
+	struct run r;
+
+	run_spec(probe_spec(sh), "t-net", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.text, "1\n1\n");
+}
+
 static void test_readonly_root(void **state)
 {
 	static const char *const w[] = {"/probe", "write", "/newfile", NULL};
@@ -607,6 +620,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_cgroup_namespace_shows_root),
 	    cmocka_unit_test(test_memory_limit_oom_kill_recorded),
 	    cmocka_unit_test(test_pids_limit_stops_fork_bomb),
+	    cmocka_unit_test(test_network_namespace_has_only_lo_up),
 	    cmocka_unit_test(test_readonly_root),
 	    cmocka_unit_test(test_masked_paths_are_empty),
 	    cmocka_unit_test(test_cve_2019_5736_exe_overwrite_fails),

@@ -15,7 +15,7 @@
 
 struct cli {
 	const char *root, *bundle, *pid_file;
-	bool force;
+	bool force, detach;
 };
 
 static volatile sig_atomic_t child_pid;
@@ -28,7 +28,7 @@ static int usage(void)
 	                "  state ID\n"
 	                "  kill ID [SIGNAL]\n"
 	                "  delete [--force] ID\n"
-	                "  run [--bundle DIR] [--pid-file F] ID\n"
+	                "  run [--bundle DIR] [--pid-file F] [--detach] ID\n"
 	                "  spec [--bundle DIR]\n");
 	return 2;
 }
@@ -86,6 +86,24 @@ static int cmd_run(const struct cli *c, const char *id)
 	if (rt_container_delete(c->root, id, true, &err) < 0)
 		fail(&err, 0);
 	return status;
+}
+
+static int cmd_create(const struct cli *c, const char *id);
+
+/* run --detach: create + start, leaving the container running. */
+static int cmd_run_detached(const struct cli *c, const char *id)
+{
+	struct bh_err err = {0};
+	int rc = cmd_create(c, id);
+
+	if (rc != 0)
+		return rc;
+	if (rt_container_start_created(c->root, id, &err) < 0) {
+		struct bh_err e2;
+		rt_container_delete(c->root, id, true, &e2);
+		return fail(&err, rt_exec_errno_status(err.code));
+	}
+	return 0;
 }
 
 static int cmd_create(const struct cli *c, const char *id)
@@ -167,7 +185,7 @@ static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 	if (id == NULL)
 		return usage();
 	if (strcmp(cmd, "run") == 0)
-		return cmd_run(c, id);
+		return c->detach ? cmd_run_detached(c, id) : cmd_run(c, id);
 	if (strcmp(cmd, "create") == 0)
 		return cmd_create(c, id);
 	if (strcmp(cmd, "state") == 0)
@@ -190,13 +208,10 @@ static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"root", required_argument, NULL, 'r'},
-	    {"bundle", required_argument, NULL, 'b'},
-	    {"pid-file", required_argument, NULL, 'p'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"root", required_argument, NULL, 'r'},     {"bundle", required_argument, NULL, 'b'},
+	    {"pid-file", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'f'},
+	    {"detach", no_argument, NULL, 'd'},         {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	struct cli c = {.root = DEFAULT_ROOT, .bundle = "."};
 	struct bh_err err = {0};
@@ -207,7 +222,7 @@ int main(int argc, char **argv)
 	if (rt_selfexe_ensure_sealed(argv, &err) < 0)
 		return fail(&err, 1);
 	/* "+" would stop at the command; permute so options may follow it. */
-	while ((opt = getopt_long(argc, argv, "r:b:p:fl:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:b:p:fdl:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			c.root = optarg;
@@ -220,6 +235,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			c.force = true;
+			break;
+		case 'd':
+			c.detach = true;
 			break;
 		case 'l': {
 			int lvl = bh_log_parse_level(optarg);
