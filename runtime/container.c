@@ -63,16 +63,33 @@ static void __attribute__((noreturn)) init_fail(int fd, const struct bh_err *err
 	_exit(status);
 }
 
+static int stdio_source(int fd, struct bh_err *err)
+{
+	int src = fd >= 0 ? fd : open("/dev/null", O_RDWR | O_CLOEXEC), out;
+
+	if (src < 0)
+		return bh_err_sys(err, errno, "open /dev/null");
+	out = fcntl(src, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		close(src);
+	if (out < 0)
+		return bh_err_sys(err, errno, "dup stdio");
+	return out;
+}
+
+/* Moves every source above 2 first, so that stdio {5, 0, 1} cannot
+ * overwrite one of its own sources. */
 static int init_stdio(const struct init_args *a, struct bh_err *err)
 {
+	int tmp[3];
+
+	for (int i = 0; i < 3; i++)
+		if ((tmp[i] = stdio_source(a->stdio[i], err)) < 0)
+			return -1;
 	for (int i = 0; i < 3; i++) {
-		int fd = a->stdio[i] >= 0 ? a->stdio[i] : open("/dev/null", O_RDWR);
-		if (fd < 0)
-			return bh_err_sys(err, errno, "open /dev/null");
-		if (fd != i && dup2(fd, i) < 0)
+		if (dup2(tmp[i], i) < 0) /* the copy is not close-on-exec */
 			return bh_err_sys(err, errno, "dup2 stdio %d", i);
-		if (fcntl(i, F_SETFD, 0) < 0)
-			return bh_err_sys(err, errno, "stdio %d", i);
+		close(tmp[i]);
 	}
 	return 0;
 }

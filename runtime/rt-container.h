@@ -14,6 +14,7 @@
 #define BERTH_RT_CONTAINER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -99,6 +100,10 @@ bool rt_selfexe_is_sealed(void);
  * Docker's masked and read-only paths and the default seccomp profile.
  * args may be NULL (["sh"]).  Caller decrefs. */
 json_t *rt_spec_default(const char *const *args);
+/* Sets linux.resources from Docker's HostConfig fields (0: unset; NanoCpus
+ * 1e9 = one CPU → quota 100000 per period 100000; pids_limit < 0: unlimited). */
+void rt_spec_set_resources(json_t *spec, int64_t memory, int64_t memory_swap, int64_t nano_cpus,
+                           int64_t cpu_shares, int64_t pids_limit);
 /* Berth's default seccomp profile as an OCI linux.seccomp object. */
 json_t *rt_seccomp_default_json(void);
 /* The 14 capabilities Docker grants by default, NULL-terminated. */

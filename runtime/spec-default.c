@@ -106,3 +106,30 @@ json_t *rt_spec_default(const char *const *args)
 	                 "process", process, "root", "path", "rootfs", "readonly", 0, "hostname",
 	                 "berth", "mounts", default_mounts(), "linux", default_linux());
 }
+
+/* Docker's HostConfig → linux.resources: NanoCpus becomes a CFS quota over a
+ * 100 ms period (cpu.max on v2), as dockerd does. */
+void rt_spec_set_resources(json_t *spec, int64_t memory, int64_t memory_swap, int64_t nano_cpus,
+                           int64_t cpu_shares, int64_t pids_limit)
+{
+	json_t *linux_ = json_object_get(spec, "linux"), *res = json_object();
+	json_t *mem = json_object(), *cpu = json_object();
+
+	if (memory > 0)
+		json_object_set_new(mem, "limit", json_integer(memory));
+	if (memory_swap != 0)
+		json_object_set_new(mem, "swap", json_integer(memory_swap));
+	if (nano_cpus > 0) {
+		int64_t quota = nano_cpus * 100000 / 1000000000;
+		json_object_set_new(cpu, "period", json_integer(100000));
+		json_object_set_new(cpu, "quota", json_integer(quota < 1000 ? 1000 : quota));
+	}
+	if (cpu_shares > 0)
+		json_object_set_new(cpu, "shares", json_integer(cpu_shares));
+	json_object_set_new(res, "memory", mem);
+	json_object_set_new(res, "cpu", cpu);
+	if (pids_limit != 0)
+		json_object_set_new(res, "pids",
+		                    json_pack("{s:I}", "limit", (json_int_t)pids_limit));
+	json_object_set_new(linux_, "resources", res);
+}

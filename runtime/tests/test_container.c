@@ -457,6 +457,35 @@ static void test_network_namespace_has_only_lo_up(void **state)
 	assert_string_equal(r.text, "1\n1\n");
 }
 
+/* STYLE §6: a symlink in the image must not redirect a mount target out of
+ * the root.  /escape points at the host's / when resolved naively; with
+ * RESOLVE_IN_ROOT the mount point lands at /berth-escape-sub in the root. */
+static void test_image_symlink_cannot_redirect_mounts(void **state)
+{
+	static const char *const sh[] = {"sh", "-c",
+	                                 "grep -c ' /berth-escape-sub ' "
+	                                 "/proc/self/mountinfo",
+	                                 NULL};
+	cleanup_free char *link = bh_path_join(g_bundle, "rootfs/escape");
+	cleanup_free char *inside = bh_path_join(g_bundle, "rootfs/berth-escape-sub");
+	json_t *spec = probe_spec(sh);
+	struct run r;
+
+	assert_false(bh_path_exists("/berth-escape-sub"));
+	assert_int_equal(symlink("/../../../../../../../../..", link), 0);
+	json_array_append_new(json_object_get(spec, "mounts"),
+	                      json_pack("{s:s, s:s, s:s}", "destination",
+	                                "/escape/berth-escape-sub", "type", "tmpfs", "source",
+	                                "tmpfs"));
+	run_spec(spec, "t-symlink", &r);
+	unlink(link);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.text, "1\n");
+	assert_false(bh_path_exists("/berth-escape-sub"));
+	assert_true(bh_path_exists(inside));
+	rmdir(inside);
+}
+
 static void test_readonly_root(void **state)
 {
 	static const char *const w[] = {"/probe", "write", "/newfile", NULL};
@@ -621,6 +650,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_memory_limit_oom_kill_recorded),
 	    cmocka_unit_test(test_pids_limit_stops_fork_bomb),
 	    cmocka_unit_test(test_network_namespace_has_only_lo_up),
+	    cmocka_unit_test(test_image_symlink_cannot_redirect_mounts),
 	    cmocka_unit_test(test_readonly_root),
 	    cmocka_unit_test(test_masked_paths_are_empty),
 	    cmocka_unit_test(test_cve_2019_5736_exe_overwrite_fails),

@@ -131,6 +131,23 @@ static void test_resources_and_user(void **state)
 	rt_spec_free(&s);
 }
 
+static void test_set_resources_from_docker_fields(void **state)
+{
+	json_t *j = rt_spec_default(NULL);
+	struct rt_spec s;
+	struct bh_err err;
+
+	rt_spec_set_resources(j, 64 << 20, 128 << 20, 1500000000, 0, 100);
+	assert_int_equal(parse(j, &s, &err), 0);
+	assert_int_equal(s.mem_limit, 64 << 20);
+	assert_int_equal(s.mem_swap, 128 << 20);
+	assert_int_equal(s.cpu_period, 100000);
+	assert_int_equal(s.cpu_quota, 150000);
+	assert_int_equal(s.cpu_shares, -1);
+	assert_int_equal(s.pids_limit, 100);
+	rt_spec_free(&s);
+}
+
 static void expect_error(json_t *j, int code, const char *needle)
 {
 	struct rt_spec s;
@@ -262,6 +279,7 @@ int main(void)
 	    cmocka_unit_test(test_default_spec_is_dockers),
 	    cmocka_unit_test(test_bind_mount_options),
 	    cmocka_unit_test(test_resources_and_user),
+	    cmocka_unit_test(test_set_resources_from_docker_fields),
 	    cmocka_unit_test(test_spec_errors_name_the_field),
 	    cmocka_unit_test(test_seccomp_default_compiles),
 	    cmocka_unit_test(test_cap_names),
