@@ -4,6 +4,7 @@
  * set).  A container's cgroups are <hierarchy>/<cgroupsPath>, by default
  * <hierarchy>/berth/<id>. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,8 @@ static int v1_limits(const struct rt_spec *s, const char *dir, const char *ctrl,
 
 	if (strcmp(ctrl, "cpuset") == 0)
 		return v1_cpuset_fill(dir, err);
+	if (strcmp(ctrl, "devices") == 0)
+		return rt_devices_v1_apply(s, dir, err);
 	if (strcmp(ctrl, "memory") == 0) {
 		if (s->mem_limit > 0 &&
 		    cg_write_int(dir, "memory.limit_in_bytes", s->mem_limit, err) < 0)
@@ -264,6 +267,18 @@ static int v2_limits(const struct rt_spec *s, const char *dir, struct bh_err *er
 	return 0;
 }
 
+static int v2_devices(const struct rt_spec *s, const char *dir, struct bh_err *err)
+{
+	cleanup_close int fd = -1;
+
+	if (s->n_dev_rules == 0)
+		return 0;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bh_err_sys(err, errno, "cgroup: open %s", dir);
+	return rt_devices_bpf_attach(s->dev_rules, s->n_dev_rules, fd, err);
+}
+
 static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup *cg,
                      struct bh_err *err)
 {
@@ -290,7 +305,9 @@ static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup 
 		if (rc < 0)
 			return -1;
 	}
-	return v2_limits(s, cg->dirs[0], err);
+	if (v2_limits(s, cg->dirs[0], err) < 0)
+		return -1;
+	return v2_devices(s, cg->dirs[0], err);
 }
 
 int rt_cgroup_create(const struct rt_spec *s, const char *id, struct rt_cgroup *cg,

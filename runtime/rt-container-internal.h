@@ -30,6 +30,14 @@ struct rt_rlimit {
 	uint64_t soft, hard;
 };
 
+/* One linux.resources.devices rule; applied in order, the last match wins. */
+struct rt_dev_rule {
+	bool allow;
+	char type;            /* 'a', 'c' or 'b' */
+	int64_t major, minor; /* -1: any */
+	unsigned access;      /* BPF_DEVCG_ACC_MKNOD | _READ | _WRITE */
+};
+
 enum rt_capset {
 	RT_CAP_BOUNDING,
 	RT_CAP_EFFECTIVE,
@@ -59,6 +67,8 @@ struct rt_spec {
 	int clone_flags;        /* CLONE_NEW* to create */
 	const char *ns_path[8]; /* namespaces to join, by index of rt_ns_types */
 	int64_t mem_limit, mem_swap, cpu_shares, cpu_quota, cpu_period, pids_limit; /* -1: unset */
+	struct rt_dev_rule *dev_rules;
+	size_t n_dev_rules;
 	json_t *seccomp;                         /* borrowed from json; NULL: none */
 	const char **masked, **readonly;         /* NULL-terminated */
 	const char **sysctl_keys, **sysctl_vals; /* NULL-terminated */
@@ -120,6 +130,14 @@ int rt_cgroup_v1_mounts(void (*fn)(const char *mnt, const char *opts, void *arg)
                         struct bh_err *err);
 json_t *rt_cgroup_to_json(const struct rt_cgroup *cg);
 int rt_cgroup_from_json(json_t *j, struct rt_cgroup *cg, struct bh_err *err);
+
+/* ---- device access (cgroup-devices.c) ---- */
+/* v1: writes the rules to dir's devices.deny / devices.allow. */
+int rt_devices_v1_apply(const struct rt_spec *s, const char *dir, struct bh_err *err);
+/* v2: loads the rules as a BPF_PROG_TYPE_CGROUP_DEVICE program and attaches
+ * it to the cgroup directory cgroup_fd. */
+int rt_devices_bpf_attach(const struct rt_dev_rule *rules, size_t n, int cgroup_fd,
+                          struct bh_err *err);
 
 /* ---- root filesystem (rootfs.c) ---- */
 struct rt_cgroup_mnt {

@@ -60,6 +60,35 @@ static json_t *default_mounts(void)
 	return m;
 }
 
+static json_t *dev_rule(bool allow, const char *type, int major, int minor, const char *access)
+{
+	json_t *r = json_pack("{s:b, s:s, s:s}", "allow", allow, "type", type, "access", access);
+
+	if (major >= 0)
+		json_object_set_new(r, "major", json_integer(major));
+	if (minor >= 0)
+		json_object_set_new(r, "minor", json_integer(minor));
+	return r;
+}
+
+/* Docker's device cgroup: nothing but mknod anywhere and the devices of a
+ * minimal /dev (without this, CAP_MKNOD opens the host's disks). */
+static json_t *default_devices(void)
+{
+	static const struct {
+		int major, minor;
+	} allowed[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}};
+	json_t *d = json_array();
+
+	json_array_append_new(d, dev_rule(false, "a", -1, -1, "rwm"));
+	json_array_append_new(d, dev_rule(true, "c", -1, -1, "m"));
+	json_array_append_new(d, dev_rule(true, "b", -1, -1, "m"));
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		json_array_append_new(
+		    d, dev_rule(true, "c", allowed[i].major, allowed[i].minor, "rwm"));
+	return d;
+}
+
 static json_t *default_linux(void)
 {
 	static const char *const masked[] = {
@@ -84,9 +113,9 @@ static json_t *default_linux(void)
 
 	for (const char *const *n = ns; *n; n++)
 		json_array_append_new(nss, json_pack("{s:s}", "type", *n));
-	return json_pack("{s:o, s:o, s:o, s:o, s:{}}", "namespaces", nss, "maskedPaths",
+	return json_pack("{s:o, s:o, s:o, s:o, s:{s:o}}", "namespaces", nss, "maskedPaths",
 	                 str_list(masked), "readonlyPaths", str_list(ro), "seccomp",
-	                 rt_seccomp_default_json(), "resources");
+	                 rt_seccomp_default_json(), "resources", "devices", default_devices());
 }
 
 json_t *rt_spec_default(const char *const *args)
@@ -112,9 +141,14 @@ json_t *rt_spec_default(const char *const *args)
 void rt_spec_set_resources(json_t *spec, int64_t memory, int64_t memory_swap, int64_t nano_cpus,
                            int64_t cpu_shares, int64_t pids_limit)
 {
-	json_t *linux_ = json_object_get(spec, "linux"), *res = json_object();
+	json_t *linux_ = json_object_get(spec, "linux"),
+	       *res = json_object_get(linux_, "resources");
 	json_t *mem = json_object(), *cpu = json_object();
 
+	if (!json_is_object(res)) {
+		res = json_object();
+		json_object_set_new(linux_, "resources", res);
+	}
 	if (memory > 0)
 		json_object_set_new(mem, "limit", json_integer(memory));
 	if (memory_swap != 0)
@@ -131,5 +165,4 @@ void rt_spec_set_resources(json_t *spec, int64_t memory, int64_t memory_swap, in
 	if (pids_limit != 0)
 		json_object_set_new(res, "pids",
 		                    json_pack("{s:I}", "limit", (json_int_t)pids_limit));
-	json_object_set_new(linux_, "resources", res);
 }

@@ -281,6 +281,45 @@ static int parse_namespaces(json_t *arr, struct rt_spec *s, struct bh_err *err)
 	return 0;
 }
 
+static int parse_access(const char *a, unsigned *out)
+{
+	*out = 0;
+	for (; a && *a; a++) {
+		if (*a == 'r')
+			*out |= 2;
+		else if (*a == 'w')
+			*out |= 4;
+		else if (*a == 'm')
+			*out |= 1;
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_devices(json_t *arr, struct rt_spec *s, struct bh_err *err)
+{
+	size_t i;
+	json_t *v;
+
+	s->dev_rules = bh_calloc(json_array_size(arr) + 1, sizeof(*s->dev_rules));
+	json_array_foreach(arr, i, v)
+	{
+		struct rt_dev_rule *r = &s->dev_rules[i];
+		const char *type = get_str(v, "type") ?: "a";
+
+		r->allow = json_is_true(json_object_get(v, "allow"));
+		r->type = type[0];
+		r->major = get_int(v, "major", -1);
+		r->minor = get_int(v, "minor", -1);
+		if ((r->type != 'a' && r->type != 'c' && r->type != 'b') || type[1] != '\0' ||
+		    parse_access(get_str(v, "access") ?: "rwm", &r->access) < 0)
+			return bh_err_set(err, EINVAL, "linux.resources.devices[%zu]: bad rule", i);
+		s->n_dev_rules++;
+	}
+	return 0;
+}
+
 static void parse_resources(json_t *r, struct rt_spec *s)
 {
 	json_t *mem = json_object_get(r, "memory"), *cpu = json_object_get(r, "cpu");
@@ -318,6 +357,8 @@ static int parse_linux(json_t *l, struct rt_spec *s, struct bh_err *err)
 	if (parse_namespaces(json_object_get(l, "namespaces"), s, err) < 0)
 		return -1;
 	parse_resources(json_object_get(l, "resources"), s);
+	if (parse_devices(json_object_get(json_object_get(l, "resources"), "devices"), s, err) < 0)
+		return -1;
 	s->seccomp = json_object_get(l, "seccomp");
 	if (json_is_null(s->seccomp))
 		s->seccomp = NULL;
@@ -397,6 +438,7 @@ void rt_spec_free(struct rt_spec *s)
 	free(s->env);
 	free(s->gids);
 	free(s->rlimits);
+	free(s->dev_rules);
 	free(s->masked);
 	free(s->readonly);
 	free(s->sysctl_keys);

@@ -15,10 +15,13 @@
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "runtime/rt-container-internal.h"
 #include "runtime/runtime.h"
 
 static char g_dir[] = "/tmp/berth-rt-test-XXXXXX";
@@ -363,6 +366,80 @@ static void test_default_capabilities_are_dockers_14(void **state)
 	json_decref(out);
 }
 
+/* With CAP_MKNOD a container could make a node for the host's disk: the
+ * device cgroup (Docker's default rules) must refuse to open it. */
+static void test_device_cgroup_blocks_host_disk(void **state)
+{
+	struct run r;
+	json_t *out = run_probe(probe_spec(NULL), "t-devices", &r);
+
+	assert_int_equal(jint(out, "disk_mknod_errno"), 0);
+	assert_int_equal(jint(out, "disk_open_errno"), EPERM);
+	assert_int_equal(jint(out, "mem_open_errno"), EPERM);
+	assert_int_equal(jint(out, "null_open_errno"), 0);
+	json_decref(out);
+}
+
+/* cgroup v2's device control is a BPF program: checked here on whatever
+ * cgroup2 mount the host has (on a v1 hybrid host, the unified one). */
+static void test_device_bpf_program_v2(void **state)
+{
+	static const struct rt_dev_rule rules[] = {
+	    {false, 'a', -1, -1, 7}, {true, 'c', 1, 3, 7}, {true, 'c', -1, -1, 1}};
+	const char *mnt = "/sys/fs/cgroup/unified";
+	cleanup_free char *dir = NULL, *procs = NULL;
+	cleanup_close int fd = -1;
+	struct statfs sfs;
+	struct bh_err err;
+	char pidbuf[32];
+	int gate[2], st, pfd;
+	bool moved;
+	pid_t kid;
+
+	if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+		mnt = "/sys/fs/cgroup";
+	else if (statfs(mnt, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		fprintf(stderr, "SKIP test_device_bpf_program_v2: no cgroup2 mount\n");
+		return;
+	}
+	dir = bh_asprintf("%s/berth-devtest-%d", mnt, (int)getpid());
+	procs = bh_path_join(dir, "cgroup.procs");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	if (rt_devices_bpf_attach(rules, 3, fd, &err) < 0) {
+		rmdir(dir);
+		fail_msg("%s", err.msg);
+	}
+	assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+	kid = fork();
+	if (kid == 0) {
+		char c;
+		close(gate[1]);
+		if (read(gate[0], &c, 1) != 0)
+			_exit(10);
+		if (open("/dev/null", O_RDONLY) < 0)
+			_exit(11);
+		if (open("/dev/zero", O_RDONLY) >= 0 || errno != EPERM)
+			_exit(12);
+		_exit(0);
+	}
+	close(gate[0]);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)kid);
+	pfd = open(procs, O_WRONLY | O_CLOEXEC);
+	moved = pfd >= 0 && write(pfd, pidbuf, strlen(pidbuf)) == (ssize_t)strlen(pidbuf);
+	if (pfd >= 0)
+		close(pfd);
+	if (!moved)
+		kill(kid, SIGKILL);
+	close(gate[1]);
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_int_equal(rmdir(dir), 0);
+	assert_true(moved);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_seccomp_denies_escape_calls(void **state)
 {
 	struct run r;
@@ -644,6 +721,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_cgroup_limits_written),
 	    cmocka_unit_test(test_overlay_mount),
 	    cmocka_unit_test(test_default_capabilities_are_dockers_14),
+	    cmocka_unit_test(test_device_cgroup_blocks_host_disk),
+	    cmocka_unit_test(test_device_bpf_program_v2),
 	    cmocka_unit_test(test_seccomp_denies_escape_calls),
 	    cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
 	    cmocka_unit_test(test_cgroup_namespace_shows_root),
