@@ -1,5 +1,6 @@
 /* Containers from the inside: a busybox root with the static berth-probe,
  * run through rt_container_start.  Needs root (skips loudly otherwise). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -107,9 +108,25 @@ static int group_setup(void **state)
 	return make_rootfs(rootfs);
 }
 
+/* After a failed assertion a container may be left: kill and delete it. */
+static void delete_leftovers(void)
+{
+	DIR *d = opendir(g_state);
+	struct dirent *e;
+	struct bh_err err;
+
+	while (d && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && rt_container_delete(g_state, e->d_name, true, &err) < 0)
+			fprintf(stderr, "test_container: clean-up: %s\n", err.msg);
+	if (d)
+		closedir(d);
+}
+
 static int group_teardown(void **state)
 {
 	struct bh_err err;
+
+	delete_leftovers();
 
 	bh_rm_rf(g_dir, &err);
 	free(g_bundle);
