@@ -289,6 +289,24 @@ void srv_req_detach(struct srv_req *req)
 	srv_req_unref(req);
 }
 
+int srv_req_body_json(const struct srv_req *req, json_t **out, struct bh_err *err)
+{
+	json_error_t jerr;
+
+	*out = NULL;
+	if (req->body.len == 0)
+		return bh_err_set(err, EINVAL, "a JSON request body is required");
+	*out = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (*out == NULL)
+		return bh_err_set(err, EINVAL, "invalid JSON body: line %d column %d: %s",
+		                  jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(*out)) {
+		json_decref(steal_pointer(out));
+		return bh_err_set(err, EINVAL, "the JSON body must be an object");
+	}
+	return 0;
+}
+
 /* ---- errors ----------------------------------------------------------------- */
 
 int srv_err_status(int code)

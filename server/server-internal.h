@@ -191,6 +191,9 @@ void srv_req_watch(struct srv_req *req);
 /* The connection ended: detach from lws, tell the producer, drop lws's ref. */
 void srv_req_detach(struct srv_req *req);
 
+/* Parses the (already bounded) body as a JSON object; EINVAL -> 400. */
+int srv_req_body_json(const struct srv_req *req, json_t **out, struct bh_err *err);
+
 /* THE mapping of an error code to an HTTP status. */
 int srv_err_status(int code);
 

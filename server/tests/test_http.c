@@ -159,6 +159,33 @@ static void test_stream_client_gone(void **state)
 	srv_req_unref(req);
 }
 
+static void set_body(struct srv_req *req, const char *s)
+{
+	bh_buf_reset(&req->body);
+	assert_int_equal(bh_buf_append(&req->body, s, strlen(s)), 0);
+}
+
+static void test_body_json(void **state)
+{
+	struct srv_req *req = srv_req_new(NULL, NULL);
+	struct bh_err err;
+	json_t *j = NULL;
+
+	assert_true(srv_req_body_json(req, &j, &err) < 0);
+	assert_int_equal(err.code, EINVAL);
+	set_body(req, "{\"Image\": \"busybox\"}");
+	assert_int_equal(srv_req_body_json(req, &j, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "Image")), "busybox");
+	json_decref(j);
+	set_body(req, "{\"a\":1,\n\"a\":2}");
+	assert_true(srv_req_body_json(req, &j, &err) < 0);
+	assert_null(j);
+	assert_non_null(strstr(err.msg, "line 2"));
+	set_body(req, "[1]");
+	assert_true(srv_req_body_json(req, &j, &err) < 0);
+	srv_req_unref(req);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +197,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_framing),
 	    cmocka_unit_test(test_stream_backpressure),
 	    cmocka_unit_test(test_stream_client_gone),
+	    cmocka_unit_test(test_body_json),
 	};
 	bh_log_set_level(BH_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
