@@ -126,6 +126,39 @@ static int init_wait_byte(int fd, char want, struct bh_err *err)
 	return 0;
 }
 
+/* The caller's ignored signals and blocked mask would survive execve: the
+ * container starts from the defaults, as under Docker. */
+static void init_reset_signals(void)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL); /* EINVAL for glibc's reserved ones */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int init_oom_score(const struct rt_spec *s, struct bh_err *err)
+{
+	char buf[16];
+	int fd, n;
+
+	if (!s->has_oom_score_adj)
+		return 0;
+	n = snprintf(buf, sizeof(buf), "%d", s->oom_score_adj);
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return bh_err_sys(err, e, "oom_score_adj %d", s->oom_score_adj);
+	}
+	close(fd);
+	return 0;
+}
+
 static int init_setup(const struct init_args *a, struct bh_err *err)
 {
 	const struct rt_spec *s = a->s;
@@ -134,7 +167,15 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 	 * wait for 'C' below with EOF. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return bh_err_sys(err, errno, "parent death signal");
+	/* Until its execve the init is the runtime's image: not dumpable, so no
+	 * other process may ptrace it or open its /proc files (CVE-2019-5736
+	 * family).  execve restores the flag. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return bh_err_sys(err, errno, "prctl PR_SET_DUMPABLE");
+	init_reset_signals();
 	umask(0);
+	if (init_oom_score(s, err) < 0)
+		return -1;
 	if (init_wait_byte(a->sync, 'C', err) < 0)
 		return -1;
 	if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)

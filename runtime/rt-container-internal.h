@@ -58,6 +58,8 @@ struct rt_spec {
 	gid_t *gids;
 	size_t n_gids;
 	bool terminal, no_new_privs, has_caps;
+	bool has_oom_score_adj;
+	int oom_score_adj;
 	uint64_t caps[RT_CAP_NSETS];
 	struct rt_rlimit *rlimits;
 	size_t n_rlimits;

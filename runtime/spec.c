@@ -159,6 +159,10 @@ static int parse_process(json_t *p, struct rt_spec *s, struct bh_err *err)
 	if (s->cwd[0] != '/')
 		return bh_err_set(err, EINVAL, "process.cwd: %s is not absolute", s->cwd);
 	s->terminal = json_is_true(json_object_get(p, "terminal"));
+	s->has_oom_score_adj = json_is_integer(json_object_get(p, "oomScoreAdj"));
+	s->oom_score_adj = (int)get_int(p, "oomScoreAdj", 0);
+	if (s->oom_score_adj < -1000 || s->oom_score_adj > 1000)
+		return bh_err_set(err, EINVAL, "process.oomScoreAdj: out of range");
 	s->no_new_privs = json_is_true(json_object_get(p, "noNewPrivileges"));
 	if (parse_user(json_object_get(p, "user"), s, err) < 0)
 		return -1;

@@ -115,6 +115,19 @@ static void print_devices(void)
 	printf("\"null_open_errno\":%d,", open("/dev/null", O_RDONLY) < 0 ? errno : 0);
 }
 
+static long file_long(const char *path)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "r");
+	long v = -99999;
+
+	if (f && fgets(buf, sizeof(buf), f))
+		v = atol(buf);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static long file_bytes(const char *path)
 {
 	char buf[4096];
@@ -163,6 +176,9 @@ static int facts(void)
 	print_status_field("CapPrm", "cap_prm");
 	print_status_field("NoNewPrivs", "no_new_privs");
 	print_status_field("Seccomp", "seccomp");
+	print_status_field("SigIgn", "sig_ign");
+	print_status_field("SigBlk", "sig_blk");
+	printf("\"oom_score_adj\":%ld,", file_long("/proc/self/oom_score_adj"));
 	print_denied();
 	print_devices();
 	print_string("hostname", host);

@@ -268,13 +268,26 @@ static void test_exec_errors_map_to_127_and_126(void **state)
 static void test_process_settings_applied(void **state)
 {
 	json_t *spec = probe_spec(NULL), *proc = json_object_get(spec, "process"), *out;
+	sigset_t usr1, old_mask;
+	void (*old_pipe)(int);
 	struct run r;
 
 	json_array_append_new(json_object_get(proc, "env"), json_string("FOO=bar baz"));
 	json_object_set_new(proc, "cwd", json_string("/tmp"));
 	json_object_set_new(proc, "user", json_pack("{s:i, s:i}", "uid", 1000, "gid", 1001));
+	json_object_set_new(proc, "oomScoreAdj", json_integer(500));
 	json_object_set_new(spec, "hostname", json_string("probe-host"));
+	/* The runtime's own ignored and blocked signals must not leak in. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old_mask);
+	old_pipe = signal(SIGPIPE, SIG_IGN);
 	out = run_probe(spec, "t-settings", &r);
+	signal(SIGPIPE, old_pipe);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	assert_string_equal(jstr(out, "sig_ign"), "0000000000000000");
+	assert_string_equal(jstr(out, "sig_blk"), "0000000000000000");
+	assert_int_equal(jint(out, "oom_score_adj"), 500);
 	assert_int_equal(jint(out, "pid"), 1);
 	assert_int_equal(jint(out, "uid"), 1000);
 	assert_int_equal(jint(out, "gid"), 1001);
