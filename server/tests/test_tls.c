@@ -16,6 +16,10 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "certs/certs.h"
 #include "server/server-internal.h"
@@ -88,6 +92,72 @@ static CURLcode get(const char *client_dir, const char *ca_dir, const char *url_
 	return rc;
 }
 
+static void write_pem(const char *file, X509 *cert, EVP_PKEY *key)
+{
+	FILE *f = fopen(file, "w");
+
+	assert_non_null(f);
+	if (cert)
+		assert_int_equal(PEM_write_X509(f, cert), 1);
+	else
+		assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+}
+
+static EVP_PKEY *read_key(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	EVP_PKEY *k;
+
+	assert_non_null(f);
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(k);
+	return k;
+}
+
+static X509 *read_cert(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	X509 *c;
+
+	assert_non_null(f);
+	c = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(c);
+	return c;
+}
+
+/* A clientAuth cert from the right CA whose validity ended yesterday
+ * (certs/ refuses to issue one, so OpenSSL makes it here). */
+static void make_expired_client(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256"), *ca_key = read_key(path("pki", "ca-key.pem"));
+	X509 *ca = read_cert(path("pki", "ca.pem")), *x = X509_new();
+	X509_EXTENSION *eku;
+	struct bh_err err;
+
+	assert_non_null(key);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_gmtime_adj(X509_getm_notBefore(x), -2 * 86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), -86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"expired", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(ca));
+	X509_set_pubkey(x, key);
+	eku = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "clientAuth");
+	X509_add_ext(x, eku, -1);
+	X509_EXTENSION_free(eku);
+	assert_true(X509_sign(x, ca_key, EVP_sha256()) > 0);
+	assert_int_equal(bh_mkdir_p(path("expired", ""), 0700, &err), 0);
+	write_pem(path("expired", "cert.pem"), x, NULL);
+	write_pem(path("expired", "key.pem"), NULL, key);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+}
+
 static void *loop_main(void *arg)
 {
 	srv_lws_run(&srv);
@@ -118,6 +188,7 @@ static int setup(void **state)
 	assert_int_equal(bh_mkdir_p(path("as-server", ""), 0700, &err), 0);
 	copy_file(path("pki", "server-cert.pem"), path("as-server", "cert.pem"));
 	copy_file(path("pki", "server-key.pem"), path("as-server", "key.pem"));
+	make_expired_client();
 	assert_int_equal(pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC), 0);
 	memset(&srv, 0, sizeof(srv));
 	srv_config_init(&srv.cfg);
@@ -187,6 +258,18 @@ static void test_foreign_ca_client_cert_refused(void **state)
 	bh_buf_free(&out);
 }
 
+/* STACK.md: lws also accepted expired client certs. */
+static void test_expired_client_cert_refused(void **state)
+{
+	struct bh_buf out;
+	long status;
+
+	bh_buf_init(&out, 1024);
+	assert_int_not_equal(get("expired", "pki", "/_ping", &status, &out), CURLE_OK);
+	assert_int_equal(status, 0);
+	bh_buf_free(&out);
+}
+
 /* The server's key must not log in as a client (EKU serverAuth only). */
 static void test_server_cert_as_client_refused(void **state)
 {
@@ -249,6 +332,7 @@ int main(void)
 	    cmocka_unit_test(test_no_client_cert_refused),
 	    cmocka_unit_test(test_foreign_ca_client_cert_refused),
 	    cmocka_unit_test(test_server_cert_as_client_refused),
+	    cmocka_unit_test(test_expired_client_cert_refused),
 	    cmocka_unit_test(test_check_dir_names_the_file),
 	    cmocka_unit_test(test_sighup_reload), /* last: it swaps the PKI */
 	};
