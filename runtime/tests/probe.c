@@ -69,7 +69,13 @@ static void print_denied(void)
 	struct io_uring_params p = {0};
 	long rc;
 
-	printf("\"mount_errno\":%d,", err_of(mount("none", "/tmp", "tmpfs", 0, NULL)));
+	/* A scratch mount point, undone at once if the mount worked. */
+	mkdir("/.probe-mnt", 0700);
+	rc = mount("none", "/.probe-mnt", "tmpfs", 0, NULL);
+	printf("\"mount_errno\":%d,", err_of(rc));
+	if (rc == 0)
+		umount2("/.probe-mnt", MNT_DETACH);
+	rmdir("/.probe-mnt");
 	printf("\"keyctl_errno\":%d,", err_of(syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3, 0)));
 	printf("\"unshare_user_errno\":%d,", err_of(unshare(CLONE_NEWUSER)));
 	printf("\"unshare_errno\":%d,", err_of(unshare(CLONE_NEWNS)));
@@ -87,6 +93,17 @@ static void print_denied(void)
 	printf("\"af_alg_errno\":%d,", err_of(rc));
 	rc = socket(AF_VSOCK, SOCK_STREAM, 0);
 	printf("\"af_vsock_errno\":%d,", err_of(rc));
+#if defined(__x86_64__)
+	/* The 32-bit ABI must be filtered too: i386 unshare is 310. */
+	{
+		long ret = 310;
+		__asm__ volatile("int $0x80"
+		                 : "+a"(ret)
+		                 : "b"((long)CLONE_NEWUSER)
+		                 : "memory", "rcx", "r8", "r9", "r10", "r11");
+		printf("\"unshare_i386_errno\":%ld,", ret < 0 ? -ret : 0);
+	}
+#endif
 	rc = socket(AF_UNIX, SOCK_STREAM, 0);
 	printf("\"af_unix_errno\":%d,", err_of(rc));
 }
@@ -236,6 +253,11 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "facts";
 
+	/* It tries mount, unshare and friends: never on a host by mistake. */
+	if (getpid() != 1) {
+		fprintf(stderr, "berth-probe: must run as pid 1 of a container\n");
+		return 2;
+	}
 	if (strcmp(mode, "facts") == 0)
 		return facts();
 	if (strcmp(mode, "alloc") == 0 && argc > 2)

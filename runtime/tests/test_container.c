@@ -189,6 +189,8 @@ static void run_spec(json_t *spec, const char *id, struct run *r)
 	o.stdio[1] = p[1];
 	r->rc = rt_container_start(&o, &pid, &r->err);
 	close(p[1]);
+	if (r->rc < 0)
+		fprintf(stderr, "run_spec %s: %s\n", id, r->err.msg);
 	if (r->rc == 0) {
 		read_all(p[0], r);
 		assert_int_equal(waitpid(pid, &st, 0), pid);
