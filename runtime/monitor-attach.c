@@ -23,6 +23,7 @@ struct mon_client {
 	struct mon_client *next;
 	int fd;
 	bool interactive;
+	bool no_output; /* control frames only; never holds output back */
 	bool dead;
 	uint64_t stuck_since; /* 0: not stuck */
 	/* output ring */
@@ -64,6 +65,8 @@ static void push_frame(struct mon_client *c, int type, const void *data, size_t 
 {
 	uint8_t hdr[RT_MONITOR_FRAME_HDR];
 
+	if (c->no_output && (type == RT_FRAME_STDOUT || type == RT_FRAME_STDERR))
+		return;
 	if (c->dead || ring_free(c) < len + sizeof(hdr))
 		return; /* only the final exit frame can meet a full ring */
 	rt_frame_header(hdr, type, (uint32_t)len);
@@ -105,7 +108,7 @@ void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
 bool mon_attach_room(struct mon *m, size_t len)
 {
 	for (struct mon_client *c = m->clients; c; c = c->next)
-		if (!c->dead && ring_free(c) < len + RT_MONITOR_FRAME_HDR)
+		if (!c->dead && !c->no_output && ring_free(c) < len + RT_MONITOR_FRAME_HDR)
 			return false;
 	return true;
 }
@@ -224,6 +227,9 @@ static void control_frame(struct mon *m, struct mon_client *c)
 		if (c->small[0] > 0 && c->small[0] < 65 && m->pidfd >= 0)
 			pidfd_send_signal(m->pidfd, c->small[0], NULL, 0);
 		break;
+	case RT_FRAME_NO_OUTPUT:
+		c->no_output = true;
+		break;
 	case RT_FRAME_INTERACTIVE:
 		if (!c->interactive)
 			m->n_interactive++;
@@ -243,6 +249,7 @@ static size_t control_len(uint8_t type)
 		return 1;
 	case RT_FRAME_STDIN_EOF:
 	case RT_FRAME_INTERACTIVE:
+	case RT_FRAME_NO_OUTPUT:
 		return 0;
 	default:
 		return SIZE_MAX;
@@ -368,7 +375,7 @@ int mon_attach_reap_stuck(struct mon *m, uint64_t now)
 	for (struct mon_client *c = m->clients; c; c = c->next) {
 		bool blocking =
 		    ring_free(c) < RT_LOG_LINE_MAX + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
-		if (!blocking && !m->exited) {
+		if ((!blocking || c->no_output) && !m->exited) {
 			c->stuck_since = 0;
 			continue;
 		}

@@ -44,10 +44,9 @@ struct argv_builder {
 
 static void arg(struct argv_builder *a, char *s /* owned */)
 {
-	if (a->n < SPAWN_ARGS_MAX)
-		a->v[a->n++] = s;
-	else
-		free(s);
+	if (a->n >= SPAWN_ARGS_MAX)
+		abort(); /* a programming error: the option list is fixed */
+	a->v[a->n++] = s;
 	a->v[a->n] = NULL;
 }
 
@@ -83,6 +82,12 @@ static void build_argv(const struct rt_monitor_opts *o, struct argv_builder *a)
 	if (o->sighup_on_detach)
 		arg(a, bh_strdup("--sighup-on-detach"));
 	arg2(a, "--sync-fd", "3");
+	if (o->test_host_cmd != NULL) {
+		arg(a, bh_strdup("--exec-host-cmd"));
+		arg(a, bh_strdup("--"));
+		for (int i = 0; o->test_host_cmd[i] != NULL; i++)
+			arg(a, bh_strdup(o->test_host_cmd[i]));
+	}
 }
 
 static void free_argv(struct argv_builder *a)

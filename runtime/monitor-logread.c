@@ -261,28 +261,63 @@ static int watch_dir_of(int ino, const char *file, uint32_t mask)
 	return w;
 }
 
-/* Rotated (path names another inode now, or was created): finish the old
- * file, then switch to the new one from its start. */
+static bool same_file(const char *name, const struct stat *a)
+{
+	struct stat b;
+
+	return stat(name, &b) == 0 && b.st_ino == a->st_ino && b.st_dev == a->st_dev;
+}
+
+/* The file written after the one we finished (a): if a is now path.i, that
+ * is path.(i-1) (or path).  If a is gone, the oldest one left (what was
+ * rotated out in between is lost, as with Docker). */
+static int open_successor(struct follower *f, const struct stat *a)
+{
+	char name[PATH_MAX];
+	int last = 0;
+
+	for (int i = 1; i <= MAX_ROTATED; i++) {
+		snprintf(name, sizeof(name), "%s.%d", f->path, i);
+		if (access(name, F_OK) < 0)
+			break;
+		last = i;
+		if (!same_file(name, a))
+			continue;
+		if (i == 1)
+			return open(f->path, O_RDONLY | O_CLOEXEC);
+		snprintf(name, sizeof(name), "%s.%d", f->path, i - 1);
+		return open(name, O_RDONLY | O_CLOEXEC);
+	}
+	if (last == 0)
+		return open(f->path, O_RDONLY | O_CLOEXEC);
+	snprintf(name, sizeof(name), "%s.%d", f->path, last);
+	return open(name, O_RDONLY | O_CLOEXEC);
+}
+
+/* Reads to the end; when path names another file now (rotation), finishes
+ * the old one and walks through its successors up to the current file. */
 static int catch_up(struct follower *f, struct bh_err *err)
 {
-	struct stat a, b;
+	struct stat a;
 
 	for (;;) {
-		if (f->fd >= 0 && read_fd(f->r, f->fd, err) < 0)
+		if (f->fd < 0) {
+			f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+			if (f->fd < 0)
+				return 0; /* not created yet */
+		}
+		if (read_fd(f->r, f->fd, err) < 0)
 			return -1;
-		if (f->r->stop)
+		if (f->r->stop || fstat(f->fd, &a) < 0 || same_file(f->path, &a))
 			return 0;
-		if (stat(f->path, &b) < 0)
-			return 0; /* between rename and create */
-		if (f->fd >= 0 && fstat(f->fd, &a) == 0 && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev)
+		if (access(f->path, F_OK) < 0)
+			return 0; /* between rename and create: the next event */
+		int next = open_successor(f, &a);
+		if (next < 0)
 			return 0;
-		if (f->fd >= 0)
-			close(f->fd);
+		close(f->fd);
+		f->fd = next;
 		bh_buf_reset(&f->r->line); /* a torn line does not continue elsewhere */
-		f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
-		if (f->fd < 0)
-			return 0;
 	}
 }
 

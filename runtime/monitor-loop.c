@@ -136,6 +136,7 @@ static void run_until_drained(struct mon *m)
 {
 	struct pollfd p[P_CLIENTS + MAX_CLIENTS];
 
+	reap_children(m); /* a SIGCHLD from before the signalfd existed */
 	for (;;) {
 		uint64_t now = bh_now_ms();
 		bool can_read = mon_attach_room(m, RT_LOG_LINE_MAX + MON_EXIT_RESERVE);

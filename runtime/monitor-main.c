@@ -482,6 +482,8 @@ int rt_monitor_main(int argc, char **argv)
 		fprintf(stderr, "berth-monitor: %s\n", err.msg);
 		return 2;
 	}
+	if (g_opts.sync_fd >= 0) /* only the monitor itself reports */
+		fcntl(g_opts.sync_fd, F_SETFD, FD_CLOEXEC);
 	m->o = &g_opts;
 	m->listen_fd = m->sigfd = m->pidfd = m->stdin_fd = m->master = -1;
 	if (detach(m->o, &err) < 0) {

@@ -42,6 +42,9 @@
  *   7 interactive (len 0): this client is an interactive session; with
  *             --sighup-on-detach the container (TTY) gets SIGHUP when the last
  *             interactive client disconnects.
+ *   9 no-output (len 0): send this client no stdout/stderr frames (only hello
+ *             and exit); it then never holds the container back.  For
+ *             stdin-only and control (resize, signal) connections.
  * Backpressure: each client has a bounded buffer (RT_MONITOR_CLIENT_BUF); while
  * any client's buffer is full the monitor stops reading the container's output,
  * so the producer blocks.  A client that drains nothing for RT_MONITOR_STUCK_MS
@@ -74,6 +77,7 @@ enum rt_frame_type {
 	RT_FRAME_SIGNAL = 6,
 	RT_FRAME_INTERACTIVE = 7,
 	RT_FRAME_HELLO = 8,
+	RT_FRAME_NO_OUTPUT = 9,
 };
 
 /* Writes a frame header for (type, len) into hdr. */
@@ -96,6 +100,9 @@ struct rt_monitor_opts {
 	bool open_stdin;
 	bool sighup_on_detach;
 	int timeout_ms; /* for the sync report; 0: 30 s */
+	/* Tests only: berth-monitor-hooks runs this host command (NULL-terminated)
+	 * instead of a container.  The real berth-monitor refuses the option. */
+	const char *const *test_host_cmd;
 };
 
 /* Starts a monitor (which starts the container) and waits for its report.
