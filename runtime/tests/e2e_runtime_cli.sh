@@ -16,7 +16,9 @@ fi
 T=$(mktemp -d /tmp/berth-rt-e2e-XXXXXX)
 B=$T/bundle
 ROOT=$T/state
-ids=(e2e-run e2e-exit e2e-noent e2e-life e2e-badstart e2e-detach)
+# Unique ids: other build directories may run this test at the same time.
+S=$$
+ids=(e2e-run-$S e2e-exit-$S e2e-noent-$S e2e-life-$S e2e-badstart-$S e2e-detach-$S)
 
 cleanup() {
 	for id in "${ids[@]}"; do
@@ -52,7 +54,6 @@ for a in $(/bin/busybox --list); do
 	[ "$a" = busybox ] || ln -s busybox "$B/rootfs/bin/$a"
 done
 cp "$PROBE" "$B/rootfs/probe"
-mounts_before=$(cat /proc/self/mountinfo)
 exe_sum=$(sha256sum "$BR" | cut -d' ' -f1)
 
 # spec writes Docker's defaults; a second spec refuses to overwrite.
@@ -63,24 +64,24 @@ if "$BR" spec --bundle "$B" 2>/dev/null; then fail "spec overwrote config.json";
 
 # run: stdout, pid 1, exit status.
 set_args /probe facts
-"$BR" --root "$ROOT" run --bundle "$B" e2e-run >"$T/facts.json"
+"$BR" --root "$ROOT" run --bundle "$B" e2e-run-$S >"$T/facts.json"
 [ "$(json "$T/facts.json" 'j["pid"]')" = 1 ] || fail "run: probe is not pid 1"
 [ "$(json "$T/facts.json" 'j["fds"]')" = "[0, 1, 2]" ] || fail "run: fds leaked"
 set_args sh -c 'exit 3'
 rc=0
-"$BR" --root "$ROOT" run --bundle "$B" e2e-exit || rc=$?
+"$BR" --root "$ROOT" run --bundle "$B" e2e-exit-$S || rc=$?
 [ "$rc" = 3 ] || fail "run: exit status $rc, want 3"
 set_args /no/such/program
 rc=0
-"$BR" --root "$ROOT" run --bundle "$B" e2e-noent 2>"$T/err" || rc=$?
+"$BR" --root "$ROOT" run --bundle "$B" e2e-noent-$S 2>"$T/err" || rc=$?
 [ "$rc" = 127 ] || fail "run: exit status $rc for a missing program, want 127"
 grep -q "exec /no/such/program: No such file or directory" "$T/err" ||
 	fail "run: error line: $(cat "$T/err")"
 
 # create leaves the init waiting before its execve; start lets it go.
 set_args sh -c 'echo started; exec sleep 1000'
-"$BR" --root "$ROOT" create --bundle "$B" --pid-file "$T/pid" e2e-life >"$T/life.out" 2>&1
-"$BR" --root "$ROOT" state e2e-life >"$T/state.json"
+"$BR" --root "$ROOT" create --bundle "$B" --pid-file "$T/pid" e2e-life-$S >"$T/life.out" 2>&1
+"$BR" --root "$ROOT" state e2e-life-$S >"$T/state.json"
 [ "$(json "$T/state.json" 'j["status"]')" = created ] || fail "state: not created"
 pid=$(json "$T/state.json" 'j["pid"]')
 [ "$pid" = "$(cat "$T/pid")" ] || fail "state: pid differs from --pid-file"
@@ -92,30 +93,30 @@ case "$(readlink /proc/"$pid"/exe)" in
 *) fail "CVE-2019-5736: init's exe is $(readlink /proc/"$pid"/exe), not a memfd" ;;
 esac
 if (echo x >>/proc/"$pid"/exe) 2>/dev/null; then fail "CVE-2019-5736: init's exe is writable"; fi
-"$BR" --root "$ROOT" start e2e-life
-[ "$(json <("$BR" --root "$ROOT" state e2e-life) 'j["status"]')" = running ] ||
+"$BR" --root "$ROOT" start e2e-life-$S
+[ "$(json <("$BR" --root "$ROOT" state e2e-life-$S) 'j["status"]')" = running ] ||
 	fail "state: not running after start"
-if "$BR" --root "$ROOT" start e2e-life 2>/dev/null; then fail "start twice"; fi
-if "$BR" --root "$ROOT" delete e2e-life 2>/dev/null; then fail "delete of a running container"; fi
-"$BR" --root "$ROOT" kill e2e-life KILL
-"$BR" --root "$ROOT" delete --force e2e-life
-if "$BR" --root "$ROOT" state e2e-life 2>/dev/null; then fail "state after delete"; fi
+if "$BR" --root "$ROOT" start e2e-life-$S 2>/dev/null; then fail "start twice"; fi
+if "$BR" --root "$ROOT" delete e2e-life-$S 2>/dev/null; then fail "delete of a running container"; fi
+"$BR" --root "$ROOT" kill e2e-life-$S KILL
+"$BR" --root "$ROOT" delete --force e2e-life-$S
+if "$BR" --root "$ROOT" state e2e-life-$S 2>/dev/null; then fail "state after delete"; fi
 grep -q started "$T/life.out" || fail "the started container printed nothing"
 
 # run --detach leaves it running and returns.
 set_args sleep 1000
-"$BR" --root "$ROOT" run --detach --bundle "$B" e2e-detach >/dev/null 2>&1
-[ "$(json <("$BR" --root "$ROOT" state e2e-detach) 'j["status"]')" = running ] ||
+"$BR" --root "$ROOT" run --detach --bundle "$B" e2e-detach-$S >/dev/null 2>&1
+[ "$(json <("$BR" --root "$ROOT" state e2e-detach-$S) 'j["status"]')" = running ] ||
 	fail "run --detach: not running"
-"$BR" --root "$ROOT" delete --force e2e-detach
+"$BR" --root "$ROOT" delete --force e2e-detach-$S
 
 # An exec failure is reported by start (the program is looked up at exec).
 set_args /no/such/program
-"$BR" --root "$ROOT" create --bundle "$B" e2e-badstart >/dev/null 2>&1
+"$BR" --root "$ROOT" create --bundle "$B" e2e-badstart-$S >/dev/null 2>&1
 rc=0
-"$BR" --root "$ROOT" start e2e-badstart 2>/dev/null || rc=$?
+"$BR" --root "$ROOT" start e2e-badstart-$S 2>/dev/null || rc=$?
 [ "$rc" = 127 ] || fail "start: exit status $rc for a missing program, want 127"
-"$BR" --root "$ROOT" delete --force e2e-badstart
+"$BR" --root "$ROOT" delete --force e2e-badstart-$S
 
 # Nothing left behind: state, cgroups, mounts, the runtime binary untouched.
 [ -z "$(ls -A "$ROOT")" ] || fail "state left: $(ls "$ROOT")"
@@ -124,6 +125,7 @@ for id in "${ids[@]}"; do
 		fail "cgroup left for $id"
 	fi
 done
-[ "$mounts_before" = "$(cat /proc/self/mountinfo)" ] || fail "mounts left on the host"
+# (only mounts below the test dir: other tests may mount things meanwhile)
+if grep -q " $T" /proc/self/mountinfo; then fail "mounts left on the host"; fi
 [ "$exe_sum" = "$(sha256sum "$BR" | cut -d' ' -f1)" ] || fail "berth-runtime binary changed"
 echo "e2e_runtime_cli: all passed"

@@ -135,6 +135,18 @@ static int group_teardown(void **state)
 }
 
 /* ---- running one container ----------------------------------------------- */
+/* Container ids (and so cgroup names) are unique per test process: other
+ * build directories may run this same test at the same time. */
+static const char *uid_of(const char *name)
+{
+	static char ring[8][160];
+	static unsigned next;
+	char *out = ring[next++ % 8];
+
+	snprintf(out, sizeof(ring[0]), "%s-%d", name, (int)getpid());
+	return out;
+}
+
 static json_t *probe_spec(const char *const *args)
 {
 	static const char *const facts[] = {"/probe", "facts", NULL};
@@ -142,13 +154,18 @@ static json_t *probe_spec(const char *const *args)
 	return rt_spec_default(args ? args : facts);
 }
 
-static char *read_mountinfo(void)
+/* No mount of the container may show up on the host, before or after: none
+ * below the bundle.  (A whole-table comparison would race with other tests
+ * that mount things at the same time.) */
+static void assert_no_mount_below(const char *dir)
 {
-	char *text = NULL;
+	cleanup_free char *text = NULL;
+	cleanup_free char *needle = bh_asprintf(" %s", dir);
 	struct bh_err err;
 
 	assert_int_equal(bh_read_file("/proc/self/mountinfo", 1 << 20, &text, NULL, &err), 0);
-	return text;
+	if (strstr(text, needle))
+		fail_msg("a mount below %s is left on the host", dir);
 }
 
 static void assert_no_cgroup_left(const char *id)
@@ -177,7 +194,6 @@ static void run_spec(json_t *spec, const char *id, struct run *r)
 {
 	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
 	cleanup_free char *text = json_dumps(spec, JSON_INDENT(1));
-	cleanup_free char *mounts_before = read_mountinfo(), *mounts_after = NULL;
 	struct rt_container_opts o = {id, g_bundle, g_state, {-1, -1, 2}};
 	int p[2], st;
 	pid_t pid;
@@ -201,8 +217,7 @@ static void run_spec(json_t *spec, const char *id, struct run *r)
 	}
 	close(p[0]);
 	assert_no_cgroup_left(id);
-	mounts_after = read_mountinfo();
-	assert_string_equal(mounts_before, mounts_after);
+	assert_no_mount_below(g_bundle);
 }
 
 static json_t *run_probe(json_t *spec, const char *id, struct run *r)
@@ -240,10 +255,10 @@ static void test_exit_codes(void **state)
 	static const char *const zero[] = {"true", NULL};
 	struct run r;
 
-	run_spec(probe_spec(three), "t-exit3", &r);
+	run_spec(probe_spec(three), uid_of("t-exit3"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.status, 3);
-	run_spec(probe_spec(zero), "t-exit0", &r);
+	run_spec(probe_spec(zero), uid_of("t-exit0"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.status, 0);
 }
@@ -256,15 +271,18 @@ static void test_exec_errors_map_to_127_and_126(void **state)
 	struct run r;
 
 	write_text(plain, "not a program\n", 0644);
-	run_spec(probe_spec(missing), "t-enoent", &r);
+	run_spec(probe_spec(missing), uid_of("t-enoent"), &r);
 	assert_int_equal(r.rc, -1);
 	assert_int_equal(r.err.code, ENOENT);
 	assert_int_equal(rt_exec_errno_status(r.err.code), 127);
-	assert_non_null(strstr(r.err.msg, "container t-enoent: exec /no/such/binary"));
-	run_spec(probe_spec(notexec), "t-eacces", &r);
+	assert_non_null(strstr(r.err.msg, ": exec /no/such/binary: No such file or directory"));
+	assert_true(bh_str_has_prefix(r.err.msg, "container t-enoent-"));
+	run_spec(probe_spec(notexec), uid_of("t-eacces"), &r);
 	assert_int_equal(r.rc, -1);
 	assert_int_equal(rt_exec_errno_status(r.err.code), 126);
-	assert_false(bh_path_exists(g_state) && bh_path_exists("t-eacces"));
+	free(plain);
+	plain = bh_path_join(g_state, uid_of("t-eacces"));
+	assert_false(bh_path_exists(plain)); /* nothing left of a failed start */
 }
 
 static void test_process_settings_applied(void **state)
@@ -284,7 +302,7 @@ static void test_process_settings_applied(void **state)
 	sigaddset(&usr1, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &usr1, &old_mask);
 	old_pipe = signal(SIGPIPE, SIG_IGN);
-	out = run_probe(spec, "t-settings", &r);
+	out = run_probe(spec, uid_of("t-settings"), &r);
 	signal(SIGPIPE, old_pipe);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	assert_string_equal(jstr(out, "sig_ign"), "0000000000000000");
@@ -311,7 +329,7 @@ static void test_rlimits_applied_or_clamped(void **state)
 	json_object_set_new(json_object_get(spec, "process"), "rlimits",
 	                    json_pack("[{s:s, s:I, s:I}]", "type", "RLIMIT_NOFILE", "soft",
 	                              (json_int_t)100, "hard", (json_int_t)hard.rlim_max + 1000));
-	out = run_probe(spec, "t-rlimit", &r);
+	out = run_probe(spec, uid_of("t-rlimit"), &r);
 	assert_int_equal(jint(out, "nofile_soft"), 100);
 	assert_true(jint(out, "nofile_hard") >= (long)hard.rlim_max);
 	json_decref(out);
@@ -335,7 +353,7 @@ static void test_cgroup_limits_written(void **state)
 	static const char *const sleeper[] = {"sleep", "1000", NULL};
 	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
 	cleanup_free char *text = NULL;
-	struct rt_container_opts o = {"t-limits", g_bundle, g_state, {-1, -1, -1}};
+	struct rt_container_opts o = {uid_of("t-limits"), g_bundle, g_state, {-1, -1, -1}};
 	json_t *spec = probe_spec(sleeper);
 	struct bh_err err;
 	pid_t pid;
@@ -387,7 +405,7 @@ static void test_overlay_mount(void **state)
 static void test_default_capabilities_are_dockers_14(void **state)
 {
 	struct run r;
-	json_t *out = run_probe(probe_spec(NULL), "t-caps", &r);
+	json_t *out = run_probe(probe_spec(NULL), uid_of("t-caps"), &r);
 
 	/* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
 	 * NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP */
@@ -403,7 +421,7 @@ static void test_default_capabilities_are_dockers_14(void **state)
 static void test_device_cgroup_blocks_host_disk(void **state)
 {
 	struct run r;
-	json_t *out = run_probe(probe_spec(NULL), "t-devices", &r);
+	json_t *out = run_probe(probe_spec(NULL), uid_of("t-devices"), &r);
 
 	assert_int_equal(jint(out, "disk_mknod_errno"), 0);
 	assert_int_equal(jint(out, "disk_open_errno"), EPERM);
@@ -475,7 +493,7 @@ static void test_device_bpf_program_v2(void **state)
 static void test_seccomp_denies_escape_calls(void **state)
 {
 	struct run r;
-	json_t *out = run_probe(probe_spec(NULL), "t-seccomp", &r);
+	json_t *out = run_probe(probe_spec(NULL), uid_of("t-seccomp"), &r);
 
 	assert_int_equal(jint(out, "mount_errno"), EPERM);
 	assert_int_equal(jint(out, "keyctl_errno"), EPERM);
@@ -504,7 +522,7 @@ static void test_cve_2024_21626_only_stdio_fds_inside(void **state)
 	json_t *out, *fds;
 
 	assert_true(leaked > 2);
-	out = run_probe(probe_spec(NULL), "t-fds", &r);
+	out = run_probe(probe_spec(NULL), uid_of("t-fds"), &r);
 	close(leaked);
 	fds = json_object_get(out, "fds");
 	assert_int_equal(json_array_size(fds), 3);
@@ -517,7 +535,7 @@ static void test_cve_2024_21626_only_stdio_fds_inside(void **state)
 static void test_cgroup_namespace_shows_root(void **state)
 {
 	struct run r;
-	json_t *out = run_probe(probe_spec(NULL), "t-cgns", &r);
+	json_t *out = run_probe(probe_spec(NULL), uid_of("t-cgns"), &r);
 	const char *cg = jstr(out, "cgroup");
 
 	assert_non_null(strstr(cg, ":memory:/\n") ? cg : strstr(cg, "0::/\n"));
@@ -535,11 +553,11 @@ static void test_memory_limit_oom_kill_recorded(void **state)
 	json_object_set_new(
 	    res, "memory",
 	    json_pack("{s:I, s:I}", "limit", (json_int_t)32 << 20, "swap", (json_int_t)32 << 20));
-	run_spec(spec, "t-oom", &r);
+	run_spec(spec, uid_of("t-oom"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.status, 128 + SIGKILL);
 	assert_true(r.oom);
-	run_spec(probe_spec(NULL), "t-nooom", &r);
+	run_spec(probe_spec(NULL), uid_of("t-nooom"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_false(r.oom);
 	json_decref(r.out);
@@ -553,7 +571,7 @@ static void test_pids_limit_stops_fork_bomb(void **state)
 
 	json_object_set_new(json_object_get(json_object_get(spec, "linux"), "resources"), "pids",
 	                    json_pack("{s:i}", "limit", 16));
-	out = run_probe(spec, "t-pids", &r);
+	out = run_probe(spec, uid_of("t-pids"), &r);
 	assert_true(jint(out, "forked") < 16);
 	assert_int_equal(jint(out, "fork_errno"), EAGAIN);
 	json_decref(out);
@@ -567,7 +585,7 @@ static void test_network_namespace_has_only_lo_up(void **state)
 	                                 NULL};
 	struct run r;
 
-	run_spec(probe_spec(sh), "t-net", &r);
+	run_spec(probe_spec(sh), uid_of("t-net"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.text, "1\n1\n");
 }
@@ -592,7 +610,7 @@ static void test_image_symlink_cannot_redirect_mounts(void **state)
 	                      json_pack("{s:s, s:s, s:s}", "destination",
 	                                "/escape/berth-escape-sub", "type", "tmpfs", "source",
 	                                "tmpfs"));
-	run_spec(spec, "t-symlink", &r);
+	run_spec(spec, uid_of("t-symlink"), &r);
 	unlink(link);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.text, "1\n");
@@ -608,7 +626,7 @@ static void test_readonly_root(void **state)
 	struct run r;
 
 	json_object_set_new(json_object_get(spec, "root"), "readonly", json_true());
-	out = run_probe(spec, "t-ro", &r);
+	out = run_probe(spec, uid_of("t-ro"), &r);
 	assert_int_equal(jint(out, "write_errno"), EROFS);
 	json_decref(out);
 }
@@ -620,12 +638,12 @@ static void test_masked_paths_are_empty(void **state)
 	                                 "echo x > /proc/sys/kernel/hostname; echo $?",
 	                                 NULL};
 	struct run r;
-	json_t *out = run_probe(probe_spec(NULL), "t-masked", &r);
+	json_t *out = run_probe(probe_spec(NULL), uid_of("t-masked"), &r);
 
 	assert_true(jint(out, "kcore_bytes") <= 0);
 	assert_true(jint(out, "keys_bytes") <= 0);
 	json_decref(out);
-	run_spec(probe_spec(ls), "t-masked-sh", &r);
+	run_spec(probe_spec(ls), uid_of("t-masked-sh"), &r);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.text, "0\n1\n"); /* empty; /proc/sys read-only */
 }
@@ -659,7 +677,7 @@ static void test_cve_2019_5736_exe_overwrite_fails(void **state)
 	json_array_append_new(mounts,
 	                      json_pack("{s:s, s:s, s:s, s:[s,s]}", "destination", "/lib", "type",
 	                                "bind", "source", "/lib", "options", "rbind", "ro"));
-	out = run_probe(spec, "t-cve-2019-5736", &r);
+	out = run_probe(spec, uid_of("t-cve-2019-5736"), &r);
 	assert_int_equal(jint(out, "wrote"), 0);
 	assert_string_equal(jstr(out, "exe"), "memfd");
 	json_decref(out);
@@ -674,7 +692,7 @@ static void test_create_start_state_kill_delete(void **state)
 	static const char *const sleeper[] = {"sleep", "1000", NULL};
 	cleanup_free char *cfg = bh_path_join(g_bundle, "config.json");
 	cleanup_free char *text = NULL;
-	struct rt_container_opts o = {"t-lifecycle", g_bundle, g_state, {-1, -1, -1}};
+	struct rt_container_opts o = {uid_of("t-lifecycle"), g_bundle, g_state, {-1, -1, -1}};
 	struct rt_container_state st;
 	struct bh_err err;
 	json_t *spec = probe_spec(sleeper);
