@@ -65,9 +65,10 @@ def test_sighup_with_broken_material_keeps_serving(make_daemon, pki, tmp_path):
     ca, cert, key = tls / "ca.pem", tls / "cert.pem", tls / "key.pem"
     before = server_cert_der(d.addr, ca, cert, key)
     (tls / "server-cert.pem").write_text("garbage\n")
+    seen = len(d.log_text())
     os.kill(d.proc.pid, signal.SIGHUP)
     # Poll for the daemon to have handled the signal: its log says so.
-    wait_for(lambda: "server-cert.pem" in d.log_text() or d.proc.poll() is not None, 10,
+    wait_for(lambda: "server-cert.pem" in d.log_text()[seen:] or d.proc.poll() is not None, 10,
              "berthd to report the broken server-cert.pem")
     assert d.proc.poll() is None, f"berthd died on a bad reload:\n{d.log_text()}"
     assert server_cert_der(d.addr, ca, cert, key) == before
@@ -125,6 +126,18 @@ def test_port_in_use(make_daemon, pki):
         _, log = start_expect_failure(make_daemon, pki.dir, port=port)
     assert "in use" in log.lower(), log
     assert str(port) in log, log
+
+
+def test_log_holds_no_key_material(make_daemon, pki):
+    d = make_daemon(pki.dir)
+    server_cert_der(d.addr, pki.ca, pki.cert, pki.key)
+    d.stop()
+    log = d.log_text()
+    assert "ready" in log, log
+    assert "PRIVATE KEY" not in log
+    for name in ("server-key.pem", "key.pem"):
+        body = (pki.dir / name).read_text().splitlines()[1]
+        assert body not in log, f"berthd logged part of {name}"
 
 
 def test_tls_material_is_not_world_readable(pki):
