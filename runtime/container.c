@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 
 #include "runtime/rt-container-internal.h"
@@ -325,10 +326,37 @@ static int read_report(int fd, char *got, struct bh_err *err)
 	return bh_err_set(err, m.code, "%s", m.msg);
 }
 
+static bool have_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {{0}};
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return false;
+	return data[cap / 32].effective & (1U << (cap % 32));
+}
+
+/* Says so once, here, when the init will clamp an rlimit (see init_rlimits). */
+static void warn_rlimit_clamps(const struct launch *l)
+{
+	for (size_t i = 0; i < l->spec.n_rlimits; i++) {
+		const struct rt_rlimit *r = &l->spec.rlimits[i];
+		struct rlimit cur;
+
+		if (getrlimit(r->resource, &cur) == 0 && r->hard > cur.rlim_max &&
+		    !have_cap(CAP_SYS_RESOURCE))
+			bh_warn("container %s: rlimit %d hard %llu above ours (%llu) without "
+			        "CAP_SYS_RESOURCE: clamped",
+			        l->o->id, r->resource, (unsigned long long)r->hard,
+			        (unsigned long long)cur.rlim_max);
+	}
+}
+
 static int launch_prepare(struct launch *l, struct bh_err *err)
 {
 	if (rt_spec_load(l->o->bundle, &l->spec, err) < 0)
 		return -1;
+	warn_rlimit_clamps(l);
 	if (!(l->spec.clone_flags & CLONE_NEWNS))
 		return bh_err_set(err, EINVAL, "linux.namespaces: a mount namespace is required");
 	if (rt_rootfs_prepare(&l->rctx, err) < 0 || rt_seccomp_compile(&l->spec, &l->prog, err) < 0)

@@ -92,6 +92,11 @@ int rt_exec_errno_status(int code);
 int rt_selfexe_ensure_sealed(char **argv, struct bh_err *err);
 /* True if /proc/self/exe is a memfd with the seals above. */
 bool rt_selfexe_is_sealed(void);
+/* A sealed memfd copy of the program at path (close-on-exec).  A spawner
+ * that starts many runtime processes (berthd → berth-monitor) can make one
+ * copy and fexecve() it each time: the children then start sealed and
+ * share its pages instead of each making a copy of its own. */
+int rt_sealed_copy(const char *path, int *fd, struct bh_err *err);
 
 /* ---- spec helpers for berthd ------------------------------------------------ */
 /* A config.json like Docker's default: Docker's 14 capabilities,

@@ -17,6 +17,14 @@
 
 extern char **environ;
 
+static int steal_fd(int *fd)
+{
+	int v = *fd;
+
+	*fd = -1;
+	return v;
+}
+
 bool rt_selfexe_is_sealed(void)
 {
 	cleanup_close int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -28,21 +36,35 @@ bool rt_selfexe_is_sealed(void)
 	return seals >= 0 && (seals & RT_SEALS) == RT_SEALS;
 }
 
-static int copy_self(int dst, struct bh_err *err)
+static int copy_file(const char *path, int dst, struct bh_err *err)
 {
-	cleanup_close int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	cleanup_close int src = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	off_t off = 0;
 
 	if (src < 0 || fstat(src, &st) < 0)
-		return bh_err_sys(err, errno, "open /proc/self/exe");
+		return bh_err_sys(err, errno, "open %s", path);
 	while (off < st.st_size) {
 		ssize_t n = sendfile(dst, src, &off, (size_t)(st.st_size - off));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return bh_err_sys(err, n < 0 ? errno : EIO, "copy /proc/self/exe");
+			return bh_err_sys(err, n < 0 ? errno : EIO, "copy %s", path);
 	}
+	return 0;
+}
+
+int rt_sealed_copy(const char *path, int *out, struct bh_err *err)
+{
+	cleanup_close int fd = memfd_create("berth-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return bh_err_sys(err, errno, "memfd_create");
+	if (copy_file(path, fd, err) < 0)
+		return -1;
+	if (fcntl(fd, F_ADD_SEALS, RT_SEALS) < 0)
+		return bh_err_sys(err, errno, "seal the copy of %s", path);
+	*out = steal_fd(&fd);
 	return 0;
 }
 
@@ -52,13 +74,8 @@ int rt_selfexe_ensure_sealed(char **argv, struct bh_err *err)
 
 	if (rt_selfexe_is_sealed())
 		return 0;
-	fd = memfd_create("berth-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return bh_err_sys(err, errno, "memfd_create");
-	if (copy_self(fd, err) < 0)
+	if (rt_sealed_copy("/proc/self/exe", &fd, err) < 0)
 		return -1;
-	if (fcntl(fd, F_ADD_SEALS, RT_SEALS) < 0)
-		return bh_err_sys(err, errno, "seal the runtime copy");
 	fexecve(fd, argv, environ);
 	return bh_err_sys(err, errno, "re-exec from the sealed copy");
 }

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -273,6 +274,33 @@ static void test_overlay_rejects_option_injection(void **state)
 	assert_int_equal(rt_overlay_mount(ok, 0, "/u", "/w", "/t", &err), -1);
 }
 
+/* CVE-2019-5736: the sealed copy cannot be written and still runs. */
+static void test_sealed_copy_is_read_only_and_runs(void **state)
+{
+	static char *const argv[] = {"true", NULL};
+	static char *const envp[] = {NULL};
+	cleanup_close int fd = -1;
+	struct bh_err err;
+	int st;
+	pid_t pid;
+
+	assert_int_equal(rt_sealed_copy("/bin/true", &fd, &err), 0);
+	assert_int_equal(fcntl(fd, F_GET_SEALS) & (F_SEAL_WRITE | F_SEAL_SEAL | F_SEAL_GROW),
+	                 F_SEAL_WRITE | F_SEAL_SEAL | F_SEAL_GROW);
+	assert_int_equal(pwrite(fd, "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, 0), -1); /* F_SEAL_SEAL: final */
+	pid = fork();
+	if (pid == 0) {
+		fexecve(fd, argv, envp);
+		_exit(99);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(rt_sealed_copy("/no/such/file", &fd, &err), -1);
+	assert_int_equal(err.code, ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +313,7 @@ int main(void)
 	    cmocka_unit_test(test_cap_names),
 	    cmocka_unit_test(test_user_resolve_inside_root),
 	    cmocka_unit_test(test_overlay_rejects_option_injection),
+	    cmocka_unit_test(test_sealed_copy_is_read_only_and_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
