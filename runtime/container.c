@@ -229,7 +229,7 @@ static int init_exec(const struct rt_spec *s)
 	}
 	for (const char *p = path; *p;) {
 		size_t n = strcspn(p, ":");
-		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, n ? p : ".", arg0) <
+		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)(n ? n : 1), n ? p : ".", arg0) <
 		    (int)sizeof(buf)) {
 			execve(buf, (char *const *)s->args, (char *const *)s->env);
 			if (errno != ENOENT && errno != ENOTDIR)
