@@ -218,25 +218,37 @@ static int v1_create(const struct rt_spec *s, const char *rel, struct rt_cgroup 
 }
 
 /* ---- v2 ---------------------------------------------------------------- */
+static bool has_word(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = strstr(list, w); p; p = strstr(p + 1, w))
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || !p[n]))
+			return true;
+	return false;
+}
+
+/* One controller per write: one that cannot be enabled (cpuset busy, io
+ * missing) must not keep the others off.  A limit whose controller stayed
+ * off fails later, naming its file. */
 static int v2_enable_controllers(const char *dir, struct bh_err *err)
 {
 	static const char *const want[] = {"cpu", "memory", "pids", "cpuset", "io", NULL};
 	cleanup_free char *avail = NULL;
-	char buf[128] = "";
 
 	if (cg_read(dir, "cgroup.controllers", &avail, err) < 0)
 		return -1;
 	for (const char *const *w = want; *w; w++) {
-		size_t n = strlen(*w);
-		for (char *p = strstr(avail, *w); p; p = strstr(p + 1, *w))
-			if ((p == avail || p[-1] == ' ') &&
-			    (p[n] == ' ' || p[n] == '\n' || !p[n])) {
-				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s+%s",
-				         buf[0] ? " " : "", *w);
-				break;
-			}
+		char buf[32];
+		struct bh_err ignored;
+
+		if (!has_word(avail, *w))
+			continue;
+		snprintf(buf, sizeof(buf), "+%s", *w);
+		if (cg_write(dir, "cgroup.subtree_control", buf, &ignored) < 0)
+			bh_debug("cgroup %s: enable %s: %s", dir, *w, ignored.msg);
 	}
-	return buf[0] ? cg_write(dir, "cgroup.subtree_control", buf, err) : 0;
+	return 0;
 }
 
 static int v2_limits(const struct rt_spec *s, const char *dir, struct bh_err *err)
