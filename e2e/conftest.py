@@ -55,6 +55,14 @@ _STARTED_PIDS = []
 _SESSION_TMP = tempfile.mkdtemp(prefix="berth-e2e-")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # tmp_path dirs hold copies of private keys: keep them inside the session
+    # dir that the session removes, instead of pytest's retained basetemp.
+    if not config.option.basetemp:
+        config.option.basetemp = os.path.join(_SESSION_TMP, "pytest")
+
+
 def need_binary(name):
     path = BIN_DIR / name
     if not os.access(path, os.X_OK):
