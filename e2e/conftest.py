@@ -314,7 +314,7 @@ class Daemon:
 
 
 @pytest.fixture
-def make_daemon(tmp_path):
+def make_daemon(tmp_path, no_stray_daemons):
     """Factory for private daemons; all are stopped when the test ends."""
     daemons = []
 
@@ -332,7 +332,7 @@ def make_daemon(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def daemon(pki):
+def daemon(pki, no_stray_daemons):
     """One shared daemon for the tests that only read from it."""
     d = Daemon(pki.dir, mktemp_dir("shared-d-"))
     try:
@@ -406,10 +406,18 @@ def http_get_json(daemon, pki, path):
 # ---- session end: no daemon survives --------------------------------------
 
 
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def _strays():
     """Our berthd pids still alive, plus any process whose command line
-    points into this session's temp dir."""
-    out = {p for p in _STARTED_PIDS if pid_alive(p)}
+    points into this session's temp dir: {pid: command line}."""
+    out = {p: _cmdline(p) for p in _STARTED_PIDS if pid_alive(p)}
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
             continue
@@ -419,12 +427,14 @@ def _strays():
         except OSError:
             continue
         if _SESSION_TMP.encode() in cmd and pid_alive(int(d)):
-            out.add(int(d))
+            out[int(d)] = _cmdline(int(d))
     return out
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_stray_daemons():
+    """Session end: nothing we started may survive.  The daemon fixtures
+    depend on this one so that it is torn down after them."""
     yield
     strays = _strays()
     for p in strays:
@@ -433,4 +443,4 @@ def no_stray_daemons():
         except ProcessLookupError:
             pass
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
-    assert not strays, f"berthd processes left running at session end: {sorted(strays)}"
+    assert not strays, f"processes left running at session end: {strays}"

@@ -69,7 +69,7 @@ def test_import_path_traversal_refused(exported, tmp_path, member):
     cli.ok("context", "import", "control", exported)
     p = cli.run("context", "import", "evil", archive)
     assert p.returncode != 0, p.out
-    assert p.err.strip(), "no error message"
+    assert member in p.err, f"message does not name the member: {p.err!r}"
     assert len(p.err.strip().splitlines()) == 1, f"not one line: {p.err!r}"
     # Nothing escaped and no context was left behind.
     assert not any(tmp_path.rglob("evil")), list(tmp_path.rglob("evil"))
@@ -78,6 +78,26 @@ def test_import_path_traversal_refused(exported, tmp_path, member):
     assert "evil" not in cli.ok("context", "ls").out
     r = cli.run("-c", "evil", "version")
     assert r.returncode == 1, (r.returncode, r.err)
+
+
+def test_import_symlink_member_refused(exported, tmp_path):
+    """tls/key.pem as a symlink would make the store read (or later write)
+    a file outside it."""
+    archive = tmp_path / "link.tar"
+    with tarfile.open(exported) as src, tarfile.open(archive, "w") as t:
+        for m in src.getmembers():
+            if m.name.endswith("key.pem"):
+                link = tarfile.TarInfo(m.name)
+                link.type = tarfile.SYMTYPE
+                link.linkname = "/etc/shadow"
+                t.addfile(link)
+            else:
+                t.addfile(m, src.extractfile(m) if m.isfile() else None)
+    cli = Berth(tmp_path / "victim")
+    p = cli.run("context", "import", "linked", archive)
+    assert p.returncode != 0, p.out
+    assert "key.pem" in p.err, p.err
+    assert "linked" not in cli.ok("context", "ls").out
 
 
 def test_import_garbage_refused(tmp_path):
