@@ -120,29 +120,49 @@ static size_t build_prog(const struct rt_dev_rule *rules, size_t n, struct bpf_i
 	return k;
 }
 
+/* Loads without a verifier log first: a log that does not fit its buffer
+ * fails the load with ENOSPC.  Only a failed load is retried with a log. */
+static int load_prog(const struct bpf_insn *prog, size_t n, struct bh_err *err)
+{
+	char log[4096] = "";
+	union bpf_attr attr;
+	int fd, e;
+
+	for (int with_log = 0; with_log < 2; with_log++) {
+		memset(&attr, 0, sizeof(attr));
+		attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+		attr.insn_cnt = (uint32_t)n;
+		attr.insns = (uint64_t)(uintptr_t)prog;
+		attr.license = (uint64_t)(uintptr_t) "Apache-2.0";
+		if (with_log) {
+			attr.log_buf = (uint64_t)(uintptr_t)log;
+			attr.log_size = sizeof(log);
+			attr.log_level = 1;
+		}
+		fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+		if (fd >= 0)
+			return fd;
+		e = errno;
+		if (e != EINVAL && e != EACCES)
+			break; /* not the verifier's verdict: a log would not help */
+	}
+	return bh_err_sys(err, e, "devices: load BPF program%s%.200s", log[0] ? ": " : "", log);
+}
+
 int rt_devices_bpf_attach(const struct rt_dev_rule *rules, size_t n, int cgroup_fd,
                           struct bh_err *err)
 {
 	struct bpf_insn prog[9 + RT_DEV_RULES_MAX * 9];
 	union bpf_attr attr;
-	char log[4096] = "";
 	int fd;
 
 	if (n == 0)
 		return 0;
 	if (n > RT_DEV_RULES_MAX)
 		return bh_err_set(err, E2BIG, "devices: more than %d rules", RT_DEV_RULES_MAX);
-	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-	attr.insn_cnt = (uint32_t)build_prog(rules, n, prog);
-	attr.insns = (uint64_t)(uintptr_t)prog;
-	attr.license = (uint64_t)(uintptr_t) "Apache-2.0";
-	attr.log_buf = (uint64_t)(uintptr_t)log;
-	attr.log_size = sizeof(log);
-	attr.log_level = 1;
-	fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	fd = load_prog(prog, build_prog(rules, n, prog), err);
 	if (fd < 0)
-		return bh_err_sys(err, errno, "devices: load BPF program (%.200s)", log);
+		return -1;
 	memset(&attr, 0, sizeof(attr));
 	attr.target_fd = (uint32_t)cgroup_fd;
 	attr.attach_bpf_fd = (uint32_t)fd;

@@ -16,7 +16,21 @@
 
 #include "runtime/rt-container-internal.h"
 
-#define CG_ROOT "/sys/fs/cgroup"
+static const char *cg_root = "/sys/fs/cgroup";
+
+void rt_cgroup_use_root(const char *root)
+{
+	cg_root = root ? root : "/sys/fs/cgroup";
+}
+
+int rt_cgroup_version(struct bh_err *err)
+{
+	struct statfs sfs;
+
+	if (statfs(cg_root, &sfs) < 0)
+		return bh_err_sys(err, errno, "statfs %s", cg_root);
+	return sfs.f_type == CGROUP2_SUPER_MAGIC ? 2 : 1;
+}
 
 static int cg_write(const char *dir, const char *file, const char *val, struct bh_err *err)
 {
@@ -135,21 +149,26 @@ static void v1_collect_fn(const char *mnt, const char *opts, void *arg)
 	add_v1_hierarchy(c->cg, mnt, opts, c->rel);
 }
 
-/* A new cpuset cgroup is empty: give each level its parent's cpus and mems. */
+/* A new cpuset cgroup is empty: give each empty level its parent's cpus and
+ * mems, from the top (the hierarchy's root is never empty). */
 static int v1_cpuset_fill(const char *dir, struct bh_err *err)
 {
 	static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
 	cleanup_free char *parent = bh_strdup(dir);
 
 	*strrchr(parent, '/') = '\0';
-	if (strcmp(parent, CG_ROOT "/cpuset") != 0 && v1_cpuset_fill(parent, err) < 0)
-		return -1;
 	for (int i = 0; i < 2; i++) {
 		cleanup_free char *mine = NULL, *theirs = NULL;
 		if (cg_read(dir, files[i], &mine, err) < 0)
 			return -1;
 		if (mine[0] != '\n' && mine[0] != '\0')
 			continue;
+		if (cg_read(parent, files[i], &theirs, err) < 0)
+			return -1;
+		if ((theirs[0] == '\n' || theirs[0] == '\0') && v1_cpuset_fill(parent, err) < 0)
+			return -1;
+		free(theirs);
+		theirs = NULL;
 		if (cg_read(parent, files[i], &theirs, err) < 0 ||
 		    cg_write(dir, files[i], theirs, err) < 0)
 			return -1;
@@ -294,7 +313,7 @@ static int v2_devices(const struct rt_spec *s, const char *dir, struct bh_err *e
 static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup *cg,
                      struct bh_err *err)
 {
-	cleanup_free char *dir = bh_path_join(CG_ROOT, rel);
+	cleanup_free char *dir = bh_path_join(cg_root, rel);
 	char *slash = strrchr(dir, '/');
 
 	cg->version = 2;
@@ -308,7 +327,7 @@ static int v2_create(const struct rt_spec *s, const char *rel, struct rt_cgroup 
 	cg->ctrl[0] = bh_strdup("");
 	cg->n = 1;
 	/* Enable the controllers on every level above the container's cgroup. */
-	for (slash = dir + strlen(CG_ROOT); slash; slash = strchr(slash + 1, '/')) {
+	for (slash = dir + strlen(cg_root); slash; slash = strchr(slash + 1, '/')) {
 		int rc;
 
 		*slash = '\0';
@@ -326,16 +345,16 @@ int rt_cgroup_create(const struct rt_spec *s, const char *id, struct rt_cgroup *
                      struct bh_err *err)
 {
 	cleanup_free char *rel = NULL;
-	struct statfs sfs;
 	struct bh_err ignored;
-	int rc;
+	int rc, version;
 
 	memset(cg, 0, sizeof(*cg));
 	if (cg_relpath(s, id, &rel, err) < 0)
 		return -1;
-	if (statfs(CG_ROOT, &sfs) < 0)
-		return bh_err_sys(err, errno, "statfs %s", CG_ROOT);
-	if (sfs.f_type == CGROUP2_SUPER_MAGIC)
+	version = rt_cgroup_version(err);
+	if (version < 0)
+		return -1;
+	if (version == 2)
 		rc = v2_create(s, rel, cg, err);
 	else
 		rc = v1_create(s, rel, cg, err);
@@ -404,12 +423,21 @@ int rt_cgroup_destroy(const struct rt_cgroup *cg, struct bh_err *err)
 	return rc;
 }
 
+static long max_l(long a, long b)
+{
+	return a > b ? a : b;
+}
+
 int rt_cgroup_oom_count(const struct rt_cgroup *cg, long *count, struct bh_err *err)
 {
 	for (size_t i = 0; i < cg->n; i++) {
 		long n;
+		/* v2 without the memory controller: no memory.events and no
+		 * cgroup OOM kill either */
 		if (cg->version == 2)
-			n = cg_read_key(cg->dirs[i], "memory.events", "oom_kill");
+			n = bh_path_exists(cg->dirs[i])
+			        ? max_l(0, cg_read_key(cg->dirs[i], "memory.events", "oom_kill"))
+			        : -1;
 		else if (strcmp(cg->ctrl[i], "memory") == 0)
 			n = cg_read_key(cg->dirs[i], "memory.oom_control", "oom_kill");
 		else
@@ -455,7 +483,9 @@ int rt_cgroup_from_json(json_t *j, struct rt_cgroup *cg, struct bh_err *err)
 	for (size_t i = 0; i < json_array_size(dirs); i++) {
 		const char *d = json_string_value(json_array_get(dirs, i));
 		const char *c = json_string_value(json_array_get(ctrl, i));
-		if (d == NULL || c == NULL || !bh_str_has_prefix(d, CG_ROOT "/")) {
+		/* the state file names directories that delete will rmdir */
+		if (d == NULL || c == NULL || strstr(d, "/..") ||
+		    (!bh_str_has_prefix(d, "/sys/fs/cgroup/") && !bh_str_has_prefix(d, cg_root))) {
 			rt_cgroup_free(cg);
 			return bh_err_set(err, EINVAL, "state: bad cgroup entry");
 		}

@@ -369,12 +369,10 @@ static void collect_cgroup_mnt(const char *mnt, const char *opts, void *arg)
 
 int rt_rootfs_prepare(struct rt_rootfs_ctx *ctx, struct bh_err *err)
 {
-	struct statfs sfs;
-
 	memset(ctx, 0, sizeof(*ctx));
-	if (statfs("/sys/fs/cgroup", &sfs) < 0)
-		return bh_err_sys(err, errno, "statfs /sys/fs/cgroup");
-	ctx->cgroup_version = sfs.f_type == CGROUP2_SUPER_MAGIC ? 2 : 1;
+	ctx->cgroup_version = rt_cgroup_version(err);
+	if (ctx->cgroup_version < 0)
+		return -1;
 	if (ctx->cgroup_version == 2)
 		return 0;
 	return rt_cgroup_v1_mounts(collect_cgroup_mnt, ctx, err);

@@ -127,6 +127,10 @@ int rt_cgroup_enter(const struct rt_cgroup *cg, pid_t pid, struct bh_err *err);
 int rt_cgroup_destroy(const struct rt_cgroup *cg, struct bh_err *err);
 int rt_cgroup_oom_count(const struct rt_cgroup *cg, long *count, struct bh_err *err);
 void rt_cgroup_free(struct rt_cgroup *cg);
+/* 2 if the cgroup root (/sys/fs/cgroup) is a cgroup2 mount, else 1. */
+int rt_cgroup_version(struct bh_err *err);
+/* Tests only: another cgroup root (NULL: back to /sys/fs/cgroup). */
+void rt_cgroup_use_root(const char *root);
 /* Calls fn for each v1 cgroup mount with its mount point and super options. */
 int rt_cgroup_v1_mounts(void (*fn)(const char *mnt, const char *opts, void *arg), void *arg,
                         struct bh_err *err);

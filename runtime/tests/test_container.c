@@ -490,6 +490,41 @@ static void test_device_bpf_program_v2(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* The v2 code path on a v1 hybrid host: the cgroup2 mount at
+ * /sys/fs/cgroup/unified has no controller, but creating, entering, the
+ * device BPF program, the cgroup2 mount inside and removal all run. */
+static void test_cgroup_v2_path_on_unified_hierarchy(void **state)
+{
+	struct statfs sfs;
+	struct run r;
+	json_t *out;
+
+	if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+		fprintf(stderr, "note: cgroup v2 host: the other tests cover v2\n");
+		return;
+	}
+	if (statfs("/sys/fs/cgroup/unified", &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		fprintf(stderr,
+		        "SKIP test_cgroup_v2_path_on_unified_hierarchy: no cgroup2 mount\n");
+		return;
+	}
+	rt_cgroup_use_root("/sys/fs/cgroup/unified");
+	run_spec(probe_spec(NULL), uid_of("t-v2"), &r);
+	rt_cgroup_use_root(NULL);
+	rmdir("/sys/fs/cgroup/unified/berth"); /* the shared parent; busy if in use */
+	if (r.rc < 0)
+		fail_msg("%s", r.err.msg);
+	assert_int_equal(r.status, 0);
+	out = r.out;
+	assert_non_null(out);
+	assert_false(r.oom);
+	assert_int_equal(jint(out, "disk_open_errno"), EPERM); /* from the BPF program */
+	assert_int_equal(jint(out, "null_open_errno"), 0);
+	assert_non_null(strstr(jstr(out, "cgroup"), "0::/\n"));
+	assert_null(strstr(jstr(out, "cgroup"), "berth"));
+	json_decref(out);
+}
+
 static void test_seccomp_denies_escape_calls(void **state)
 {
 	struct run r;
@@ -779,6 +814,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_default_capabilities_are_dockers_14),
 	    cmocka_unit_test(test_device_cgroup_blocks_host_disk),
 	    cmocka_unit_test(test_device_bpf_program_v2),
+	    cmocka_unit_test(test_cgroup_v2_path_on_unified_hierarchy),
 	    cmocka_unit_test(test_seccomp_denies_escape_calls),
 	    cmocka_unit_test(test_cve_2024_21626_only_stdio_fds_inside),
 	    cmocka_unit_test(test_cgroup_namespace_shows_root),
