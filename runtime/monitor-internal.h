@@ -24,6 +24,13 @@ struct mon_opts {
 
 int mon_parse_args(int argc, char **argv, struct mon_opts *o, struct bh_err *err);
 
+/* monitor-starter.c: rt_container_start() in a sealed, short-lived child;
+ * the container's init ends up as our child (we are its subreaper). */
+int mon_start_container(const struct mon_opts *o, const int stdio[3], pid_t *pid,
+                        struct bh_err *err);
+/* main() of `berth-monitor --start-container ID BUNDLE STATE_ROOT MASK`. */
+int mon_starter_main(int argc, char **argv);
+
 /* ---- json-file log writer (monitor-logwrite.c) --------------------------- */
 #define MON_LOG_OUT_BUF (64 * 1024)
 

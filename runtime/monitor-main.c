@@ -413,18 +413,11 @@ static int host_start(struct mon_opts *o, int stdio[3], pid_t *pid, struct bh_er
 
 static int start_container(struct mon *m, int stdio[3], struct bh_err *err)
 {
-	struct rt_container_opts co = {
-	    .id = m->o->id,
-	    .bundle = m->o->bundle,
-	    .state_root = m->o->state_root,
-	};
-
 #ifdef RT_MONITOR_TEST_HOOKS
 	if (m->o->host_cmd != NULL)
 		return host_start(m->o, stdio, &m->cpid, err);
 #endif
-	memcpy(co.stdio, (int[3]){stdio[0], stdio[1], stdio[2]}, sizeof(co.stdio));
-	return rt_container_start(&co, &m->cpid, err);
+	return mon_start_container(m->o, stdio, &m->cpid, err);
 }
 
 /* After the start: SIGCHLD through a signalfd (blocked only now so that the
@@ -477,6 +470,8 @@ int rt_monitor_main(int argc, char **argv)
 	struct mon *m = &g_mon;
 	struct bh_err err;
 
+	if (argc > 1 && strcmp(argv[1], "--start-container") == 0)
+		return mon_starter_main(argc, argv);
 	if (mon_parse_args(argc, argv, &g_opts, &err) < 0) {
 		report_error(&g_opts, &err);
 		fprintf(stderr, "berth-monitor: %s\n", err.msg);

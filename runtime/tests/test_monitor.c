@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/rt-container.h"
 #include "runtime/rt-monitor.h"
 
 struct fx {
@@ -31,6 +32,9 @@ struct fx {
 	char log[PATH_MAX];
 	char hooks[PATH_MAX];
 	pid_t cpid, mpid;
+	/* real containers */
+	char bundle[PATH_MAX], state_root[PATH_MAX], id[64];
+	bool real;
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -59,6 +63,9 @@ static int teardown(void **state)
 		kill(f->cpid, SIGKILL);
 		kill(f->mpid, SIGKILL);
 	}
+	if (f->real && rt_container_delete(f->state_root, f->id, true, &err) < 0 &&
+	    err.code != ENOENT)
+		fprintf(stderr, "test_monitor: clean-up %s: %s\n", f->id, err.msg);
 	bh_rm_rf(f->tmp, &err);
 	free(f);
 	return 0;
@@ -505,16 +512,32 @@ static void test_attach_fanout_and_signal(void **state)
 	probe_exited(f, 137, 9);
 }
 
+/* Reads frames until the stream so far contains want. */
+static void read_until(int fd, struct bh_buf *seen, const char *want)
+{
+	static char buf[RT_MONITOR_FRAME_MAX + 1];
+	uint8_t type;
+
+	while (seen->data == NULL || strstr(seen->data, want) == NULL) {
+		size_t n = read_frame(fd, &type, buf, sizeof(buf));
+		assert_true(type == RT_FRAME_STDOUT || type == RT_FRAME_HELLO);
+		if (type == RT_FRAME_STDOUT)
+			assert_int_equal(bh_buf_append(seen, buf, n), 0);
+	}
+}
+
 static void test_tty_size_and_sighup_on_detach(void **state)
 {
 	struct fx *f = *state;
-	const char *cmd[] = {"/bin/sh", "-c", "stty size; exec cat", NULL};
+	const char *cmd[] = {"/bin/sh", "-c", "read x; stty size; read y; stty size; exec cat",
+	                     NULL};
 	struct rt_monitor_opts o;
 	struct session s;
 	uint8_t type;
 	char buf[256];
 	int watcher, user;
 	uint8_t rs[4] = {0, 40, 0, 120};
+	struct bh_buf seen;
 
 	opts_for(f, &o, cmd);
 	o.tty = true;
@@ -526,31 +549,19 @@ static void test_tty_size_and_sighup_on_detach(void **state)
 	watcher = attach(f);
 	user = attach(f);
 	read_frame(user, &type, buf, sizeof(buf));
+	assert_int_equal(type, RT_FRAME_HELLO);
 	assert_int_equal(buf[8], 3); /* tty + stdin */
 	send_frame(user, RT_FRAME_INTERACTIVE, NULL, 0);
-	send_frame(user, RT_FRAME_RESIZE, rs, sizeof(rs));
-	send_frame(user, RT_FRAME_STDIN, "abc\n", 4);
-	/* the tty echoes our input: once it is back, the frames before it
-	 * (resize included) were handled */
-	struct bh_buf seen;
 	bh_buf_init(&seen, 1 << 16);
-	while (strstr(seen.data ? seen.data : "", "abc") == NULL) {
-		size_t n = read_frame(user, &type, buf, sizeof(buf));
-		bh_buf_append(&seen, buf, n);
-	}
+	send_frame(user, RT_FRAME_STDIN, "go\n", 3);
+	read_until(user, &seen, "30 100\r\n");
+	send_frame(user, RT_FRAME_RESIZE, rs, sizeof(rs));
+	send_frame(user, RT_FRAME_STDIN, "go\n", 3);
+	read_until(user, &seen, "40 120\r\n");
 	bh_buf_free(&seen);
 	close(user); /* the interactive client goes away: SIGHUP */
 	read_session(watcher, &s);
 	close(watcher);
-	/* stty ran before anyone attached: its output is in the log */
-	struct collected c;
-	struct bh_err err;
-	collected_init(&c);
-	assert_int_equal(rt_log_read(f->log, &all_logs, collect_cb, &c, &err), 0);
-	assert_non_null(strstr(c.out.data, "30 100\r\n"));
-	assert_non_null(strstr(c.out.data, "abc"));
-	assert_int_equal(c.err.len, 0);
-	collected_free(&c);
 	assert_non_null(strstr(s.exit_json, "\"Signal\":1"));
 	session_free(&s);
 	probe_exited(f, 129, 1);
@@ -815,6 +826,180 @@ static void test_follow_across_rotation(void **state)
 	wait_gone(f->mpid);
 }
 
+/* ---- tests: real containers through berth-monitor ----------------------- */
+static int make_rootfs(const char *root)
+{
+	static const char *const dirs[] = {"bin", "tmp", "etc", "proc", "sys", "dev", NULL};
+	char buf[PATH_MAX];
+	FILE *list;
+	int r = 0;
+
+	for (const char *const *d = dirs; *d; d++) {
+		snprintf(buf, sizeof(buf), "%s/%s", root, *d);
+		if (mkdir(buf, 0755) < 0)
+			return -1;
+	}
+	snprintf(buf, sizeof(buf), "cp /bin/busybox '%s/bin/busybox'", root);
+	list = popen(buf, "r");
+	if (list == NULL || pclose(list) != 0)
+		return -1;
+	list = popen("/bin/busybox --list", "r");
+	while (list && fgets(buf, sizeof(buf), list)) {
+		char link[PATH_MAX + 256];
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(link, sizeof(link), "%s/bin/%s", root, buf);
+		if (strcmp(buf, "busybox") != 0 && symlink("busybox", link) < 0)
+			r = -1;
+	}
+	return list && pclose(list) == 0 ? r : -1;
+}
+
+static int real_setup(void **state)
+{
+	static int n;
+	struct fx *f;
+	char rootfs[PATH_MAX + 8];
+	struct bh_err err;
+
+	setup(state);
+	f = *state;
+	f->real = true;
+	snprintf(f->bundle, sizeof(f->bundle), "%s/bundle", f->tmp);
+	snprintf(f->state_root, sizeof(f->state_root), "%s/state", f->tmp);
+	/* unique: other build directories may run this test at the same time */
+	snprintf(f->id, sizeof(f->id), "mon-%d-%d", (int)getpid(), n++);
+	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", f->bundle);
+	if (geteuid() != 0)
+		return 0; /* the test skips itself */
+	if (bh_mkdir_p(rootfs, 0755, &err) < 0 || make_rootfs(rootfs) < 0)
+		return -1;
+	return 0;
+}
+
+static void real_opts(struct fx *f, struct rt_monitor_opts *o, const char *const *args, bool tty)
+{
+	json_t *spec = rt_spec_default(args);
+	char *cfg = bh_path_join(f->bundle, "config.json"), *text;
+	const char *bin = getenv("BERTH_BIN_DIR");
+	static char monitor[PATH_MAX];
+	struct bh_err err;
+
+	if (geteuid() != 0) {
+		print_message("SKIP: real containers need root\n");
+		skip();
+	}
+	if (tty)
+		json_object_set_new(json_object_get(spec, "process"), "terminal", json_true());
+	text = json_dumps(spec, JSON_INDENT(1));
+	assert_int_equal(bh_write_file_atomic(cfg, text, strlen(text), 0644, &err), 0);
+	free(text);
+	free(cfg);
+	json_decref(spec);
+	snprintf(monitor, sizeof(monitor), "%s/berth-monitor", bin ? bin : "build/bin");
+	opts_for(f, o, NULL);
+	o->monitor_path = monitor;
+	o->id = f->id;
+	o->bundle = f->bundle;
+	o->state_root = f->state_root;
+	o->tty = tty;
+}
+
+static void real_delete(struct fx *f)
+{
+	struct bh_err err;
+
+	if (rt_container_delete(f->state_root, f->id, false, &err) < 0)
+		fail_msg("delete: %s", err.msg);
+}
+
+static void test_real_logs_and_exit(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+	struct rt_monitor_opts o;
+	struct collected c;
+	struct bh_err err;
+
+	real_opts(f, &o, args, false);
+	spawn(f, &o);
+	probe_exited(f, 3, 0);
+	real_delete(f);
+	assert_int_equal(check_log_file(f->log), 2);
+	collected_init(&c);
+	assert_int_equal(rt_log_read(f->log, &all_logs, collect_cb, &c, &err), 0);
+	assert_string_equal(c.out.data, "out\n");
+	assert_string_equal(c.err.data, "err\n");
+	collected_free(&c);
+}
+
+static void test_real_attach_kill_and_rss(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = {"sh", "-c", "read x; echo got $x; exec cat", NULL};
+	struct rt_monitor_opts o;
+	uint8_t type, sig = SIGKILL;
+	char buf[512];
+	long rss;
+	int fd;
+
+	real_opts(f, &o, args, false);
+	o.open_stdin = true;
+	spawn(f, &o);
+	rss = vm_rss_kb(f->mpid);
+	print_message("idle berth-monitor (real container) VmRSS %ld kB\n", rss);
+	fd = attach(f);
+	read_frame(fd, &type, buf, sizeof(buf));
+	assert_int_equal(type, RT_FRAME_HELLO);
+	send_frame(fd, RT_FRAME_STDIN, "hi\n", 3);
+	assert_int_equal(read_frame(fd, &type, buf, sizeof(buf)), 7);
+	assert_int_equal(type, RT_FRAME_STDOUT);
+	assert_string_equal(buf, "got hi\n");
+	send_frame(fd, RT_FRAME_SIGNAL, &sig, 1);
+	read_frame(fd, &type, buf, sizeof(buf));
+	assert_int_equal(type, RT_FRAME_EXIT);
+	close(fd);
+	probe_exited(f, 137, 9);
+	real_delete(f);
+	assert_true(rss > 0 && rss <= 2048);
+}
+
+static void test_real_tty(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = {"sh", "-c", "stty size; echo x >&2", NULL};
+	struct rt_monitor_opts o;
+	struct collected c;
+	struct bh_err err;
+
+	real_opts(f, &o, args, true);
+	o.tty_rows = 30;
+	o.tty_cols = 100;
+	spawn(f, &o);
+	wait_gone(f->mpid);
+	collected_init(&c);
+	assert_int_equal(rt_log_read(f->log, &all_logs, collect_cb, &c, &err), 0);
+	probe_exited(f, 0, 0);
+	real_delete(f);
+	/* one stream on a TTY: stderr arrives as stdout */
+	assert_string_equal(c.out.data, "30 100\r\nx\r\n");
+	assert_int_equal(c.err.len, 0);
+	collected_free(&c);
+}
+
+static void test_real_exec_failure(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = {"/nonexistent", NULL};
+	struct rt_monitor_opts o;
+	struct bh_err err;
+	pid_t c, m;
+
+	real_opts(f, &o, args, false);
+	assert_true(rt_monitor_spawn(&o, &c, &m, &err) < 0);
+	assert_int_equal(err.code, ENOENT);
+	assert_int_equal(rt_exec_errno_status(err.code), 127);
+}
+
 static void test_frame_limits(void **state)
 {
 	uint8_t hdr[RT_MONITOR_FRAME_HDR], type;
@@ -846,6 +1031,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_probe_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_client_bounds_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_follow_across_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_logs_and_exit, real_setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_attach_kill_and_rss, real_setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_tty, real_setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_exec_failure, real_setup, teardown),
 	};
 
 	if (getenv("TEST_FILTER") != NULL)
