@@ -222,6 +222,7 @@ class Daemon:
         self.unix_listen = unix_listen
         self.proc = None
         self.port = None
+        self.ready = False  # came up (pid file written) at least once
 
     @property
     def host(self):
@@ -288,6 +289,7 @@ class Daemon:
             if self.wait_ready():
                 pid = int(self.pidfile.read_text().strip())
                 assert pid == self.proc.pid, f"pid file says {pid}, process is {self.proc.pid}"
+                self.ready = True
                 return self
             last = self.log_text()
             # Another process grabbed the port between our probe and berthd's bind.
@@ -307,6 +309,17 @@ class Daemon:
             self.proc.wait(timeout=STOP_TIMEOUT)
             raise AssertionError(f"berthd ignored SIGTERM for {STOP_TIMEOUT}s; killed")
 
+    def shutdown(self):
+        """Fixture teardown: a daemon that came up must stop cleanly on
+        SIGTERM (exit 0: under ASan this also means no leak report)."""
+        try:
+            rc = self.stop()
+        finally:
+            self.kill()
+        if self.ready and rc != 0:
+            tail = self.log_text()[-4000:]
+            raise AssertionError(f"berthd exited {rc} after SIGTERM; log tail:\n{tail}")
+
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -324,11 +337,13 @@ def make_daemon(tmp_path, no_stray_daemons):
         return d.start() if start else d
 
     yield make
+    errors = []
     for d in daemons:
         try:
-            d.stop()
-        finally:
-            d.kill()
+            d.shutdown()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture(scope="session")
@@ -339,10 +354,7 @@ def daemon(pki, no_stray_daemons):
         d.start()
         yield d
     finally:
-        try:
-            d.stop()
-        finally:
-            d.kill()
+        d.shutdown()
 
 
 # ---- raw TLS / HTTP clients ------------------------------------------------
