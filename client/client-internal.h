@@ -28,6 +28,8 @@ struct cli_http_req {
 	const char *content_type; /* for body; NULL = application/json */
 	const void *body;         /* sent with Content-Length; NULL = none */
 	size_t body_len;
+	FILE *upload; /* instead of body: upload_len bytes read from it */
+	int64_t upload_len;
 };
 
 /* Returns >= 0 with the HTTP status and the body in *body (at most
@@ -43,6 +45,23 @@ typedef int (*cli_http_sink)(void *arg, const void *data, size_t len, struct bh_
 int cli_http_stream(struct cli_http *h, const struct cli_http_req *rq, cli_http_sink sink,
                     void *arg, struct bh_err *err);
 
+/* The status of the response being received (0 before its headers): lets a
+ * sink tell an error body from the stream it asked for. */
+int cli_http_status(struct cli_http *h);
+
+/* A request whose reply comes later (POST .../wait before .../start): begin
+ * sends rq and returns once the response headers have arrived (at most
+ * timeout_ms); finish collects the body (at most CLI_BODY_MAX) and returns
+ * the status like cli_http_do.  While it is pending the handle serves no
+ * other request: use a second handle (a second connection) for those. */
+int cli_http_begin(struct cli_http *h, const struct cli_http_req *rq, int timeout_ms,
+                   struct bh_err *err);
+int cli_http_finish(struct cli_http *h, struct bh_buf *body, struct bh_err *err);
+
+/* Percent-encodes everything but RFC 3986's unreserved characters, for a
+ * name or a value inside a path or query.  Caller frees. */
+char *cli_url_escape(const char *s);
+
 /* Turns a libcurl failure into one message.  Pure: tested on its own.
  * curl_code is a CURLcode, os_errno CURLINFO_OS_ERRNO, errbuf the text of
  * CURLOPT_ERRORBUFFER (may be empty), host the target's URL. */
@@ -57,6 +76,19 @@ int cli_target(struct cli *cli, const struct ctx_target **out);
  * "<context> (<host>): <what>" with exit 125 (transport, 5xx) or 1 (4xx). */
 int cli_api_get_json(struct cli *cli, const char *path, json_t **out);
 void cli_conn_free(struct cli *cli);
+/* The command's connection, opened on first use (cli->err, exit 125 on failure). */
+int cli_api_http(struct cli *cli, struct cli_http **out);
+/* rq on the command's connection: the HTTP status (any) with the body in
+ * *body (caller frees), or < 0 after a transport failure (exit 125). */
+int cli_api_do(struct cli *cli, const struct cli_http_req *rq, struct bh_buf *body);
+/* The daemon's error as docker's CLI words it, "Error response from daemon:
+ * <message>", into cli->err with exit_code.  Returns -1. */
+int cli_api_error(struct cli *cli, int exit_code, int status, const struct bh_buf *body);
+/* rq on the command's connection and its JSON reply; a >= 300 status fails
+ * with the daemon's error as above (exit 1), a transport failure with 125. */
+int cli_api_json(struct cli *cli, const struct cli_http_req *rq, json_t **out);
+/* The {"message": ...} of an error body, sanitised; else "HTTP <status>". */
+void cli_daemon_message(int status, const struct bh_buf *body, char *out, size_t outlen);
 
 /* ---- options (main.c) ---------------------------------------------------- */
 /* Parses options anywhere among the arguments, without relying on GNU
@@ -73,6 +105,11 @@ struct cli_opts {
 	void *data;
 };
 int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o, char **pos);
+/* The same, but the first positional ends the options, as docker's run,
+ * create and exec: in "run IMAGE ls -l", "-l" is the command's, and pos gets
+ * IMAGE and everything after it. */
+int cli_getopt_until_positional(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
+                                char **pos);
 
 /* Parses "[--format json]" (version, info); 0, or -2 after --help, or -1. */
 int cli_parse_format(struct cli *cli, int argc, char **argv, const char *name, const char *usage,
@@ -87,5 +124,114 @@ void cli_sanitize(const char *s, char *out, size_t outlen);
 int cmd_context(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);
+
+/* ---- stream.c: Docker's 8-byte multiplexed frames ------------------------ */
+enum cli_stream_id {
+	CLI_STREAM_STDIN = 0,
+	CLI_STREAM_STDOUT = 1,
+	CLI_STREAM_STDERR = 2,
+	CLI_STREAM_SYSTEMERR = 3,
+};
+/* Gets each payload piece with its stream id; < 0 (err filled) stops. */
+typedef int (*cli_demux_fn)(void *arg, int stream, const void *data, size_t len,
+                            struct bh_err *err);
+struct cli_demux {
+	uint8_t hdr[8];
+	size_t hdr_len;
+	uint32_t left; /* payload bytes still to come in this frame */
+	bool in_frame;
+	int stream;
+	cli_demux_fn fn;
+	void *arg;
+};
+void cli_demux_init(struct cli_demux *d, cli_demux_fn fn, void *arg);
+/* Feeds len bytes (any split); < 0 on a bad header or when fn fails. */
+int cli_demux_feed(struct cli_demux *d, const void *data, size_t len, struct bh_err *err);
+/* < 0 if the stream stopped inside a frame. */
+int cli_demux_finish(struct cli_demux *d, struct bh_err *err);
+/* A cli_demux_fn: stdout frames to stdout, stderr to stderr (binary-safe,
+ * flushed); a system-error frame fails with its text. */
+int cli_stream_write_std(void *arg, int stream, const void *data, size_t len, struct bh_err *err);
+
+/* A cli_http_sink for logs/run: a 2xx body goes demuxed (raw with a TTY) to
+ * stdout/stderr; any other reply's body is kept in error_body (bounded). */
+struct cli_stdio_sink {
+	struct cli_http *h;
+	bool raw;
+	int status;
+	struct cli_demux demux;
+	struct bh_buf error_body;
+};
+void cli_stdio_sink_init(struct cli_stdio_sink *s, struct cli_http *h, bool raw);
+int cli_stdio_sink(void *arg, const void *data, size_t len, struct bh_err *err);
+/* After a 2xx stream: < 0 if it was cut inside a frame. */
+int cli_stdio_sink_end(struct cli_stdio_sink *s, struct bh_err *err);
+void cli_stdio_sink_free(struct cli_stdio_sink *s);
+
+/* ---- cmd_units.c: pure parsing and formatting for the container commands - */
+/* "0.5" -> 500000000; at most 9 decimals; -1 on junk or a negative value. */
+int cli_parse_cpus(const char *s, int64_t *nanos);
+/* no | always | unless-stopped | on-failure[:N]; *name is a static string. */
+int cli_parse_restart(const char *s, const char **name, long *max_retry);
+/* Docker's "5 seconds", "About a minute", "3 weeks" (add " ago" yourself). */
+void cli_human_duration(int64_t seconds, char *out, size_t outlen);
+/* Docker's image sizes: 3 significant digits, powers of 1000 ("1.23MB"). */
+void cli_human_size(double bytes, char *out, size_t outlen);
+/* ps's COMMAND column: quoted like Go's %q, cut to 20 characters with "…"
+ * unless full. */
+void cli_quote_command(const char *cmd, bool full, char *out, size_t outlen);
+/* logs --since: "10m"/"2h"/"30s" before now, RFC 3339, or Unix seconds ->
+ * Unix seconds as text.  -1 if it is none of these. */
+int cli_parse_since(const char *s, int64_t now, char *out, size_t outlen);
+/* "busybox" -> "busybox:latest"; keeps a tag or a digest.  Caller frees. */
+char *cli_image_ref_tagged(const char *ref);
+
+/* Docker's table layout (tabwriter, padding 3, minimum width 10); cells are
+ * copied and sanitised. */
+struct cli_table {
+	size_t ncols, nrows, cap;
+	char **cells;
+};
+void cli_table_init(struct cli_table *t, size_t ncols);
+void cli_table_add(struct cli_table *t, const char *const *row);
+void cli_table_print(const struct cli_table *t, FILE *out);
+void cli_table_free(struct cli_table *t);
+
+/* ---- cmd_run.c: run and create ------------------------------------------- */
+struct cli_run {
+	const char *cmd; /* "run" or "create", for messages */
+	bool detach, rm, tty, interactive;
+	const char *name;  /* --name, or NULL */
+	const char *image; /* the IMAGE positional */
+	json_t *body;      /* the POST /containers/create body, owned */
+};
+/* Maps the flags and positionals to the create body.  Returns 0, -2 after
+ * --help, or -1 with cli->err set and exit code 125 (nothing was sent). */
+int cli_run_parse(struct cli *cli, const char *cmd, int argc, char **argv, struct cli_run *out);
+void cli_run_free(struct cli_run *r);
+
+/* Multi-target commands (rm, stop, ...) go on after a failure, like docker:
+ * each failure but the last is printed at once, the last becomes the
+ * command's error (exit 1). */
+struct cli_multi {
+	int failed;
+	struct bh_err last;
+};
+void cli_multi_failed(struct cli *cli, struct cli_multi *m);
+int cli_multi_end(struct cli *cli, struct cli_multi *m);
+
+int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_create(struct cli *cli, int argc, char **argv);
+int cmd_start(struct cli *cli, int argc, char **argv);
+int cmd_stop(struct cli *cli, int argc, char **argv);
+int cmd_kill(struct cli *cli, int argc, char **argv);
+int cmd_restart(struct cli *cli, int argc, char **argv);
+int cmd_rm(struct cli *cli, int argc, char **argv);
+int cmd_wait(struct cli *cli, int argc, char **argv);
+int cmd_inspect(struct cli *cli, int argc, char **argv);
+int cmd_ps(struct cli *cli, int argc, char **argv);
+int cmd_logs(struct cli *cli, int argc, char **argv);
+int cmd_load(struct cli *cli, int argc, char **argv);
+int cmd_images(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -23,6 +23,10 @@ struct cli_http {
 	void *sink_arg;
 	struct bh_err sink_err;
 	bool sink_failed;
+	/* A request begun with cli_http_begin and not yet finished. */
+	CURLM *multi;
+	struct bh_buf async_body;
+	bool async_headers;
 };
 
 static int curl_ready(struct bh_err *err)
@@ -64,6 +68,11 @@ void cli_http_close(struct cli_http *h)
 {
 	if (h == NULL)
 		return;
+	if (h->multi != NULL) {
+		curl_multi_remove_handle(h->multi, h->curl);
+		curl_multi_cleanup(h->multi);
+		bh_buf_free(&h->async_body);
+	}
 	curl_easy_cleanup(h->curl);
 	curl_slist_free_all(h->headers);
 	free(h->base);
@@ -129,6 +138,17 @@ static void set_common(struct cli_http *h, const char *url)
 		set_tls(h);
 }
 
+/* A body of known length read from a file (an image tar). */
+static size_t on_upload(char *buf, size_t size, size_t n, void *arg)
+{
+	FILE *f = arg;
+	size_t got = fread(buf, 1, size * n, f);
+
+	if (got == 0 && ferror(f))
+		return CURL_READFUNC_ABORT;
+	return got;
+}
+
 static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 {
 	CURL *c = h->curl;
@@ -138,7 +158,15 @@ static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 	curl_slist_free_all(h->headers);
 	/* No "Expect: 100-continue": bodies go out at once, with their length. */
 	h->headers = curl_slist_append(NULL, "Expect:");
-	if (rq->body != NULL || strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0) {
+	if (rq->upload != NULL) {
+		snprintf(line, sizeof(line), "Content-Type: %s", ctype);
+		h->headers = curl_slist_append(h->headers, line);
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_upload);
+		curl_easy_setopt(c, CURLOPT_READDATA, rq->upload);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->upload_len);
+	} else if (rq->body != NULL || strcmp(rq->method, "POST") == 0 ||
+	           strcmp(rq->method, "PUT") == 0) {
 		snprintf(line, sizeof(line), "Content-Type: %s", ctype);
 		h->headers = curl_slist_append(h->headers, line);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
@@ -208,6 +236,137 @@ int cli_http_stream(struct cli_http *h, const struct cli_http_req *rq, cli_http_
 	h->sink = NULL;
 	h->sink_arg = NULL;
 	return r;
+}
+
+int cli_http_status(struct cli_http *h)
+{
+	long status = 0;
+
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+	return (int)status;
+}
+
+/* ---- a request answered later (wait before start) ------------------------ */
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct cli_http *h = arg;
+	size_t len = size * n;
+
+	/* The empty line ends the headers; an interim 1xx has its own. */
+	if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n'))
+		h->async_headers = cli_http_status(h) >= 200;
+	return len;
+}
+
+static int async_fail(struct cli_http *h, CURLcode rc, struct bh_err *err)
+{
+	long os_errno = 0;
+
+	if (h->sink_failed) {
+		*err = h->sink_err;
+		return -1;
+	}
+	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
+	err->code = EIO;
+	return -1;
+}
+
+/* Drives the transfer until it is done (1, with *rc) or, with want_headers,
+ * until the headers are in (0); -1 after deadline_ms (0 = none). */
+static int async_step(struct cli_http *h, bool want_headers, uint64_t deadline_ms, CURLcode *rc)
+{
+	int running = 0, left;
+	CURLMsg *m;
+
+	for (;;) {
+		curl_multi_perform(h->multi, &running);
+		while ((m = curl_multi_info_read(h->multi, &left)) != NULL)
+			if (m->msg == CURLMSG_DONE) {
+				*rc = m->data.result;
+				return 1;
+			}
+		if (want_headers && h->async_headers)
+			return 0;
+		if (deadline_ms != 0 && bh_now_ms() > deadline_ms)
+			return -1;
+		curl_multi_poll(h->multi, NULL, 0, 200, NULL);
+	}
+}
+
+int cli_http_begin(struct cli_http *h, const struct cli_http_req *rq, int timeout_ms,
+                   struct bh_err *err)
+{
+	cleanup_free char *url = bh_asprintf("%s/v%s%s", h->base, BERTH_API_VERSION, rq->path);
+	CURLcode rc = CURLE_OK;
+	int r;
+
+	h->errbuf[0] = '\0';
+	h->sink_failed = false;
+	h->async_headers = false;
+	bh_err_clear(&h->sink_err);
+	set_common(h, url);
+	set_method(h, rq);
+	bh_buf_init(&h->async_body, CLI_BODY_MAX);
+	h->body = &h->async_body;
+	h->sink = NULL;
+	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, h);
+	h->multi = curl_multi_init();
+	curl_multi_add_handle(h->multi, h->curl);
+	bh_debug("%s %s (answer later)", rq->method, url);
+	r = async_step(h, true, bh_now_ms() + (uint64_t)timeout_ms, &rc);
+	if (r == 1 && rc != CURLE_OK)
+		return async_fail(h, rc, err);
+	if (r < 0)
+		return bh_err_set(err, ETIMEDOUT, "%s %s: no answer from berthd at %s", rq->method,
+		                  rq->path, h->t->host);
+	return 0;
+}
+
+int cli_http_finish(struct cli_http *h, struct bh_buf *body, struct bh_err *err)
+{
+	CURLcode rc = CURLE_OK;
+	int r = async_step(h, false, 0, &rc);
+	int status = cli_http_status(h);
+
+	if (r == 1 && rc != CURLE_OK)
+		r = async_fail(h, rc, err);
+	else
+		r = status;
+	curl_multi_remove_handle(h->multi, h->curl);
+	curl_multi_cleanup(h->multi);
+	h->multi = NULL;
+	h->body = NULL;
+	*body = h->async_body;
+	bh_buf_init(&h->async_body, CLI_BODY_MAX);
+	if (r < 0)
+		bh_buf_free(body);
+	else if (body->data == NULL)
+		bh_buf_append(body, "", 0);
+	return r;
+}
+
+char *cli_url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s), j = 0;
+	char *out = bh_malloc(3 * n + 1);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			out[j++] = (char)c;
+			continue;
+		}
+		out[j++] = '%';
+		out[j++] = hex[c >> 4];
+		out[j++] = hex[c & 15];
+	}
+	out[j] = '\0';
+	return out;
 }
 
 /* ---- turning libcurl failures into one line ------------------------------ */
@@ -437,6 +596,65 @@ static int http_error(struct cli *cli, int status, const struct bh_buf *body)
 		snprintf(text, sizeof(text), "the daemon answered HTTP %d", status);
 	json_decref(doc);
 	return api_fail(cli, status >= 500 ? CLI_EXIT_DAEMON : CLI_EXIT_CMD, text);
+}
+
+int cli_api_http(struct cli *cli, struct cli_http **out)
+{
+	return conn_http(cli, out);
+}
+
+int cli_api_do(struct cli *cli, const struct cli_http_req *rq, struct bh_buf *body)
+{
+	struct cli_http *h = NULL;
+	struct bh_err err = {0};
+	int status;
+
+	if (conn_http(cli, &h) < 0)
+		return -1;
+	status = cli_http_do(h, rq, body, &err);
+	if (status < 0)
+		return api_fail(cli, CLI_EXIT_DAEMON, err.msg);
+	return status;
+}
+
+void cli_daemon_message(int status, const struct bh_buf *body, char *out, size_t outlen)
+{
+	json_t *doc = body->data ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+	json_t *msg = json_object_get(doc, "message");
+
+	if (json_is_string(msg))
+		cli_sanitize(json_string_value(msg), out, outlen);
+	else
+		snprintf(out, outlen, "HTTP %d", status);
+	json_decref(doc);
+}
+
+int cli_api_error(struct cli *cli, int exit_code, int status, const struct bh_buf *body)
+{
+	char text[800];
+
+	cli_daemon_message(status, body, text, sizeof(text));
+	return cli_fail(cli, exit_code, "Error response from daemon: %s", text);
+}
+
+int cli_api_json(struct cli *cli, const struct cli_http_req *rq, json_t **out)
+{
+	struct bh_buf body;
+	int status = cli_api_do(cli, rq, &body);
+
+	if (status < 0)
+		return -1;
+	if (status >= 300) {
+		cli_api_error(cli, CLI_EXIT_CMD, status, &body);
+		bh_buf_free(&body);
+		return -1;
+	}
+	*out = json_loadb(body.data, body.len, 0, NULL);
+	bh_buf_free(&body);
+	if (*out == NULL)
+		return cli_fail(cli, CLI_EXIT_DAEMON, "%s %s: the daemon's reply is not JSON",
+		                rq->method, rq->path);
+	return 0;
 }
 
 int cli_api_get_json(struct cli *cli, const char *path, json_t **out)

@@ -68,7 +68,8 @@ static int bad_option(struct cli *cli, const char *label, char **argv, int c)
 	return cli_fail(cli, CLI_EXIT_CMD, "%s%sunknown option %s (see --help)", label, sep, arg);
 }
 
-int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o, char **pos)
+static int getopt_parse(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
+                        char **pos, bool stop_at_positional)
 {
 	cleanup_free char *shortopts = bh_asprintf("+:h%s", o->shortopts ? o->shortopts : "");
 	int npos = 0, c;
@@ -80,6 +81,10 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
 		c = getopt_long(argc, argv, shortopts, o->longopts, NULL);
 		if (c == -1) {
 			if (optind < argc && strcmp(argv[optind - 1], "--") == 0)
+				break;
+			/* run/create/exec: everything after IMAGE belongs to the
+			 * container's command ("berth run busybox ls -l"). */
+			if (stop_at_positional)
 				break;
 			if (optind < argc)
 				pos[npos++] = argv[optind++];
@@ -99,6 +104,17 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
 	return npos;
 }
 
+int cli_getopt(struct cli *cli, int argc, char **argv, const struct cli_opts *o, char **pos)
+{
+	return getopt_parse(cli, argc, argv, o, pos, false);
+}
+
+int cli_getopt_until_positional(struct cli *cli, int argc, char **argv, const struct cli_opts *o,
+                                char **pos)
+{
+	return getopt_parse(cli, argc, argv, o, pos, true);
+}
+
 #ifndef BERTH_CLI_NO_MAIN /* the unit tests link everything but the entry point */
 
 struct cli_cmd {
@@ -113,8 +129,21 @@ static const struct cli_cmd commands[] = {
     {"certs", cmd_certs, "Make a CA, issue server and client certificates, inspect them"},
 #endif
     {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
+    {"create", cmd_create, "Create a container"},
+    {"images", cmd_images, "List images"},
     {"info", cmd_info, "Show what the daemon knows about its host"},
+    {"inspect", cmd_inspect, "Show containers in detail (JSON)"},
+    {"kill", cmd_kill, "Send a signal to running containers"},
+    {"load", cmd_load, "Load images from a tar archive"},
+    {"logs", cmd_logs, "Print a container's output"},
+    {"ps", cmd_ps, "List containers"},
+    {"restart", cmd_restart, "Restart containers"},
+    {"rm", cmd_rm, "Remove containers"},
+    {"run", cmd_run, "Create and start a container, stream its output"},
+    {"start", cmd_start, "Start containers"},
+    {"stop", cmd_stop, "Stop running containers"},
     {"version", cmd_version, "Show the client and daemon versions"},
+    {"wait", cmd_wait, "Wait for containers to stop, print their exit codes"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
