@@ -130,19 +130,26 @@ bool mon_attach_pending(struct mon *m)
 	return false;
 }
 
+/* Input is read from no one while stdin is blocked on one client's data:
+ * frames stay in order and memory stays bounded both ways. */
+static bool may_read(const struct mon *m, const struct mon_client *c)
+{
+	return m->stdin_owner == NULL && c->in_off >= c->in_len;
+}
+
 int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
 {
 	int n = 0;
 
 	for (struct mon_client *c = m->clients; c && n < max; c = c->next) {
 		short ev = 0;
-		/* While stdin is blocked on one client's data, no one's input is
-		 * read: frames stay in order and memory stays bounded. */
-		if (m->stdin_owner == NULL && !m->exited)
+		if (may_read(m, c) && !m->exited)
 			ev |= POLLIN;
 		if (c->len > 0)
 			ev |= POLLOUT;
-		p[n].fd = c->fd;
+		/* Not polled at all while it may not be read: a hung-up peer
+		 * would otherwise wake us in a loop (POLLHUP is always on). */
+		p[n].fd = ev == 0 && !m->exited ? -1 : c->fd;
 		p[n].events = ev;
 		p[n].revents = 0;
 		n++;
@@ -357,12 +364,13 @@ void mon_attach_events(struct mon *m, struct pollfd *p, int n)
 {
 	int i = 0;
 
+	/* p[] follows the client list: nothing is added or removed between
+	 * mon_attach_pollfds() and here (accepts and sweeps come after). */
 	for (struct mon_client *c = m->clients; c && i < n; c = c->next, i++) {
-		if (p[i].fd != c->fd)
-			break; /* the list changed since poll; next round */
-		if (p[i].revents & POLLOUT)
+		short ev = p[i].revents;
+		if ((ev & (POLLOUT | POLLHUP | POLLERR)) && c->len > 0)
 			flush_client(c);
-		if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+		if ((ev & (POLLIN | POLLHUP | POLLERR)) && (may_read(m, c) || m->exited))
 			read_client(m, c);
 	}
 	sweep_dead(m);
