@@ -11,5 +11,6 @@
 #include "runtime/rt-host.h"
 #include "runtime/rt-image.h"
 #include "runtime/rt-container.h"
+#include "runtime/rt-monitor.h"
 
 #endif
