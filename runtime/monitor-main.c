@@ -176,6 +176,17 @@ static void report_error(struct mon_opts *o, const struct bh_err *err)
 	sync_write(o, out, (size_t)n);
 }
 
+static int find_sync_fd(int argc, char **argv)
+{
+	long v;
+
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--sync-fd") == 0 &&
+		    bh_parse_long(argv[i + 1], 3, 65535, &v) == 0)
+			return (int)v;
+	return -1;
+}
+
 static void report_ok(struct mon_opts *o, pid_t cpid)
 {
 	char out[96];
@@ -473,6 +484,7 @@ int rt_monitor_main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--start-container") == 0)
 		return mon_starter_main(argc, argv);
 	if (mon_parse_args(argc, argv, &g_opts, &err) < 0) {
+		g_opts.sync_fd = find_sync_fd(argc, argv); /* even after a bad option */
 		report_error(&g_opts, &err);
 		fprintf(stderr, "berth-monitor: %s\n", err.msg);
 		return 2;

@@ -11,7 +11,9 @@
  *                 [--sighup-on-detach] [--sync-fd N]
  * It double-forks with setsid (so it is re-parented away from berthd and
  * outlives it), becomes a child subreaper, makes pipes (or a pty for --tty),
- * calls rt_container_start() with them as stdio, and writes ONE JSON object on
+ * has a short-lived sealed child (`berth-monitor --start-container ...`, see
+ * runtime/monitor-starter.c) call rt_container_start() with them as stdio —
+ * the init is then re-parented to the monitor — and writes ONE JSON object on
  * the sync fd, then closes it:
  *   {"pid":CONTAINER_PID,"monitor_pid":MONITOR_PID}      on success
  *   {"errno":E,"message":"..."}                         on failure (ENOENT → 127 ...)
@@ -31,8 +33,9 @@
  * monitor → client:
  *   1 stdout, 2 stderr   raw output bytes (TTY output is all type 1)
  *   3 exit               payload = the exit.json object; the last frame sent
- *   8 hello              first frame on connect, 9 bytes: [u64 BE offset of the
- *                        next output byte over both streams][u8 flags: 1 tty, 2 stdin open]
+ *   8 hello              first frame on connect, 9 bytes: [u64 BE count of output
+ *                        bytes (both streams) before this client's first one]
+ *                        [u8 flags: 1 tty, 2 stdin open]
  *                        (lets a resuming client number its bytes; see docs/monitor.md)
  * client → monitor:
  *   0 stdin   data for the container's stdin (discarded if stdin is closed)
