@@ -45,6 +45,12 @@ typedef int (*cli_http_sink)(void *arg, const void *data, size_t len, struct bh_
 int cli_http_stream(struct cli_http *h, const struct cli_http_req *rq, cli_http_sink sink,
                     void *arg, struct bh_err *err);
 
+/* fn runs on the calling thread about once a second while a request on h
+ * is in flight, even when nothing arrives (signal forwarding); < 0 aborts
+ * the request.  NULL turns it off. */
+typedef int (*cli_http_tick)(void *arg);
+void cli_http_on_tick(struct cli_http *h, cli_http_tick fn, void *arg);
+
 /* The status of the response being received (0 before its headers): lets a
  * sink tell an error body from the stream it asked for. */
 int cli_http_status(struct cli_http *h);

@@ -3,6 +3,7 @@
  * stream demuxed to our stdout/stderr, and the container's exit code as ours.
  * Flags are the user's; the daemon's replies are untrusted text. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,9 +491,74 @@ static int wait_result(struct cli *cli, int status, const struct bh_buf *body)
 	return (int)(code & 0xff);
 }
 
+/* ---- forwarding our signals to the container (docker's sig-proxy) ------- */
+
+static const int proxied_signals[] = {
+    SIGINT,
+    SIGTERM,
+#ifdef SIGHUP
+    SIGHUP,
+#endif
+#ifdef SIGQUIT
+    SIGQUIT,
+#endif
+};
+#define N_PROXIED (sizeof(proxied_signals) / sizeof(proxied_signals[0]))
+
+static volatile sig_atomic_t pending_signal, signals_seen;
+
+/* The first signal goes to the container; a second one ends berth itself
+ * (the container goes on), so a hung daemon cannot trap the user. */
+static void on_signal(int sig)
+{
+	if (signals_seen++ > 0) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	pending_signal = sig;
+}
+
+static void proxy_signals(bool on)
+{
+	pending_signal = 0;
+	signals_seen = 0;
+	for (size_t i = 0; i < N_PROXIED; i++)
+		signal(proxied_signals[i], on ? on_signal : SIG_DFL);
+}
+
+struct proxy {
+	struct cli *cli;
+	const char *id;
+};
+
+/* On a connection of its own: the one in use is streaming the output. */
+static int forward_signal(void *arg)
+{
+	struct proxy *p = arg;
+	int sig = pending_signal;
+	cleanup_free char *path = NULL;
+	struct cli_http_req rq = {.method = "POST"};
+	const struct ctx_target *t;
+	struct cli_http *h = NULL;
+	struct bh_buf body;
+	struct bh_err err = {0};
+
+	if (sig == 0 || cli_target(p->cli, &t) < 0)
+		return 0;
+	pending_signal = 0;
+	path = bh_asprintf("/containers/%s/kill?signal=%d", p->id, sig);
+	rq.path = path;
+	if (cli_http_open(t, &h, &err) == 0 && cli_http_do(h, &rq, &body, &err) >= 0)
+		bh_buf_free(&body);
+	cli_http_close(h);
+	bh_debug("forwarded signal %d to %.12s: %s", sig, p->id, err.msg);
+	return 0;
+}
+
 /* Streams the logs to our stdout/stderr until the container stops.  A
  * failure here is reported but does not hide the exit code. */
-static void follow_output(struct cli *cli, const char *id)
+static void follow_output(struct cli *cli, const char *id, struct proxy *px)
 {
 	cleanup_free char *path =
 	    bh_asprintf("/containers/%s/logs?follow=1&stdout=1&stderr=1&tail=all", id);
@@ -506,7 +572,9 @@ static void follow_output(struct cli *cli, const char *id)
 	if (cli_api_http(cli, &h) < 0)
 		return;
 	cli_stdio_sink_init(&sink, h, false);
+	cli_http_on_tick(h, forward_signal, px);
 	status = cli_http_stream(h, &rq, cli_stdio_sink, &sink, &err);
+	cli_http_on_tick(h, NULL, NULL);
 	if (status >= 0 && status < 300)
 		status = cli_stdio_sink_end(&sink, &err);
 	if (status < 0)
@@ -536,6 +604,7 @@ static int begin_wait(struct cli *cli, const char *id, struct cli_http **wh)
 
 static int run_attached(struct cli *cli, const struct cli_run *r, const char *id)
 {
+	struct proxy px = {cli, id};
 	struct cli_http *wh = NULL;
 	struct bh_err err = {0};
 	struct bh_buf body;
@@ -550,8 +619,10 @@ static int run_attached(struct cli *cli, const struct cli_run *r, const char *id
 		cli->exit_code = start_failure_code(cli, id);
 		return -1;
 	}
-	follow_output(cli, id);
+	proxy_signals(true);
+	follow_output(cli, id, &px);
 	status = cli_http_finish(wh, &body, &err);
+	proxy_signals(false);
 	cli_http_close(wh);
 	if (status < 0)
 		return cli_fail(cli, CLI_EXIT_RUN, "waiting for %.12s: %s", id, err.msg);

@@ -27,6 +27,9 @@ struct cli_http {
 	CURLM *multi;
 	struct bh_buf async_body;
 	bool async_headers;
+	/* Called while a request is in flight (cli_http_on_tick). */
+	cli_http_tick tick;
+	void *tick_arg;
 };
 
 static int curl_ready(struct bh_err *err)
@@ -115,6 +118,21 @@ static void set_tls(struct cli_http *h)
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 }
 
+/* libcurl calls this about once a second, and more often while data flows. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	struct cli_http *h = arg;
+
+	return h->tick(h->tick_arg) < 0 ? 1 : 0; /* non-zero aborts the transfer */
+}
+
+void cli_http_on_tick(struct cli_http *h, cli_http_tick fn, void *arg)
+{
+	h->tick = fn;
+	h->tick_arg = arg;
+}
+
 /* The options of every request.  curl_easy_reset() keeps the connection
  * and the TLS session cache, so the handle stays one connection. */
 static void set_common(struct cli_http *h, const char *url)
@@ -136,6 +154,11 @@ static void set_common(struct cli_http *h, const char *url)
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->socket_path);
 	else
 		set_tls(h);
+	if (h->tick != NULL) {
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+	}
 }
 
 /* A body of known length read from a file (an image tar). */

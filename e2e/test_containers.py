@@ -168,7 +168,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         if m.group(2) == "wait":
             return self.wait(c)
         if m.group(2) in ("stop", "kill"):
-            c.finish(137)
+            sig = q.get("signal", "9")
+            c.finish(128 + int(sig) if sig.isdigit() else 137)
         return self.reply(204)
 
     def create(self, q, body):
@@ -300,6 +301,26 @@ def test_fake_run_rm_removes_after_exit(berth, fake):
     assert any(m == "DELETE" for m, _ in fake.state.requests)
 
 
+def test_fake_run_forwards_a_signal(berth, fake):
+    import signal
+    import subprocess
+
+    p = subprocess.Popen([berth.path, "-H", fake.host, "run", "busybox", "sleepy"],
+                         env=berth.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until = time.monotonic() + 10
+        while not any("/logs" in x for x in paths(fake, "GET")):
+            assert time.monotonic() < wait_until, "berth run never asked for the logs"
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    finally:
+        p.kill()
+        p.wait()
+    assert any(x.endswith("/kill?signal=2") for x in paths(fake, "POST")), fake.state.requests
+    assert p.returncode == 130, err
+
+
 def test_fake_run_command_not_found_exits_127(berth, fake):
     p = fcli(berth, fake, "run", "busybox", "nope")
     assert p.returncode == 127, (p.out, p.err)
@@ -368,7 +389,7 @@ def test_fake_inspect_wait_ps_logs(berth, fake):
     table = fcli(berth, fake, "ps", "-a", check=True).out.splitlines()
     assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
                                 "PORTS", "NAMES"]
-    assert re.match(r'^[0-9a-f]{12}   busybox   "out o\\n e\\n 4"   5 seconds ago   Exited \(4\) 2 seconds ago\s+w$', table[1]), table[1]
+    assert re.match(r'^[0-9a-f]{12}   busybox   "out o\\n e\\n 4"   [5-7] seconds ago   Exited \(4\) 2 seconds ago\s+w$', table[1]), table[1]
     ids = fcli(berth, fake, "ps", "-aq", check=True).out.split()
     assert len(ids) == 1 and len(ids[0]) == 12
     line = json.loads(fcli(berth, fake, "ps", "-a", "--format", "json", check=True).out)
@@ -408,8 +429,7 @@ def real(pki, tmp_path_factory):
     cli.ok("context", "use", "e2e")
     try:
         probe = cli.run("ps", "-a")
-        if probe.returncode != 0 and "page not found" in probe.err.lower() + probe.out.lower() \
-                or "HTTP 404" in probe.err or "No such" in probe.err:
+        if probe.returncode != 0 and "page not found" in probe.err:
             pytest.skip(f"berthd does not serve the container endpoints yet: {probe.err.strip()}")
         load = cli.run("load", "-i", TEST_IMAGE)
         if load.returncode != 0:
