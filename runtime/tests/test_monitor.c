@@ -1004,7 +1004,8 @@ static int real_setup(void **state)
 	return 0;
 }
 
-static void real_opts(struct fx *f, struct rt_monitor_opts *o, const char *const *args, bool tty)
+static void real_opts_mem(struct fx *f, struct rt_monitor_opts *o, const char *const *args,
+                          bool tty, int64_t mem_limit)
 {
 	json_t *spec = rt_spec_default(args);
 	char *cfg = bh_path_join(f->bundle, "config.json"), *text;
@@ -1018,6 +1019,11 @@ static void real_opts(struct fx *f, struct rt_monitor_opts *o, const char *const
 	}
 	if (tty)
 		json_object_set_new(json_object_get(spec, "process"), "terminal", json_true());
+	if (mem_limit > 0)
+		json_object_set_new(json_object_get(json_object_get(spec, "linux"), "resources"),
+		                    "memory",
+		                    json_pack("{s:I, s:I}", "limit", (json_int_t)mem_limit, "swap",
+		                              (json_int_t)mem_limit));
 	text = json_dumps(spec, JSON_INDENT(1));
 	assert_int_equal(bh_write_file_atomic(cfg, text, strlen(text), 0644, &err), 0);
 	free(text);
@@ -1030,6 +1036,11 @@ static void real_opts(struct fx *f, struct rt_monitor_opts *o, const char *const
 	o->bundle = f->bundle;
 	o->state_root = f->state_root;
 	o->tty = tty;
+}
+
+static void real_opts(struct fx *f, struct rt_monitor_opts *o, const char *const *args, bool tty)
+{
+	real_opts_mem(f, o, args, tty, 0);
 }
 
 static void real_delete(struct fx *f)
@@ -1114,6 +1125,25 @@ static void test_real_tty(void **state)
 	collected_free(&c);
 }
 
+/* The monitor reads the OOM flag from the cgroup before it writes exit.json. */
+static void test_real_oom_killed(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = {"sh", "-c", "x=0123456789; while :; do x=$x$x; done", NULL};
+	struct rt_monitor_opts o;
+	struct rt_monitor_state st;
+	struct bh_err err;
+
+	real_opts_mem(f, &o, args, false, 32 << 20);
+	spawn(f, &o);
+	wait_gone(f->mpid);
+	assert_int_equal(rt_monitor_probe(f->dir, &st, &err), 0);
+	assert_int_equal(st.status, RT_MONITOR_EXITED);
+	assert_int_equal(st.exit_code, 137);
+	assert_true(st.oom_killed);
+	real_delete(f);
+}
+
 static void test_real_exec_failure(void **state)
 {
 	struct fx *f = *state;
@@ -1165,6 +1195,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_real_logs_and_exit, real_setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_attach_kill_and_rss, real_setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_tty, real_setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_real_oom_killed, real_setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_exec_failure, real_setup, teardown),
 	};
 
