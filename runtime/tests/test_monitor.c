@@ -375,6 +375,51 @@ static void test_logs_tail_and_streams(void **state)
 	collected_free(&c);
 }
 
+struct times {
+	int n;
+	int64_t t[16];
+};
+
+static int times_cb(const struct rt_log_entry *e, void *arg)
+{
+	struct times *t = arg;
+
+	if (t->n < 16)
+		t->t[t->n] = e->time_ns;
+	t->n++;
+	return 0;
+}
+
+static int stop_after_two(const struct rt_log_entry *e, void *arg)
+{
+	return ++*(int *)arg == 2 ? 42 : 0;
+}
+
+static void test_logs_since_until_and_stop(void **state)
+{
+	struct fx *f = *state;
+	const char *cmd[] = {"/bin/sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; done", NULL};
+	struct rt_log_read_opts o = all_logs;
+	struct times all = {0}, part = {0};
+	struct bh_err err;
+	int calls = 0;
+
+	run_to_end(f, cmd, NULL);
+	assert_int_equal(rt_log_read(f->log, &o, times_cb, &all, &err), 0);
+	assert_int_equal(all.n, 6);
+	o.since_ns = all.t[2]; /* inclusive */
+	assert_int_equal(rt_log_read(f->log, &o, times_cb, &part, &err), 0);
+	assert_int_equal(part.n, 4);
+	assert_true(part.t[0] == all.t[2]);
+	part.n = 0;
+	o.until_ns = all.t[4]; /* exclusive */
+	assert_int_equal(rt_log_read(f->log, &o, times_cb, &part, &err), 0);
+	assert_int_equal(part.n, 2);
+	o = all_logs;
+	assert_int_equal(rt_log_read(f->log, &o, stop_after_two, &calls, &err), 42);
+	assert_int_equal(calls, 2);
+}
+
 static void test_long_line_split_16k(void **state)
 {
 	struct fx *f = *state;
@@ -1179,6 +1224,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_logs_json_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logs_tail_and_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_logs_binary_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_logs_since_until_and_stop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_real_binary_refuses_host_cmd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line_split_16k, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotation_keeps_k_files, setup, teardown),
