@@ -5,7 +5,10 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+
+import pytest
 
 from conftest import cert_fingerprint_der, free_port, server_cert_der, wait_for
 
@@ -177,3 +180,31 @@ def test_wrong_ca_on_client_side(berth, daemon, other_pki):
     """The client refuses a server its CA did not sign."""
     p = berth.run("-H", daemon.host, "--tls-dir", other_pki.dir, "version")
     assert p.returncode == 125, (p.returncode, p.err)
+
+
+# ---- IPv6 loopback -----------------------------------------------------------
+
+
+def free_port6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback on this host: {e}")
+
+
+def test_ipv6_listener_and_san(make_daemon, pki, berth):
+    """The server cert names ::1, and berthd listens on [::1] when told to."""
+    port6 = free_port6()
+    d = make_daemon(pki.dir, extra=("--listen", f"tcp://[::1]:{port6}"))
+    host6 = f"tcp://[::1]:{port6}"
+    js = berth.json("-H", host6, "--tls-dir", pki.dir, "version", "--format", "json")
+    assert js["Server"]["Version"], js
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=str(pki.ca))
+    ctx.load_cert_chain(str(pki.cert), str(pki.key))
+    with socket.create_connection(("::1", port6), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="::1") as s:  # verifies the IP SAN
+            assert s.getpeercert()["subjectAltName"], "no SANs"
+    assert d.proc.poll() is None
