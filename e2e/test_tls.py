@@ -8,6 +8,8 @@ HTTP may ever arrive.  (STACK.md: lws accepts foreign-CA and expired certs
 unless the daemon checks OpenSSL's verdict itself.)
 """
 
+import concurrent.futures
+import socket
 import ssl
 
 import pytest
@@ -100,3 +102,38 @@ def test_server_presents_cert_with_loopback_sans(daemon, pki):
     assert ctx.check_hostname
     got = raw_request(daemon.addr, ctx)
     assert got.startswith(b"HTTP/1.1 200")
+
+
+def test_idle_and_half_open_connections_do_not_block_others(daemon, pki):
+    """berthd serves everyone from one event loop: a peer that connects and
+    says nothing, or stops mid-handshake, must not stall other clients."""
+    good = client_ssl_context(pki.ca, pki.cert, pki.key)
+    idle = socket.create_connection(daemon.addr, timeout=10)
+    half = socket.create_connection(daemon.addr, timeout=10)
+    try:
+        half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a truncated ClientHello
+        got = raw_request(daemon.addr, good)
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    finally:
+        idle.close()
+        half.close()
+
+
+def test_parallel_good_and_bad_handshakes(daemon, pki, other_pki):
+    good = client_ssl_context(pki.ca, pki.cert, pki.key)
+    bad = client_ssl_context(pki.ca, other_pki.cert, other_pki.key)
+
+    def one(i):
+        if i % 2:
+            try:
+                raw_request(daemon.addr, bad)
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                return "refused"
+            return "ACCEPTED"
+        got = raw_request(daemon.addr, good)
+        return "ok" if got.startswith(b"HTTP/1.1 200") else repr(got[:80])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(40)))
+    assert results.count("ok") == 20 and results.count("refused") == 20, results
+    assert daemon.proc.poll() is None, "berthd died under parallel handshakes"
