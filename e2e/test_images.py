@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from conftest import Berth, mktemp_dir
-from test_containers import TEST_IMAGE, fake, fcli, paths  # noqa: F401 (fixture)
+from test_containers import TEST_IMAGE, fcli
+from test_containers import fake  # noqa: F401,F811 (a fixture: used by name)
 
 
 @pytest.fixture
