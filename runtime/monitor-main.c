@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -24,6 +25,7 @@
 
 static struct mon g_mon; /* static: big buffers in .bss, touched only when used */
 static struct mon_opts g_opts;
+static bool g_dir_locked; /* we own --dir: only then clean up in it */
 
 /* ---- arguments ----------------------------------------------------------- */
 enum {
@@ -250,12 +252,34 @@ static int write_pid_file(const char *dir, const char *name, pid_t pid, struct b
 	return r;
 }
 
+/* One monitor per dir, for its whole life: a second one (a confused or
+ * restarted berthd) must not take over the files of a running container.
+ * The lock fd is CLOEXEC, so neither the starter nor the container keeps it. */
+static int lock_dir(const char *dir, struct bh_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return bh_err_sys(err, errno, "open %s", dir);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return bh_err_set(err, EBUSY, "another monitor runs in %s", dir);
+		return bh_err_sys(err, e, "lock %s", dir);
+	}
+	g_dir_locked = true; /* fd deliberately kept open until exit */
+	return 0;
+}
+
 static int prepare_dir(struct mon_opts *o, struct bh_err *err)
 {
 	char *exitp;
 
 	if (bh_mkdir_p(o->dir, 0700, err) < 0)
 		return bh_err_wrap(err, "monitor dir");
+	if (lock_dir(o->dir, err) < 0)
+		return -1;
 	if (redirect_stdio(o, err) < 0)
 		return -1;
 	exitp = bh_path_join(o->dir, "exit.json");
@@ -470,7 +494,11 @@ static int setup(struct mon *m, struct bh_err *err)
 
 static void cleanup_failed_start(struct mon *m)
 {
-	char *sock = bh_path_join(m->o->dir, "attach.sock");
+	char *sock;
+
+	if (!g_dir_locked)
+		return;
+	sock = bh_path_join(m->o->dir, "attach.sock");
 
 	unlink(sock);
 	free(sock);

@@ -749,6 +749,12 @@ static void test_outlives_parent_and_probe(void **state)
 	f->mpid = pids[1];
 	assert_int_equal(rt_monitor_probe(f->dir, &st, &err), 0);
 	assert_int_equal(st.status, RT_MONITOR_RUNNING);
+	/* a second monitor for the same dir is refused and touches nothing */
+	assert_true(rt_monitor_spawn(&o, &pids[0], &pids[1], &err) < 0);
+	assert_int_equal(err.code, EBUSY);
+	assert_int_equal(rt_monitor_probe(f->dir, &st, &err), 0);
+	assert_int_equal(st.status, RT_MONITOR_RUNNING);
+	assert_int_equal(st.monitor_pid, f->mpid);
 	assert_int_equal(st.monitor_pid, f->mpid);
 	assert_int_equal(kill(f->cpid, 0), 0);
 	fd = attach(f);
