@@ -108,9 +108,12 @@ struct rt_monitor_opts {
 	const char *const *test_host_cmd;
 };
 
-/* Starts a monitor (which starts the container) and waits for its report.
+/* Starts a monitor (which starts the container) and waits for its report
+ * (up to timeout_ms: call it from a worker thread, never the lws thread).
  * On failure err->code is the errno the container start failed with
- * (ENOENT: command not found, EACCES: not executable, ...). */
+ * (ENOENT: command not found, EACCES: not executable, ...; see
+ * rt_exec_errno_status), EBUSY if a monitor already runs in o->dir,
+ * ETIMEDOUT if no report came (the monitor may still start the container). */
 int rt_monitor_spawn(const struct rt_monitor_opts *o, pid_t *container_pid, pid_t *monitor_pid,
                      struct bh_err *err);
 
