@@ -120,6 +120,16 @@ extern const char *const rt_caps_docker_default[];
 int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
                      const char *work, const char *target, struct bh_err *err);
 
+/* berthd's container root: mounts an overlay of layers (NULL-terminated,
+ * lowest first, as rt_image_layer_dirs gives them) with dir/upper and
+ * dir/work at target (all created if missing); a stale mount at target is
+ * removed first. */
+int rt_container_rootfs_prepare(char *const *layers, const char *dir, const char *target,
+                                struct bh_err *err);
+/* Unmounts target (every stacked mount; none is fine), then removes the
+ * empty directory if remove_dir. */
+int rt_container_rootfs_teardown(const char *target, bool remove_dir, struct bh_err *err);
+
 /* Resolves "user[:group]" (names or numbers) with the root's /etc/passwd
  * and /etc/group, opened with openat2 RESOLVE_IN_ROOT below rootfd.
  * *gids (caller frees) gets the user's supplementary groups from /etc/group. */

@@ -34,6 +34,7 @@ void srv_config_free(struct srv_config *cfg)
 	free(cfg->data_root);
 	free(cfg->exec_root);
 	free(cfg->config_file);
+	free(cfg->monitor_path);
 	srv_config_init(cfg);
 }
 
@@ -52,6 +53,7 @@ void srv_usage(FILE *out)
 	        "  --data-root DIR     persistent state (default " DEFAULT_DATA_ROOT ")\n"
 	        "  --exec-root DIR     runtime state, pid file, socket (default " DEFAULT_EXEC_ROOT
 	        ")\n"
+	        "  --monitor-path FILE the berth-monitor binary (default: beside berthd)\n"
 	        "  --config FILE       JSON object with the same keys as these flags\n"
 	        "  --log-level LEVEL   error, warn, info or debug (default info)\n"
 	        "  --help              print this help\n"
@@ -105,6 +107,8 @@ static int config_set(struct srv_config *cfg, const char *key, const char *value
 		return set_string(&cfg->exec_root, value);
 	if (strcmp(key, "config") == 0)
 		return set_string(&cfg->config_file, value);
+	if (strcmp(key, "monitor-path") == 0)
+		return set_string(&cfg->monitor_path, value);
 	if (strcmp(key, "log-level") == 0)
 		return set_log_level(cfg, value, err);
 	return bh_err_set(err, EINVAL, "unknown option --%s", key);
@@ -112,8 +116,8 @@ static int config_set(struct srv_config *cfg, const char *key, const char *value
 
 static bool known_option(const char *key)
 {
-	static const char *const keys[] = {"listen",    "tls-dir", "data-root",
-	                                   "exec-root", "config",  "log-level"};
+	static const char *const keys[] = {"listen", "tls-dir",   "data-root",   "exec-root",
+	                                   "config", "log-level", "monitor-path"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -177,7 +181,8 @@ static int json_set_listen(struct srv_config *cfg, json_t *v, struct bh_err *err
 
 static int json_set_key(struct srv_config *cfg, const char *key, json_t *v, struct bh_err *err)
 {
-	static const char *const strings[] = {"tls-dir", "data-root", "exec-root", "log-level"};
+	static const char *const strings[] = {"tls-dir", "data-root", "exec-root", "log-level",
+	                                      "monitor-path"};
 
 	if (strcmp(key, "listen") == 0)
 		return json_set_listen(cfg, v, err);
@@ -292,6 +297,8 @@ static void merge_flags(struct srv_config *cfg, struct srv_config *flags)
 		merge_string(&cfg->tls_dir, &flags->tls_dir, NULL);
 	merge_string(&cfg->data_root, &flags->data_root, DEFAULT_DATA_ROOT);
 	merge_string(&cfg->exec_root, &flags->exec_root, DEFAULT_EXEC_ROOT);
+	if (flags->monitor_path != NULL)
+		merge_string(&cfg->monitor_path, &flags->monitor_path, NULL);
 	if (flags->log_level >= 0)
 		cfg->log_level = flags->log_level;
 	if (cfg->log_level < 0)

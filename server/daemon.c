@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "server/containers-internal.h"
 #include "server/server-internal.h"
 
 #define ENGINE_ID_FILE "engine-id"
@@ -218,9 +219,49 @@ static int signals_setup(struct srv_server *srv, struct bh_err *err)
 	return 0;
 }
 
+/* berth-monitor lives beside berthd unless --monitor-path says otherwise. */
+static char *monitor_path(const struct srv_server *srv)
+{
+	char self[4096];
+	ssize_t n;
+	char *slash;
+
+	if (srv->cfg.monitor_path != NULL)
+		return bh_strdup(srv->cfg.monitor_path);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return bh_strdup("berth-monitor");
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	return bh_path_join(self, "berth-monitor");
+}
+
+static int containers_open(struct srv_server *srv, struct bh_err *err)
+{
+	static struct ctr_mgr ctrs;
+	cleanup_free char *mon = monitor_path(srv);
+
+	if (access(mon, X_OK) < 0)
+		return bh_err_sys(err, errno, "berth-monitor %s (see --monitor-path)", mon);
+	if (ctr_mgr_open(&ctrs, srv, srv->cfg.data_root, srv->cfg.exec_root, mon, err) < 0) {
+		ctr_mgr_close(&ctrs);
+		return -1;
+	}
+	srv->ctrs = &ctrs;
+	return 0;
+}
+
 static void cleanup(struct srv_server *srv)
 {
+	/* Containers keep running (live restore): only our watcher stops. */
+	if (srv->ctrs)
+		ctr_mgr_stop(srv->ctrs);
 	srv_lws_stop(srv);
+	if (srv->ctrs)
+		ctr_mgr_close(srv->ctrs);
+	srv->ctrs = NULL;
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		if (srv->listeners[i].spec.kind == SRV_LISTEN_UNIX && srv->listeners[i].vh)
 			unlink(srv->listeners[i].spec.path);
@@ -237,8 +278,12 @@ static int start(struct srv_server *srv, struct bh_err *err)
 	if (srv->cfg.tls_dir != NULL && srv_tls_check_dir(srv->cfg.tls_dir, err) < 0)
 		return -1;
 	if (prepare_dirs(srv, err) < 0 || pid_file_check(srv, err) < 0 ||
-	    prepare_unix_sockets(srv, err) < 0 || signals_setup(srv, err) < 0 ||
-	    srv_lws_start(srv, err) < 0)
+	    containers_open(srv, err) < 0 || prepare_unix_sockets(srv, err) < 0 ||
+	    signals_setup(srv, err) < 0 || srv_lws_start(srv, err) < 0)
+		return -1;
+	/* Live restore before "ready": running containers are watched again,
+	 * exits that happened while berthd was away are recorded. */
+	if (ctr_mgr_start(srv->ctrs, err) < 0)
 		return -1;
 	return pid_file_write(srv, err);
 }

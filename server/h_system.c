@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "server/containers-internal.h"
 #include "server/server-internal.h"
 
 #ifndef BERTH_GIT_COMMIT
@@ -92,13 +93,39 @@ static json_t *berth_json(const struct srv_req *req)
 	return json_pack("{s:o, s:o}", "Listeners", listeners, "Identity", identity_json(&req->id));
 }
 
-static json_t *info_json(const struct srv_req *req, const struct rt_host_info *h)
+/* /info's host facts plus the image count, both read on a pool thread. */
+struct info_job {
+	struct rt_host_info h; /* first: host_info_work takes the job as the info */
+	struct ctr_mgr *ctrs;
+	int images;
+};
+
+static int info_work(void *arg, struct bh_err *err)
+{
+	struct info_job *j = arg;
+	json_t *list = NULL;
+
+	if (rt_host_info_get(&j->h, err) < 0)
+		return -1;
+	if (j->ctrs != NULL && rt_image_list(j->ctrs->store, &list, err) == 0)
+		j->images = (int)json_array_size(list);
+	json_decref(list);
+	return 0;
+}
+
+static json_t *info_json(const struct srv_req *req, const struct info_job *j)
 {
 	const struct srv_server *srv = req->srv;
-	json_t *v = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "ID", srv->engine_id,
-	                      "Containers", 0, "ContainersRunning", 0, "ContainersPaused", 0,
-	                      "ContainersStopped", 0, "Images", 0, "Driver", "overlay2",
-	                      "DockerRootDir", srv->cfg.data_root);
+	const struct rt_host_info *h = &j->h;
+	int total = 0, running = 0, paused = 0, stopped = 0;
+	json_t *v;
+
+	if (srv->ctrs != NULL)
+		ctr_mgr_counts(srv->ctrs, &total, &running, &paused, &stopped);
+	v = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "ID", srv->engine_id,
+	              "Containers", total, "ContainersRunning", running, "ContainersPaused",
+	              paused, "ContainersStopped", stopped, "Images", j->images, "Driver",
+	              "overlay2", "DockerRootDir", srv->cfg.data_root);
 
 	json_object_set_new(v, "KernelVersion", json_string(h->kernel_version));
 	json_object_set_new(v, "OperatingSystem", json_string(h->os_name));
@@ -117,17 +144,20 @@ static json_t *info_json(const struct srv_req *req, const struct rt_host_info *h
 
 static void info_done(struct srv_req *req, void *arg, int rc, const struct bh_err *err)
 {
-	struct rt_host_info *h = arg;
+	struct info_job *j = arg;
 
 	if (rc < 0)
 		srv_reply_error(req, err);
 	else if (!req->closed)
-		srv_reply_json(req, 200, info_json(req, h));
-	free(h);
+		srv_reply_json(req, 200, info_json(req, j));
+	free(j);
 }
 
 int srv_h_info(struct srv_req *req, struct bh_err *err)
 {
-	srv_defer(req, host_info_work, info_done, bh_calloc(1, sizeof(struct rt_host_info)));
+	struct info_job *j = bh_calloc(1, sizeof(*j));
+
+	j->ctrs = req->srv ? req->srv->ctrs : NULL;
+	srv_defer(req, info_work, info_done, j);
 	return 0;
 }

@@ -3,6 +3,8 @@
  * error -> status mapping, and the writer that feeds lws piece by piece. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +223,7 @@ struct srv_req *srv_req_new(struct srv_server *srv, struct lws *wsi)
 	req->wsi = wsi;
 	req->srv = srv;
 	req->content_length = -1;
+	req->body_fd = -1;
 	req->start_ms = bh_now_ms();
 	bh_buf_init(&req->body, SRV_BODY_MAX_DEFAULT);
 	bh_buf_init(&req->out, REPLY_MAX);
@@ -241,6 +244,8 @@ void srv_req_unref(struct srv_req *req)
 	watch_cancel(req);
 	srv_query_free(&req->query);
 	bh_buf_free(&req->body);
+	if (req->body_fd >= 0)
+		close(req->body_fd);
 	bh_buf_free(&req->out);
 	for (size_t i = 0; i < req->n_headers; i++) {
 		free(req->headers[i].name);
@@ -287,6 +292,55 @@ void srv_req_detach(struct srv_req *req)
 	if (req->on_close)
 		req->on_close(req, req->on_close_arg);
 	srv_req_unref(req);
+}
+
+static int spool_open(struct srv_req *req, struct bh_err *err)
+{
+	cleanup_free char *dir = NULL;
+
+	if (req->srv == NULL || req->srv->cfg.data_root == NULL)
+		return bh_err_set(err, EIO, "no directory for request bodies");
+	dir = bh_path_join(req->srv->cfg.data_root, "tmp");
+	if (bh_mkdir_p(dir, 0700, err) < 0)
+		return -1;
+	/* O_TMPFILE: never visible by name, gone with the last close. */
+	req->body_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (req->body_fd < 0)
+		return bh_err_sys(err, errno, "request body: temp file in %s", dir);
+	return 0;
+}
+
+static int spool_write(struct srv_req *req, const char *p, size_t len, struct bh_err *err)
+{
+	while (len > 0) {
+		ssize_t n = write(req->body_fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return bh_err_sys(err, errno, "request body: write");
+		p += n;
+		len -= (size_t)n;
+		req->body_spooled += n;
+	}
+	return 0;
+}
+
+int srv_req_body_append(struct srv_req *req, const void *data, size_t len, struct bh_err *err)
+{
+	bool spool = req->route != NULL && (req->route->body_max & SRV_BODY_SPOOL);
+
+	if (!spool) {
+		if (bh_buf_append(&req->body, data, len) < 0)
+			return bh_err_set(err, EFBIG, "request body exceeds the limit of %zu bytes",
+			                  req->body.max);
+		return 0;
+	}
+	if ((uint64_t)req->body_spooled + len > req->body.max)
+		return bh_err_set(err, EFBIG, "request body exceeds the limit of %zu bytes",
+		                  req->body.max);
+	if (req->body_fd < 0 && spool_open(req, err) < 0)
+		return -1;
+	return spool_write(req, data, len, err);
 }
 
 int srv_req_body_json(const struct srv_req *req, json_t **out, struct bh_err *err)

@@ -11,6 +11,20 @@ const struct srv_route srv_routes[] = {
     {SRV_HEAD, "/_ping", srv_h_ping, 0},
     {SRV_GET, "/version", srv_h_version, 0},
     {SRV_GET, "/info", srv_h_info, 0},
+    {SRV_POST, "/containers/create", srv_h_container_create, 0},
+    {SRV_GET, "/containers/json", srv_h_container_list, 0},
+    {SRV_GET, "/containers/{id}/json", srv_h_container_inspect, 0},
+    {SRV_POST, "/containers/{id}/start", srv_h_container_start, 0},
+    {SRV_POST, "/containers/{id}/stop", srv_h_container_stop, 0},
+    {SRV_POST, "/containers/{id}/restart", srv_h_container_restart, 0},
+    {SRV_POST, "/containers/{id}/kill", srv_h_container_kill, 0},
+    {SRV_POST, "/containers/{id}/wait", srv_h_container_wait, 0},
+    {SRV_GET, "/containers/{id}/logs", srv_h_container_logs, 0},
+    {SRV_DELETE, "/containers/{id}", srv_h_container_delete, 0},
+    {SRV_POST, "/images/load", srv_h_image_load, SRV_BODY_SPOOL | SRV_IMAGE_LOAD_MAX},
+    {SRV_GET, "/images/json", srv_h_image_list, 0},
+    {SRV_GET, "/images/{name}/json", srv_h_image_inspect, 0},
+    {SRV_DELETE, "/images/{name}", srv_h_image_delete, 0},
 };
 const size_t srv_n_routes = sizeof(srv_routes) / sizeof(srv_routes[0]);
 
@@ -179,7 +193,9 @@ int srv_route_resolve(struct srv_req *req)
 		break;
 	}
 	req->route = route;
-	req->body.max = route->body_max ? route->body_max : SRV_BODY_MAX_DEFAULT;
+	req->body.max = route->body_max & ~SRV_BODY_SPOOL;
+	if (req->body.max == 0)
+		req->body.max = SRV_BODY_MAX_DEFAULT;
 	return 0;
 }
 

@@ -24,6 +24,7 @@ struct lws_context;
 struct lws_vhost;
 struct srv_server;
 struct srv_req;
+struct ctr_mgr;
 
 #define SRV_MAX_LISTENERS    16
 #define SRV_BODY_MAX_DEFAULT (1024 * 1024) /* JSON request bodies */
@@ -37,6 +38,10 @@ struct srv_req;
 #define SRV_CONFIG_MAX       (64 * 1024)       /* --config file size */
 #define SRV_STOP_GRACE_MS    10000             /* in-flight requests get this long on SIGTERM */
 #define SRV_WORKERS          4
+/* A route's body_max with this bit set: the body goes to an unlinked temp
+ * file under DATA_ROOT/tmp (req->body_fd) instead of memory; the rest of
+ * body_max is the limit (large uploads such as /images/load). */
+#define SRV_BODY_SPOOL ((size_t)1 << 62)
 
 /* ---- config (config.c) -------------------------------------------------- */
 enum srv_listen_kind { SRV_LISTEN_UNIX, SRV_LISTEN_TCP };
@@ -56,6 +61,7 @@ struct srv_config {
 	char *data_root;
 	char *exec_root;
 	char *config_file;
+	char *monitor_path; /* berth-monitor; default: beside /proc/self/exe */
 	int log_level; /* enum bh_log_level, -1 = not given */
 	bool help;
 	bool version;
@@ -162,6 +168,8 @@ struct srv_req {
 	const struct srv_route *route; /* set by srv_route_resolve */
 	int64_t content_length;        /* -1 if none */
 	struct bh_buf body;            /* bounded by body.max */
+	int body_fd;                   /* SRV_BODY_SPOOL routes: the body; else -1 */
+	int64_t body_spooled;          /* bytes written to body_fd */
 	uint64_t start_ms;
 
 	/* response state */
@@ -190,6 +198,10 @@ void srv_req_unref(struct srv_req *req);
 void srv_req_watch(struct srv_req *req);
 /* The connection ended: detach from lws, tell the producer, drop lws's ref. */
 void srv_req_detach(struct srv_req *req);
+
+/* Adds request body bytes: to body, or to the spool file of a SRV_BODY_SPOOL
+ * route (created on the first call).  EFBIG past the limit. */
+int srv_req_body_append(struct srv_req *req, const void *data, size_t len, struct bh_err *err);
 
 /* Parses the (already bounded) body as a JSON object; EINVAL -> 400. */
 int srv_req_body_json(const struct srv_req *req, json_t **out, struct bh_err *err);
@@ -268,6 +280,23 @@ extern const size_t srv_n_routes;
 int srv_h_ping(struct srv_req *req, struct bh_err *err);
 int srv_h_version(struct srv_req *req, struct bh_err *err);
 int srv_h_info(struct srv_req *req, struct bh_err *err);
+/* h_containers.c, containers-logs.c */
+int srv_h_container_create(struct srv_req *req, struct bh_err *err);
+int srv_h_container_list(struct srv_req *req, struct bh_err *err);
+int srv_h_container_inspect(struct srv_req *req, struct bh_err *err);
+int srv_h_container_start(struct srv_req *req, struct bh_err *err);
+int srv_h_container_stop(struct srv_req *req, struct bh_err *err);
+int srv_h_container_restart(struct srv_req *req, struct bh_err *err);
+int srv_h_container_kill(struct srv_req *req, struct bh_err *err);
+int srv_h_container_wait(struct srv_req *req, struct bh_err *err);
+int srv_h_container_logs(struct srv_req *req, struct bh_err *err);
+int srv_h_container_delete(struct srv_req *req, struct bh_err *err);
+/* h_images.c */
+#define SRV_IMAGE_LOAD_MAX ((size_t)8 * 1024 * 1024 * 1024) /* /images/load bodies */
+int srv_h_image_load(struct srv_req *req, struct bh_err *err);
+int srv_h_image_list(struct srv_req *req, struct bh_err *err);
+int srv_h_image_inspect(struct srv_req *req, struct bh_err *err);
+int srv_h_image_delete(struct srv_req *req, struct bh_err *err);
 
 /* ---- WebSocket routes (ws.c) ----------------------------------------------
  * Upgrades without a subprotocol land on protocols[0]; ESTABLISHED looks the
@@ -331,6 +360,7 @@ struct srv_server {
 	int inflight;                   /* requests between HTTP and their final write */
 	const struct srv_route *routes; /* NULL: srv_routes (tests swap tables) */
 	size_t n_routes;
+	struct ctr_mgr *ctrs; /* the container manager (containers-internal.h); NULL in tests */
 };
 
 int srv_lws_start(struct srv_server *srv, struct bh_err *err);

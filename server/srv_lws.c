@@ -187,12 +187,13 @@ static int on_body(struct srv_conn *conn, const void *in, size_t len)
 {
 	struct srv_req *req = conn->req;
 
+	struct bh_err err;
+
 	if (req == NULL || req->responded)
 		return 0;
-	if (bh_buf_append(&req->body, in, len) < 0) {
+	if (srv_req_body_append(req, in, len, &err) < 0) {
 		req->close_after = true;
-		srv_reply_errorf(req, EFBIG, "request body exceeds the limit of %zu bytes",
-		                 req->body.max);
+		srv_reply_error(req, &err);
 	}
 	return 0;
 }
@@ -325,7 +326,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY:
 		return on_body(conn, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (conn->req != NULL && !conn->req->responded)
+		/* Content-Length: 0 was handled in on_http already (a deferred
+		 * handler has not responded yet: do not run it twice). */
+		if (conn->req != NULL && !conn->req->responded && conn->req->content_length > 0)
 			handle(conn->req);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
