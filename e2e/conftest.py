@@ -443,6 +443,13 @@ def _strays():
     return out
 
 
+def _mounts_under(root):
+    """Mount points at or below root (mountinfo field 5; octal escapes kept)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p == root or p.startswith(root + "/")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_stray_daemons():
     """Session end: nothing we started may survive.  The daemon fixtures
@@ -454,5 +461,9 @@ def no_stray_daemons():
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    mounts = _mounts_under(_SESSION_TMP)
+    for m in reversed(mounts):  # innermost last in mountinfo
+        subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
     assert not strays, f"processes left running at session end: {strays}"
+    assert not mounts, f"mounts left under {_SESSION_TMP} at session end: {mounts}"
