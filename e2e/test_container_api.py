@@ -7,7 +7,9 @@ request that failed.  Needs root (mounts, cgroups, namespaces)."""
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 import ssl
 import struct
 import time
@@ -171,6 +173,53 @@ def assert_clean(daemon, cid=None):
         assert berth_cgroups(cid) == [], berth_cgroups(cid)
 
 
+def force_cleanup(daemon):
+    """Last resort after a failed test: the daemon's containers, monitors,
+    mounts and cgroups go, so that nothing outlives the test session."""
+    for pid in monitors_for(daemon):
+        os.kill(pid, signal.SIGKILL)
+    for cid in container_dirs(daemon):
+        for cg in berth_cgroups(cid):
+            procs = Path(cg, "cgroup.procs")
+            for pid in procs.read_text().split() if procs.exists() else []:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    for mnt in sorted(mounts_under(daemon.root), reverse=True):
+        subprocess.run(["umount", "-l", mnt], check=False)
+    for cid in container_dirs(daemon):
+        for cg in berth_cgroups(cid):
+            wait_for(lambda: _rmdir(cg), 5, f"cgroup {cg} to empty")
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def remove_all(daemon, api):
+    """Normal clean-up through the API, falling back to force_cleanup."""
+    try:
+        if daemon.proc.poll() is not None:
+            daemon.pidfile.unlink(missing_ok=True)
+            daemon.start()
+        for c in api.json("GET", "/containers/json?all=1"):
+            api.rm(c["Id"])
+        daemon.stop()
+    except BaseException:
+        daemon.kill()
+        force_cleanup(daemon)
+        raise
+    wait_for(lambda: not monitors_for(daemon), 10, "berth-monitor processes to exit")
+    assert mounts_under(daemon.root) == []
+
+
 @pytest.fixture
 def api(make_daemon, pki):
     need_root_and_image()
@@ -179,13 +228,7 @@ def api(make_daemon, pki):
     load_busybox(a)
     yield a
     # Whatever a test left: removed, and no monitor survives the daemon.
-    try:
-        for c in a.json("GET", "/containers/json?all=1"):
-            a.rm(c["Id"])
-    finally:
-        d.stop()
-    wait_for(lambda: not monitors_for(d), 10, "berth-monitor processes to exit")
-    assert mounts_under(d.root) == []
+    remove_all(d, a)
 
 
 # ---- images ------------------------------------------------------------------
