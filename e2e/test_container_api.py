@@ -211,7 +211,8 @@ def remove_all(daemon, api):
             daemon.start()
         for c in api.json("GET", "/containers/json?all=1"):
             api.rm(c["Id"])
-        daemon.stop()
+        rc = daemon.stop()
+        assert rc == 0, f"berthd exited {rc}:\n{daemon.log_text()[-4000:]}"
     except BaseException:
         daemon.kill()
         force_cleanup(daemon)
