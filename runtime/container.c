@@ -41,6 +41,7 @@ struct init_args {
 	int sync; /* the init's end of the socket pair */
 	int fifo; /* O_PATH fd of exec.fifo (create), or -1 */
 	int stdio[3];
+	const struct rt_console_opts *console; /* NULL: stdio as given */
 };
 
 int rt_exec_errno_status(int code)
@@ -80,12 +81,12 @@ static int stdio_source(int fd, struct bh_err *err)
 
 /* Moves every source above 2 first, so that stdio {5, 0, 1} cannot
  * overwrite one of its own sources. */
-static int init_stdio(const struct init_args *a, struct bh_err *err)
+int rt_proc_stdio(const int stdio[3], struct bh_err *err)
 {
 	int tmp[3];
 
 	for (int i = 0; i < 3; i++)
-		if ((tmp[i] = stdio_source(a->stdio[i], err)) < 0)
+		if ((tmp[i] = stdio_source(stdio[i], err)) < 0)
 			return -1;
 	for (int i = 0; i < 3; i++) {
 		if (dup2(tmp[i], i) < 0) /* the copy is not close-on-exec */
@@ -97,7 +98,7 @@ static int init_stdio(const struct init_args *a, struct bh_err *err)
 
 /* Above the hard limit needs CAP_SYS_RESOURCE, which root may lack (this
  * host's bounding set does): such a limit is clamped to the hard limit. */
-static int init_rlimits(const struct rt_spec *s, struct bh_err *err)
+int rt_proc_rlimits(const struct rt_spec *s, struct bh_err *err)
 {
 	for (size_t i = 0; i < s->n_rlimits; i++) {
 		struct rlimit rl = {s->rlimits[i].soft, s->rlimits[i].hard}, cur;
@@ -129,7 +130,7 @@ static int init_wait_byte(int fd, char want, struct bh_err *err)
 
 /* The caller's ignored signals and blocked mask would survive execve: the
  * container starts from the defaults, as under Docker. */
-static void init_reset_signals(void)
+void rt_proc_reset_signals(void)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -173,7 +174,7 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 	 * family).  execve restores the flag. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return bh_err_sys(err, errno, "prctl PR_SET_DUMPABLE");
-	init_reset_signals();
+	rt_proc_reset_signals();
 	umask(0);
 	if (init_oom_score(s, err) < 0)
 		return -1;
@@ -181,14 +182,18 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 		return -1;
 	if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		return bh_err_sys(err, errno, "unshare the cgroup namespace");
-	if (rt_ns_join(s, err) < 0 || init_stdio(a, err) < 0)
+	if (rt_ns_join(s, err) < 0 || rt_proc_stdio(a->stdio, err) < 0)
 		return -1;
 	if (setsid() < 0)
 		return bh_err_sys(err, errno, "setsid");
 	if (rt_rootfs_setup(s, a->rctx, err) < 0 || rt_ns_set_hostname(s, err) < 0 ||
-	    rt_ns_loopback_up(s, err) < 0 || init_rlimits(s, err) < 0)
+	    rt_ns_loopback_up(s, err) < 0 || rt_proc_rlimits(s, err) < 0)
 		return -1;
-	if (s->terminal && ioctl(0, TIOCSCTTY, 0) < 0)
+	/* The console socket design: the pty is allocated in the container's
+	 * own devpts, so `tty` names /dev/pts/N and /dev/console exists. */
+	if (a->console && rt_console_setup(a->console, true, err) < 0)
+		return -1;
+	if ((s->terminal || a->console) && ioctl(0, TIOCSCTTY, 0) < 0)
 		return bh_err_sys(err, errno, "make stdin the controlling terminal");
 	if (rt_caps_drop_bounding(s, err) < 0)
 		return -1;
@@ -217,7 +222,7 @@ static const char *env_path(const struct rt_spec *s)
 }
 
 /* execvp with the container's PATH; returns the errno to report. */
-static int init_exec(const struct rt_spec *s)
+int rt_proc_exec(const struct rt_spec *s)
 {
 	const char *path = env_path(s), *arg0 = s->args[0];
 	int saved = ENOENT;
@@ -278,7 +283,7 @@ static void __attribute__((noreturn)) init_main(const struct init_args *a)
 		bh_err_sys(&err, errno, "close_range");
 		init_fail(report, &err, 1);
 	}
-	code = init_exec(a->s);
+	code = rt_proc_exec(a->s);
 	bh_err_sys(&err, code, "exec %s", a->s->args[0]);
 	init_fail(report, &err, rt_exec_errno_status(code));
 }
@@ -286,6 +291,7 @@ static void __attribute__((noreturn)) init_main(const struct init_args *a)
 /* ==== in the parent ========================================================= */
 struct launch {
 	const struct rt_container_opts *o;
+	const struct rt_console_opts *console;
 	bool create;
 	struct rt_spec spec;
 	struct rt_rootfs_ctx rctx;
@@ -336,7 +342,7 @@ static bool have_cap(int cap)
 	return data[cap / 32].effective & (1U << (cap % 32));
 }
 
-/* Says so once, here, when the init will clamp an rlimit (see init_rlimits). */
+/* Says so once, here, when the init will clamp an rlimit (see rt_proc_rlimits). */
 static void warn_rlimit_clamps(const struct launch *l)
 {
 	for (size_t i = 0; i < l->spec.n_rlimits; i++) {
@@ -390,7 +396,13 @@ static int launch_clone(struct launch *l, struct bh_err *err)
 {
 	int sv[2];
 	struct init_args a = {
-	    .id = l->o->id, .s = &l->spec, .rctx = &l->rctx, .prog = &l->prog, .fifo = l->fifo};
+	    .id = l->o->id,
+	    .s = &l->spec,
+	    .rctx = &l->rctx,
+	    .prog = &l->prog,
+	    .fifo = l->fifo,
+	    .console = l->console,
+	};
 	long pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -452,9 +464,10 @@ static void launch_undo(struct launch *l)
 		bh_rm_rf(l->dir, &ignored);
 }
 
-static int launch(const struct rt_container_opts *o, bool create, pid_t *pid, struct bh_err *err)
+static int launch(const struct rt_container_opts *o, const struct rt_console_opts *console,
+                  bool create, pid_t *pid, struct bh_err *err)
 {
-	struct launch l = {.o = o, .create = create, .sync = -1, .fifo = -1};
+	struct launch l = {.o = o, .console = console, .create = create, .sync = -1, .fifo = -1};
 	int rc;
 
 	if (!id_valid(o->id))
@@ -492,10 +505,18 @@ static int launch(const struct rt_container_opts *o, bool create, pid_t *pid, st
 
 int rt_container_start(const struct rt_container_opts *o, pid_t *pid, struct bh_err *err)
 {
-	return launch(o, false, pid, err);
+	return launch(o, NULL, false, pid, err);
+}
+
+int rt_container_start_console(const struct rt_container_opts *o, const struct rt_console_opts *c,
+                               pid_t *pid, struct bh_err *err)
+{
+	if (c == NULL || c->socket < 0)
+		return bh_err_set(err, EINVAL, "container %s: no console socket", o->id);
+	return launch(o, c, false, pid, err);
 }
 
 int rt_container_create(const struct rt_container_opts *o, pid_t *pid, struct bh_err *err)
 {
-	return launch(o, true, pid, err);
+	return launch(o, NULL, true, pid, err);
 }

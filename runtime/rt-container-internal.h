@@ -163,4 +163,18 @@ int rt_rootfs_setup(const struct rt_spec *s, const struct rt_rootfs_ctx *ctx, st
 /* Opens path below rootfd with RESOLVE_IN_ROOT. */
 int rt_open_in_root(int rootfd, const char *path, int flags, struct bh_err *err);
 
+/* ---- a process entering its container (container.c, exec.c) ---- */
+/* Makes stdio[i] (-1: /dev/null) the fds 0, 1, 2. */
+int rt_proc_stdio(const int stdio[3], struct bh_err *err);
+int rt_proc_rlimits(const struct rt_spec *s, struct bh_err *err);
+/* Default dispositions, empty mask: nothing of the runtime's survives execve. */
+void rt_proc_reset_signals(void);
+/* execvp of s->args with the container's PATH; returns the errno to report. */
+int rt_proc_exec(const struct rt_spec *s);
+/* Inside the container (its mount namespace, before the capabilities are
+ * dropped): opens the container's /dev/pts/ptmx, sets c->rows x c->cols,
+ * makes the slave fds 0-2 (bind-mounted on /dev/console if console), and
+ * sends the master over c->socket (SCM_RIGHTS). */
+int rt_console_setup(const struct rt_console_opts *c, bool console, struct bh_err *err);
+
 #endif

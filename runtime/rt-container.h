@@ -136,4 +136,58 @@ int rt_container_rootfs_teardown(const char *target, bool remove_dir, struct bh_
 int rt_user_resolve(int rootfd, const char *spec, uid_t *uid, gid_t *gid, gid_t **gids,
                     size_t *n_gids, struct bh_err *err);
 
+/* ---- exec: a new process in a running container (like runc exec) ----------
+ * Joins every namespace of the container's init (setns on a pidfd, then a
+ * fork for the pid namespace), its cgroups (before anything runs, so the
+ * limits apply), and applies config.json's security settings: capabilities,
+ * no_new_privs, seccomp, rlimits, user.  The caller must run sealed
+ * (CVE-2019-5736: rt_selfexe_ensure_sealed()), as for rt_container_start. */
+struct rt_exec_opts {
+	const char *id;          /* the container */
+	const char *state_root;  /* as for rt_container_start */
+	const char *const *args; /* NULL-terminated, args[0] searched in the container's PATH */
+	const char *const *env;  /* "K=V" added to / replacing the container's env; NULL: none */
+	const char *cwd;         /* absolute; NULL: the container's process.cwd */
+	const char *user;        /* "user[:group]", names resolved in the container; NULL: its */
+	int stdio[3];            /* as rt_container_opts (-1: /dev/null); unused with tty */
+	bool tty;                /* allocate a pty in the container's devpts (console socket) */
+	int console_socket;      /* with tty: a unix socket; the pty master is sent over it
+	                          * (receive it with rt_console_recv) */
+	unsigned short tty_rows, tty_cols; /* with tty: set before the process starts (0: none) */
+};
+
+/* Starts o->args in the running container o->id.  On success *pid is the new
+ * process in the host's pid namespace, a child of the caller (who must reap
+ * it).  Errors: ESRCH if the container is not running (created or stopped:
+ * berthd answers 409), ENOENT if there is no such container; if the execve
+ * itself fails, err->code is its errno (rt_exec_errno_status: 127, 126). */
+int rt_container_exec(const struct rt_exec_opts *o, pid_t *pid, struct bh_err *err);
+
+/* The console socket (as runc's --console-socket): the init allocates its pty
+ * inside the container after /dev/pts is mounted, bind-mounts the slave on
+ * /dev/console, and sends the master over socket.  rows x cols apply before
+ * process.args starts.  stdio in o is then unused. */
+struct rt_console_opts {
+	int socket;
+	unsigned short rows, cols; /* 0: the pty's default */
+};
+int rt_container_start_console(const struct rt_container_opts *o, const struct rt_console_opts *c,
+                               pid_t *pid, struct bh_err *err);
+/* Receives the pty master (close-on-exec) sent by a console setup; waits up
+ * to timeout_ms (< 0: forever).  The peer must be trusted to send one fd. */
+int rt_console_recv(int sock, int timeout_ms, int *master, struct bh_err *err);
+
+/* The exec spec file that berthd writes for `berth-monitor --exec`:
+ * {"args":[...], "env":["K=V",...], "cwd":"/dir", "user":"u[:g]"}. */
+struct rt_exec_spec {
+	json_t *json; /* owns the strings */
+	const char **args, **env; /* NULL-terminated (env may be empty) */
+	const char *cwd, *user;   /* NULL when absent */
+};
+int rt_exec_spec_load(const char *path, struct rt_exec_spec *s, struct bh_err *err);
+void rt_exec_spec_free(struct rt_exec_spec *s);
+/* Writes the file (0600) atomically; env, cwd and user may be NULL. */
+int rt_exec_spec_write(const char *path, const char *const *args, const char *const *env,
+                       const char *cwd, const char *user, struct bh_err *err);
+
 #endif

@@ -1,21 +1,32 @@
 /* berth-runtime: the OCI runtime command line over runtime/ (create, start,
- * state, kill, delete, run, spec), so the runtime can be checked by itself
+ * state, kill, delete, run, spec, exec), so the runtime can be checked by itself
  * and compared with runc/crun on the same bundle. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "runtime/rt-container.h"
 
 #define DEFAULT_ROOT "/run/berth-runtime"
 
+#define EXEC_ENV_MAX 256
+
 struct cli {
 	const char *root, *bundle, *pid_file;
 	bool force, detach;
+	/* exec */
+	bool tty;
+	const char *cwd, *user;
+	const char *env[EXEC_ENV_MAX + 1];
+	int n_env;
 };
 
 static volatile sig_atomic_t child_pid;
@@ -29,7 +40,8 @@ static int usage(void)
 	                "  kill ID [SIGNAL]\n"
 	                "  delete [--force] ID\n"
 	                "  run [--bundle DIR] [--pid-file F] [--detach] ID\n"
-	                "  spec [--bundle DIR]\n");
+	                "  spec [--bundle DIR]\n"
+	                "  exec [--tty] [--cwd D] [--env K=V]... [--user U] ID -- CMD...\n");
 	return 2;
 }
 
@@ -175,6 +187,113 @@ static int cmd_spec(const struct cli *c)
 	return 0;
 }
 
+/* ---- exec ------------------------------------------------------------------ */
+static void set_raw(int fd, struct termios *saved, bool *changed)
+{
+	struct termios t;
+
+	*changed = false;
+	if (!isatty(fd) || tcgetattr(fd, saved) < 0)
+		return;
+	t = *saved;
+	cfmakeraw(&t);
+	*changed = tcsetattr(fd, TCSANOW, &t) == 0;
+}
+
+static bool copy_some(int from, int to)
+{
+	char buf[16384];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	for (ssize_t off = 0; n > 0 && off < n;) {
+		ssize_t w = write(to, buf + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		off += w;
+	}
+	return n > 0;
+}
+
+/* Our terminal <-> the pty master until the process closes its side. */
+static void proxy_tty(int master)
+{
+	struct termios saved;
+	struct winsize ws;
+	bool raw, in_open = true;
+
+	if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+		ioctl(master, TIOCSWINSZ, &ws);
+	set_raw(0, &saved, &raw);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = in_open ? 0 : -1, .events = POLLIN},
+		                      {.fd = master, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents && !copy_some(master, 1))
+			break; /* EIO: every slave fd is closed */
+		if (p[0].revents && !copy_some(0, master))
+			in_open = false;
+	}
+	if (raw)
+		tcsetattr(0, TCSANOW, &saved);
+}
+
+static int exec_tty(struct rt_exec_opts *o, pid_t *pid, struct bh_err *err)
+{
+	int sv[2], master = -1, rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return bh_err_sys(err, errno, "socketpair");
+	o->console_socket = sv[1];
+	rc = rt_container_exec(o, pid, err);
+	close(sv[1]);
+	if (rc == 0)
+		rc = rt_console_recv(sv[0], 10000, &master, err);
+	close(sv[0]);
+	if (rc < 0)
+		return -1;
+	proxy_tty(master);
+	close(master);
+	return 0;
+}
+
+static int cmd_exec(const struct cli *c, int argc, char **argv)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	struct rt_exec_opts o = {.id = argv[0], .state_root = c->root, .stdio = {0, 1, 2}};
+	struct sigaction sa = {.sa_handler = forward_signal};
+	struct rt_container_state st;
+	struct bh_err err = {0};
+	int first = argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1, rc;
+	pid_t pid;
+
+	if (first >= argc)
+		return usage();
+	/* "no such container" is 1; ENOENT below is the command's (127). */
+	if (rt_container_state(c->root, o.id, &st, &err) < 0)
+		return fail(&err, 1);
+	o.args = (const char *const *)argv + first;
+	o.env = c->env;
+	o.cwd = c->cwd;
+	o.user = c->user;
+	o.tty = c->tty;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	rc = o.tty ? exec_tty(&o, &pid, &err) : rt_container_exec(&o, &pid, &err);
+	if (rc < 0)
+		return fail(&err, err.code == ESRCH ? 1 : rt_exec_errno_status(err.code));
+	child_pid = pid;
+	if (write_pid_file(c, pid, &err) < 0)
+		fail(&err, 0);
+	rc = wait_status(pid);
+	child_pid = 0;
+	return rc;
+}
+
 static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 {
 	struct bh_err err = {0};
@@ -184,6 +303,8 @@ static int dispatch(struct cli *c, const char *cmd, int argc, char **argv)
 		return cmd_spec(c);
 	if (id == NULL)
 		return usage();
+	if (strcmp(cmd, "exec") == 0)
+		return cmd_exec(c, argc, argv);
 	if (strcmp(cmd, "run") == 0)
 		return c->detach ? cmd_run_detached(c, id) : cmd_run(c, id);
 	if (strcmp(cmd, "create") == 0)
@@ -211,7 +332,9 @@ int main(int argc, char **argv)
 	    {"root", required_argument, NULL, 'r'},     {"bundle", required_argument, NULL, 'b'},
 	    {"pid-file", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'f'},
 	    {"detach", no_argument, NULL, 'd'},         {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},           {"tty", no_argument, NULL, 't'},
+	    {"cwd", required_argument, NULL, 'w'},      {"env", required_argument, NULL, 'e'},
+	    {"user", required_argument, NULL, 'u'},     {NULL, 0, NULL, 0},
 	};
 	struct cli c = {.root = DEFAULT_ROOT, .bundle = "."};
 	struct bh_err err = {0};
@@ -222,7 +345,7 @@ int main(int argc, char **argv)
 	if (rt_selfexe_ensure_sealed(argv, &err) < 0)
 		return fail(&err, 1);
 	/* "+" would stop at the command; permute so options may follow it. */
-	while ((opt = getopt_long(argc, argv, "r:b:p:fdl:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:b:p:fdl:htw:e:u:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			c.root = optarg;
@@ -238,6 +361,20 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			c.detach = true;
+			break;
+		case 't':
+			c.tty = true;
+			break;
+		case 'w':
+			c.cwd = optarg;
+			break;
+		case 'u':
+			c.user = optarg;
+			break;
+		case 'e':
+			if (c.n_env == EXEC_ENV_MAX)
+				return usage();
+			c.env[c.n_env++] = optarg;
 			break;
 		case 'l': {
 			int lvl = bh_log_parse_level(optarg);
