@@ -515,3 +515,39 @@ def test_info_counts(api):
     assert info["Containers"] == 2 and info["ContainersRunning"] == 1, info
     assert info["ContainersStopped"] == 1 and info["ContainersPaused"] == 0, info
     assert info["Images"] == 1, info
+
+
+def open_follow(api, cid):
+    """A logs -f request on a raw TLS socket; returns it after some output."""
+    ctx = client_ssl_context(api.pki.ca, api.pki.cert, api.pki.key)
+    raw = socket.create_connection(api.daemon.addr, timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(
+        f"GET /containers/{cid}/logs?stdout=1&follow=1 HTTP/1.1\r\nHost: b\r\n\r\n".encode()
+    )
+    got = b""
+    while got.count(b"\n") < 12:  # headers plus a few frames
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    return s
+
+
+def test_follow_clients_that_leave_and_a_graceful_stop(api):
+    cid = api.create(Cmd=["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done"])
+    api.start(cid)
+    for _ in range(3):
+        open_follow(api, cid).close()  # the reader thread must notice and end
+    kept = open_follow(api, cid)
+    waiter, _ = open_wait(api, cid, "not-running")
+    assert api.inspect(cid)["State"]["Running"]
+    t0 = time.monotonic()
+    assert api.daemon.stop() == 0  # a follower in flight does not stop the stop
+    assert time.monotonic() - t0 < 12
+    kept.close()
+    waiter.close()
+    # Containers survive a graceful stop (live restore).
+    api.daemon.pidfile.unlink(missing_ok=True)
+    api.daemon.start()
+    assert api.inspect(cid)["State"]["Running"]

@@ -383,6 +383,7 @@ int ctr_mgr_start(struct ctr_mgr *m, struct bh_err *err)
 
 void ctr_mgr_stop(struct ctr_mgr *m)
 {
+	ctr_logs_stop_all(5000);
 	if (!m->watcher_started)
 		return;
 	pthread_mutex_lock(&m->mu);

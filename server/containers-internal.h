@@ -193,6 +193,13 @@ json_t *ctr_list_json(const struct ctr *c, time_t now);
 int ctr_filters_parse(const char *text, json_t **out, struct bh_err *err);
 bool ctr_filters_match(json_t *filters, const struct ctr *c);
 
+/* ---- logs (containers-logs.c) --------------------------------------------- */
+/* berthd's stop: ends every log reader thread and waits (bounded) until none
+ * can post to the worker pool any more. */
+void ctr_logs_stop_all(int timeout_ms);
+/* Graceful stop (lws thread): ends every logs and wait stream. */
+void ctr_mgr_end_streams(struct ctr_mgr *m);
+
 /* ---- signals ------------------------------------------------------------------ */
 /* "SIGKILL", "KILL", "9" -> 9; -1 if unknown. */
 int ctr_signal_parse(const char *s);

@@ -328,6 +328,9 @@ static int start_owned(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *mpi
 	int r;
 
 	*pidfd = -1;
+	if (access(m->monitor_path, X_OK) < 0)
+		return bh_err_sys(err, errno, "berth-monitor %s (see --monitor-path)",
+		                  m->monitor_path);
 	if (rt_container_delete(m->state_root, c->id, true, &e) < 0 && e.code != ENOENT)
 		bh_warn("container %.12s: stale runtime state: %s", c->id, e.msg);
 	r = rt_image_layer_dirs(m->store, c->image_id, &layers, err);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -32,7 +33,75 @@ struct logstream {
 	char *path, *stop_file;
 	struct rt_log_read_opts o;
 	lws_sorted_usec_list_t retry;
+	struct logstream *next_live;
 };
+
+/* Producers still running: berthd's stop ends them and waits, so that none
+ * posts to the worker pool after it is gone. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
+static struct logstream *live;
+static int live_n;
+
+static void live_add(struct logstream *ls)
+{
+	pthread_mutex_lock(&live_mu);
+	ls->next_live = live;
+	live = ls;
+	live_n++;
+	pthread_mutex_unlock(&live_mu);
+}
+
+/* From the list first (ls may be freed once its last call is posted)... */
+static void live_unlink(struct logstream *ls)
+{
+	pthread_mutex_lock(&live_mu);
+	for (struct logstream **p = &live; *p; p = &(*p)->next_live) {
+		if (*p == ls) {
+			*p = ls->next_live;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_mu);
+}
+
+/* ...then from the count, after the last post. */
+static void live_done(void)
+{
+	pthread_mutex_lock(&live_mu);
+	live_n--;
+	pthread_cond_broadcast(&live_cond);
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void stop_producer(struct logstream *ls)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ls->mu);
+	ls->client_gone = true;
+	pthread_cond_broadcast(&ls->cond);
+	pthread_mutex_unlock(&ls->mu);
+	if (write(ls->stop_fd, &one, sizeof(one)) < 0)
+		bh_debug("logs: stop: %s", strerror(errno));
+}
+
+void ctr_logs_stop_all(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000 + 1;
+	pthread_mutex_lock(&live_mu);
+	for (struct logstream *ls = live; ls; ls = ls->next_live)
+		stop_producer(ls);
+	while (live_n > 0)
+		if (pthread_cond_timedwait(&live_cond, &live_mu, &ts) == ETIMEDOUT)
+			break;
+	if (live_n > 0)
+		bh_warn("logs: %d reader(s) still running at exit", live_n);
+	pthread_mutex_unlock(&live_mu);
+}
 
 static void ls_free(struct logstream *ls)
 {
@@ -174,21 +243,22 @@ static void *producer_main(void *arg)
 	pthread_mutex_lock(&ls->mu);
 	ls->producer_done = true;
 	pthread_mutex_unlock(&ls->mu);
+	live_unlink(ls);
 	srv_call_on_loop(ls->req, finish_on_loop, ls);
+	live_done();
 	return NULL;
 }
 
 static void client_left(struct srv_req *req, void *arg)
 {
 	struct logstream *ls = arg;
-	uint64_t one = 1;
 
-	pthread_mutex_lock(&ls->mu);
-	ls->client_gone = true;
-	pthread_cond_broadcast(&ls->cond);
-	pthread_mutex_unlock(&ls->mu);
-	if (write(ls->stop_fd, &one, sizeof(one)) < 0)
-		bh_debug("logs: stop: %s", strerror(errno));
+	/* Nothing more to send: no timer may outlive the connection. */
+	if (ls->retry_armed) {
+		lws_sul_cancel(&ls->retry);
+		ls->retry_armed = false;
+	}
+	stop_producer(ls);
 }
 
 /* ---- options ------------------------------------------------------------------------- */
@@ -286,9 +356,12 @@ static int ls_start(struct srv_req *req, struct logstream *ls, struct bh_err *er
 	req->on_close_arg = ls;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	live_add(ls);
 	r = pthread_create(&t, &a, producer_main, ls);
 	pthread_attr_destroy(&a);
 	if (r != 0) {
+		live_unlink(ls);
+		live_done();
 		/* Headers are chosen but nothing was written: end the body. */
 		req->on_close = NULL;
 		srv_stream_end(req);

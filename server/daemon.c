@@ -238,18 +238,29 @@ static char *monitor_path(const struct srv_server *srv)
 	return bh_path_join(self, "berth-monitor");
 }
 
+/* Graceful stop: followers and waiters would hold it for the whole grace
+ * period; their streams end now.  Containers keep running. */
+static void containers_on_stop(struct srv_server *srv)
+{
+	if (srv->ctrs != NULL)
+		ctr_mgr_end_streams(srv->ctrs);
+}
+
 static int containers_open(struct srv_server *srv, struct bh_err *err)
 {
 	static struct ctr_mgr ctrs;
 	cleanup_free char *mon = monitor_path(srv);
 
+	/* Not fatal: images and the rest of the API work without it; starting
+	 * a container then fails with this same message. */
 	if (access(mon, X_OK) < 0)
-		return bh_err_sys(err, errno, "berth-monitor %s (see --monitor-path)", mon);
+		bh_warn("berth-monitor %s: %s (see --monitor-path)", mon, strerror(errno));
 	if (ctr_mgr_open(&ctrs, srv, srv->cfg.data_root, srv->cfg.exec_root, mon, err) < 0) {
 		ctr_mgr_close(&ctrs);
 		return -1;
 	}
 	srv->ctrs = &ctrs;
+	srv->on_stop = containers_on_stop;
 	return 0;
 }
 

@@ -288,6 +288,25 @@ void ctr_fire_waiters(struct ctr *c, enum ctr_wait_cond what, int status)
 	}
 }
 
+void ctr_mgr_end_streams(struct ctr_mgr *m)
+{
+	ctr_logs_stop_all(2000);
+	pthread_mutex_lock(&m->mu);
+	for (struct ctr *c = m->list; c; c = c->next) {
+		while (c->waiters != NULL) {
+			struct ctr_waiter *w = c->waiters;
+			c->waiters = w->next;
+			/* No status to give: the body ends empty, as dockerd's
+			 * connection close on shutdown. */
+			w->req->on_close = NULL;
+			srv_stream_end(w->req);
+			srv_req_unref(w->req);
+			free(w);
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
 static void wait_client_left(struct srv_req *req, void *arg)
 {
 	struct ctr_waiter *w = arg;

@@ -361,6 +361,9 @@ struct srv_server {
 	const struct srv_route *routes; /* NULL: srv_routes (tests swap tables) */
 	size_t n_routes;
 	struct ctr_mgr *ctrs; /* the container manager (containers-internal.h); NULL in tests */
+	/* Graceful stop began (lws thread): end endless streams (logs -f, wait)
+	 * so that the in-flight requests can finish.  May be NULL. */
+	void (*on_stop)(struct srv_server *srv);
 };
 
 int srv_lws_start(struct srv_server *srv, struct bh_err *err);

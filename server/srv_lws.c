@@ -391,6 +391,8 @@ static void begin_stop(struct srv_server *srv)
 	bh_info("stopping: no new connections, %d request(s) in flight", srv->inflight);
 	srv->stopping = true;
 	srv->stop_deadline = bh_now_ms() + SRV_STOP_GRACE_MS;
+	if (srv->on_stop)
+		srv->on_stop(srv);
 	/* lws_context_deprecate() of lws 4.1.6 touches a freed wsi and crashes:
 	 * close the listen sockets underneath lws instead. */
 	srv_stop_accepting();
