@@ -189,6 +189,10 @@ void cli_quote_command(const char *cmd, bool full, char *out, size_t outlen);
 /* logs --since: "10m"/"2h"/"30s" before now, RFC 3339, or Unix seconds ->
  * Unix seconds as text.  -1 if it is none of these. */
 int cli_parse_since(const char *s, int64_t now, char *out, size_t outlen);
+/* run's status when start failed: the recorded exit code if 126 or 127,
+ * else 127 (not found) or 126 (cannot invoke) from the daemon's message,
+ * else 125 (docker's convention). */
+int cli_start_error_code(const char *msg, long recorded);
 /* "busybox" -> "busybox:latest"; keeps a tag or a digest.  Caller frees. */
 char *cli_image_ref_tagged(const char *ref);
 

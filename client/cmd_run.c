@@ -443,8 +443,8 @@ static void remove_quietly(struct cli *cli, const char *id)
 	cli->exit_code = code;
 }
 
-/* A start that failed: docker's 126 (cannot invoke) or 127 (not found)
- * from the exit code the daemon recorded, else 125. */
+/* A start that failed: docker's 126 (cannot invoke) or 127 (not found),
+ * from the exit code the daemon recorded or else from its message. */
 static int start_failure_code(struct cli *cli, const char *id)
 {
 	cleanup_free char *path = bh_asprintf("/containers/%s/json", id);
@@ -463,7 +463,7 @@ static int start_failure_code(struct cli *cli, const char *id)
 	}
 	if (status >= 0)
 		bh_buf_free(&body);
-	return code == 126 || code == 127 ? (int)code : CLI_EXIT_RUN;
+	return cli_start_error_code(cli->err.msg, (long)code);
 }
 
 /* The wait result {"StatusCode": N, "Error": {"Message": ...} | null}. */

@@ -344,3 +344,15 @@ void cli_table_free(struct cli_table *t)
 	free(t->cells);
 	t->cells = NULL;
 }
+
+int cli_start_error_code(const char *msg, long recorded)
+{
+	if (recorded == 126 || recorded == 127)
+		return (int)recorded;
+	/* The words of the kernel's and Go's errors, as docker's CLI reads them. */
+	if (strstr(msg, "executable file not found") || strstr(msg, "no such file or directory"))
+		return 127;
+	if (strstr(msg, "permission denied") || strstr(msg, "is a directory"))
+		return 126;
+	return 125;
+}

@@ -212,6 +212,21 @@ static void test_url_escape_and_message(void **state)
 	bh_buf_free(&b);
 }
 
+static void test_start_error_code(void **state)
+{
+	assert_int_equal(cli_start_error_code("whatever", 127), 127);
+	assert_int_equal(cli_start_error_code("whatever", 126), 126);
+	assert_int_equal(cli_start_error_code("Error response from daemon: exec: \"nope\": "
+	                                      "executable file not found in $PATH",
+	                                      128),
+	                 127);
+	assert_int_equal(cli_start_error_code("exec: \"/x\": no such file or directory", 0), 127);
+	assert_int_equal(cli_start_error_code("exec: \"/etc/passwd\": permission denied", 128),
+	                 126);
+	assert_int_equal(cli_start_error_code("exec: \"/tmp\": is a directory", 0), 126);
+	assert_int_equal(cli_start_error_code("cgroup: cannot write memory.max", 0), 125);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +239,7 @@ int main(void)
 	    cmocka_unit_test(test_image_ref),
 	    cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_url_escape_and_message),
+	    cmocka_unit_test(test_start_error_code),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
