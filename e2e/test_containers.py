@@ -599,6 +599,18 @@ def test_logs_tail_and_follow(real, ctr):
     assert t.out == "line5\nlate\n"
 
 
+def test_logs_timestamps_and_since(real, ctr):
+    n = ctr()
+    assert run(real, "--name", n, "busybox", "sh", "-c", "echo one; echo two >&2").returncode == 0
+    p = real.ok("logs", "-t", n)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z one\n", p.out), p.out
+    assert re.fullmatch(r"\S+Z two\n", p.err), p.err
+    assert real.ok("logs", "--since", "2099-01-01T00:00:00Z", n).out == ""
+    assert real.ok("logs", "--since", "10m", n).out == "one\n"
+    p = real.run("logs", "--since", "someday", n)
+    assert p.returncode == 1 and "invalid --since" in p.err
+
+
 def test_restart_on_failure(real, ctr):
     n = ctr()
     real.ok("run", "-d", "--name", n, "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3")
