@@ -207,7 +207,8 @@ void cli_table_add(struct cli_table *t, const char *const *row);
 void cli_table_print(const struct cli_table *t, FILE *out);
 void cli_table_free(struct cli_table *t);
 
-/* ---- cmd_run.c: run and create ------------------------------------------- */
+/* ---- cmd_run_opts.c, cmd_run.c: run and create ---------------------------- */
+#define CLI_EXIT_RUN 125 /* docker's status for run's own failures and bad flags */
 struct cli_run {
 	const char *cmd; /* "run" or "create", for messages */
 	bool detach, rm, tty, interactive;
