@@ -74,6 +74,9 @@ static void push_frame(struct mon_client *c, int type, const void *data, size_t 
 	ring_push(c, data, len);
 }
 
+static bool may_read(const struct mon *m, const struct mon_client *c);
+static void read_client(struct mon *m, struct mon_client *c);
+
 static void hello(struct mon *m, struct mon_client *c)
 {
 	uint8_t p[9];
@@ -97,6 +100,11 @@ void mon_attach_accept(struct mon *m)
 	c->next = m->clients;
 	m->clients = c;
 	hello(m, c);
+	/* A control connection sends no-output right after connect(): take it
+	 * now, before the next read of output counts it as a receiver (an
+	 * exec's held output would otherwise go to it). */
+	if (may_read(m, c))
+		read_client(m, c);
 }
 
 void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
@@ -111,6 +119,15 @@ bool mon_attach_room(struct mon *m, size_t len)
 		if (!c->dead && !c->no_output && ring_free(c) < len + RT_MONITOR_FRAME_HDR)
 			return false;
 	return true;
+}
+
+int mon_attach_output_clients(struct mon *m)
+{
+	int n = 0;
+
+	for (struct mon_client *c = m->clients; c; c = c->next)
+		n += !c->dead && !c->no_output;
+	return n;
 }
 
 int mon_attach_count(struct mon *m)

@@ -60,11 +60,19 @@ static void build_argv(const struct rt_monitor_opts *o, struct argv_builder *a)
 {
 	a->n = 0;
 	arg(a, bh_strdup(o->monitor_path));
+	if (o->exec_id != NULL)
+		arg2(a, "--exec", o->exec_id);
 	arg2(a, "--id", o->id);
-	arg2(a, "--bundle", o->bundle);
+	if (o->exec_id == NULL)
+		arg2(a, "--bundle", o->bundle);
 	arg2(a, "--state-root", o->state_root);
 	arg2(a, "--dir", o->dir);
-	arg2(a, "--log", o->log_path);
+	if (o->exec_id == NULL)
+		arg2(a, "--log", o->log_path);
+	else if (o->exec_spec != NULL)
+		arg2(a, "--exec-spec", o->exec_spec);
+	if (o->detached)
+		arg(a, bh_strdup("--detached"));
 	if (o->log_max_size > 0) {
 		arg(a, bh_strdup("--log-max-size"));
 		arg(a, bh_asprintf("%lld", (long long)o->log_max_size));
@@ -199,8 +207,12 @@ int rt_monitor_spawn(const struct rt_monitor_opts *o, pid_t *container_pid, pid_
 	int sp[2], r, st;
 	pid_t pid;
 
-	if (!o->monitor_path || !o->id || !o->bundle || !o->state_root || !o->dir || !o->log_path)
+	if (!o->monitor_path || !o->id || !o->state_root || !o->dir)
 		return bh_err_set(err, EINVAL, "monitor spawn: missing option");
+	if (o->exec_id == NULL && (!o->bundle || !o->log_path))
+		return bh_err_set(err, EINVAL, "monitor spawn: missing bundle or log");
+	if (o->exec_id != NULL && (o->bundle || o->log_path || (!o->exec_spec && !o->test_host_cmd)))
+		return bh_err_set(err, EINVAL, "monitor spawn: exec takes a spec, no bundle or log");
 	if (pipe2(sp, O_CLOEXEC) < 0)
 		return bh_err_sys(err, errno, "monitor spawn: pipe");
 	build_argv(o, &a);
@@ -366,5 +378,51 @@ out:
 	if (dirfd >= 0)
 		close(dirfd);
 	free(path);
+	return r;
+}
+
+/* Reads until EOF (the monitor closed after reading our frames), bounded. */
+static int wait_eof(int fd, struct bh_err *err)
+{
+	char buf[256];
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		int r = poll(&p, 1, 5000);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return bh_err_set(err, ETIMEDOUT, "monitor did not take the signal");
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return bh_err_sys(err, errno, "read from the monitor");
+	}
+}
+
+int rt_monitor_signal(const char *dir, int sig, struct bh_err *err)
+{
+	uint8_t msg[2 * RT_MONITOR_FRAME_HDR + 1];
+	int fd, r;
+
+	if (sig <= 0 || sig >= 65)
+		return bh_err_set(err, EINVAL, "signal %d: out of range", sig);
+	fd = rt_monitor_attach_connect(dir, err);
+	if (fd < 0)
+		return -1;
+	/* no-output first: never counted as a receiver of output */
+	rt_frame_header(msg, RT_FRAME_NO_OUTPUT, 0);
+	rt_frame_header(msg + RT_MONITOR_FRAME_HDR, RT_FRAME_SIGNAL, 1);
+	msg[2 * RT_MONITOR_FRAME_HDR] = (uint8_t)sig;
+	if (send(fd, msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+		r = bh_err_sys(err, errno, "signal %d to the monitor in %s", sig, dir);
+	else if (shutdown(fd, SHUT_WR) < 0)
+		r = bh_err_sys(err, errno, "signal %d: shutdown", sig);
+	else
+		r = wait_eof(fd, err);
+	close(fd);
 	return r;
 }

@@ -20,15 +20,21 @@ struct mon_opts {
 	unsigned short rows, cols;
 	int sync_fd;
 	char **host_cmd; /* test builds only: run this host command instead */
+	/* exec mode (--exec): a process in the running container --id */
+	const char *exec_id, *exec_spec;
+	bool detached; /* exec: no client will come; output is discarded */
 };
 
 int mon_parse_args(int argc, char **argv, struct mon_opts *o, struct bh_err *err);
 
-/* monitor-starter.c: rt_container_start() in a sealed, short-lived child;
- * the container's init ends up as our child (we are its subreaper). */
-int mon_start_container(const struct mon_opts *o, const int stdio[3], pid_t *pid,
+/* monitor-starter.c: rt_container_start() (or, in exec mode,
+ * rt_container_exec()) in a sealed, short-lived child; the process ends up
+ * as our child (we are its subreaper).  console >= 0: the console socket the
+ * pty master comes back on (the pty is made inside the container). */
+int mon_start_container(const struct mon_opts *o, const int stdio[3], int console, pid_t *pid,
                         struct bh_err *err);
-/* main() of `berth-monitor --start-container ID BUNDLE STATE_ROOT MASK`. */
+/* main() of `berth-monitor --start-container ID BUNDLE STATE_ROOT MASK [RxC]`
+ * and `berth-monitor --start-exec ID STATE_ROOT SPEC MASK [RxC]`. */
 int mon_starter_main(int argc, char **argv);
 
 /* ---- json-file log writer (monitor-logwrite.c) --------------------------- */
@@ -90,6 +96,7 @@ struct mon {
 	int n_interactive;
 	uint64_t offset; /* output bytes so far, both streams */
 	bool exited;
+	uint64_t exited_ms;
 	int wstatus;
 	char finished_at[40];
 	uint64_t last_progress_ms;
@@ -113,6 +120,8 @@ void mon_attach_stdin_writable(struct mon *m);
  * next such deadline (-1: none). */
 int mon_attach_reap_stuck(struct mon *m, uint64_t now);
 bool mon_attach_pending(struct mon *m);
+/* Live clients that take output (not no-output ones). */
+int mon_attach_output_clients(struct mon *m);
 void mon_attach_close_all(struct mon *m);
 int mon_attach_count(struct mon *m);
 

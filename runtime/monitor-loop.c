@@ -3,6 +3,7 @@
  * read only while every attach client has room for a full read, so a slow
  * client slows the container instead of growing our memory. */
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ static void reap_children(struct mon *m)
 		m->exited = true;
 		m->wstatus = st;
 		bh_rfc3339_now(m->finished_at);
-		m->last_progress_ms = bh_now_ms();
+		m->last_progress_ms = m->exited_ms = bh_now_ms();
 	}
 }
 
@@ -131,6 +132,21 @@ static void dispatch(struct mon *m, struct pollfd *p, int n)
 	mon_logw_flush(&m->log);
 }
 
+/* Exec mode: there is no log to keep the output, so it waits in the pipe or
+ * pty (the process blocks when it is full) until a client that takes output
+ * is attached; after the exit for at most RT_MONITOR_STUCK_MS.  --detached:
+ * nobody will come, output is read and dropped.  Returns ms left, -1: none. */
+static int held_ms(struct mon *m, uint64_t now)
+{
+	if (m->o->exec_id == NULL || m->o->detached || mon_attach_output_clients(m) > 0)
+		return -1;
+	if (!m->exited)
+		return INT32_MAX;
+	if (now - m->exited_ms >= RT_MONITOR_STUCK_MS)
+		return -1;
+	return (int)(RT_MONITOR_STUCK_MS - (now - m->exited_ms));
+}
+
 /* Runs until the container exited and its output is drained. */
 static void run_until_drained(struct mon *m)
 {
@@ -139,9 +155,12 @@ static void run_until_drained(struct mon *m)
 	reap_children(m); /* a SIGCHLD from before the signalfd existed */
 	for (;;) {
 		uint64_t now = bh_now_ms();
-		bool can_read = mon_attach_room(m, RT_LOG_LINE_MAX + MON_EXIT_RESERVE);
+		int held = held_ms(m, now);
+		bool can_read = held < 0 && mon_attach_room(m, RT_LOG_LINE_MAX + MON_EXIT_RESERVE);
 		int timeout = mon_attach_reap_stuck(m, now);
 
+		if (held >= 0 && m->exited)
+			timeout = min_timeout(timeout, held);
 		if (m->exited) {
 			if (!can_read)
 				m->last_progress_ms = now; /* a slow client, not a dead pipe */
@@ -182,6 +201,8 @@ static bool oom_killed(const struct mon *m)
 	if (m->o->host_cmd != NULL)
 		return false;
 #endif
+	if (m->o->exec_id != NULL) /* the container's counter, not this process's */
+		return false;
 	if (rt_container_oom_killed(m->o->state_root, m->o->id, &oom, &err) < 0) {
 		bh_warn("oom state of %s: %s", m->o->id, err.msg);
 		return false;

@@ -41,7 +41,10 @@ enum {
 	OPT_STDIN,
 	OPT_SIGHUP,
 	OPT_SYNC,
-	OPT_HOSTCMD
+	OPT_HOSTCMD,
+	OPT_EXEC,
+	OPT_EXECSPEC,
+	OPT_DETACHED
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +60,9 @@ static const struct option long_opts[] = {
     {"stdin", no_argument, NULL, OPT_STDIN},
     {"sighup-on-detach", no_argument, NULL, OPT_SIGHUP},
     {"sync-fd", required_argument, NULL, OPT_SYNC},
+    {"exec", required_argument, NULL, OPT_EXEC},
+    {"exec-spec", required_argument, NULL, OPT_EXECSPEC},
+    {"detached", no_argument, NULL, OPT_DETACHED},
 #ifdef RT_MONITOR_TEST_HOOKS
     {"exec-host-cmd", no_argument, NULL, OPT_HOSTCMD}, /* tests only: argv after "--" */
 #endif
@@ -107,6 +113,15 @@ static int set_opt(struct mon_opts *o, int c, const char *arg, struct bh_err *er
 	case OPT_HOSTCMD:
 		o->host_cmd = (char **)1;
 		return 0; /* filled after parsing */
+	case OPT_EXEC:
+		o->exec_id = arg;
+		return 0;
+	case OPT_EXECSPEC:
+		o->exec_spec = arg;
+		return 0;
+	case OPT_DETACHED:
+		o->detached = true;
+		return 0;
 	case OPT_MAXSZ:
 		if (bh_parse_size(arg, &o->log_max_size) < 0 || o->log_max_size < 0)
 			return bh_err_set(err, EINVAL, "bad --log-max-size %s", arg);
@@ -130,6 +145,18 @@ static int set_opt(struct mon_opts *o, int c, const char *arg, struct bh_err *er
 	}
 }
 
+/* Exec mode: no container log (exec output goes to attach clients only). */
+static int check_exec_args(const struct mon_opts *o, struct bh_err *err)
+{
+	if (!o->id || !o->dir)
+		return bh_err_set(err, EINVAL, "--exec needs --id and --dir");
+	if (o->log_path || o->bundle)
+		return bh_err_set(err, EINVAL, "--exec takes no --log and no --bundle");
+	if (!o->host_cmd && (!o->state_root || !o->exec_spec))
+		return bh_err_set(err, EINVAL, "--exec needs --state-root and --exec-spec");
+	return 0;
+}
+
 int mon_parse_args(int argc, char **argv, struct mon_opts *o, struct bh_err *err)
 {
 	int c;
@@ -145,6 +172,8 @@ int mon_parse_args(int argc, char **argv, struct mon_opts *o, struct bh_err *err
 		o->host_cmd = optind < argc ? argv + optind : NULL;
 	else if (optind < argc)
 		return bh_err_set(err, EINVAL, "unexpected argument %s", argv[optind]);
+	if (o->exec_id != NULL)
+		return check_exec_args(o, err);
 	if (!o->id || !o->dir || !o->log_path)
 		return bh_err_set(err, EINVAL, "--id, --dir and --log are required");
 	if (!o->host_cmd && (!o->bundle || !o->state_root))
@@ -290,7 +319,12 @@ static int prepare_dir(struct mon_opts *o, struct bh_err *err)
 
 static int open_log(struct mon *m, struct bh_err *err)
 {
-	const char *slash = strrchr(m->o->log_path, '/');
+	const char *slash;
+
+	m->log.fd = -1;
+	if (m->o->log_path == NULL) /* exec mode: no log */
+		return 0;
+	slash = strrchr(m->o->log_path, '/');
 
 	if (slash != NULL && slash != m->o->log_path) {
 		char *dir = bh_strndup(m->o->log_path, (size_t)(slash - m->o->log_path));
@@ -303,6 +337,19 @@ static int open_log(struct mon *m, struct bh_err *err)
 }
 
 /* ---- stdio for the container --------------------------------------------- */
+static void use_master(struct mon *m, int master)
+{
+	fcntl(master, F_SETFD, FD_CLOEXEC);
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	m->master = master;
+	m->out[0].fd = master;
+	m->out[0].stream = RT_FRAME_STDOUT;
+	m->nout = 1;
+	m->stdin_fd = m->o->open_stdin ? master : -1;
+}
+
+/* Test builds' host commands only: a host pty (a container's is made inside
+ * it, see make_console). */
 static int make_pty(struct mon *m, int stdio[3], struct bh_err *err)
 {
 	struct winsize ws = {.ws_row = m->o->rows, .ws_col = m->o->cols};
@@ -310,15 +357,44 @@ static int make_pty(struct mon *m, int stdio[3], struct bh_err *err)
 
 	if (openpty(&master, &slave, NULL, NULL, (ws.ws_row && ws.ws_col) ? &ws : NULL) < 0)
 		return bh_err_sys(err, errno, "openpty");
-	fcntl(master, F_SETFD, FD_CLOEXEC);
 	fcntl(slave, F_SETFD, FD_CLOEXEC);
-	fcntl(master, F_SETFL, O_NONBLOCK);
-	m->master = master;
-	m->out[0].fd = master;
-	m->out[0].stream = RT_FRAME_STDOUT;
-	m->nout = 1;
-	m->stdin_fd = m->o->open_stdin ? master : -1;
+	use_master(m, master);
 	stdio[0] = stdio[1] = stdio[2] = slave;
+	return 0;
+}
+
+/* The console socket: the runtime allocates the pty inside the container
+ * (its slave in the container's devpts) and sends us the master. */
+static int make_console(int sv[2], struct bh_err *err)
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return bh_err_sys(err, errno, "console socketpair");
+	return 0;
+}
+
+/* The runtime is trusted (our sealed starter), the payload still checked.
+ * (Not rt_console_recv: that would link the whole runtime into the monitor.) */
+static int recv_master(int sock, int *master, struct bh_err *err)
+{
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+	ssize_t n;
+
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof(u.buf);
+	/* The master was sent before the starter reported success. */
+	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return bh_err_set(err, EPROTO, "console socket: no pty master from the runtime");
+	memcpy(master, CMSG_DATA(c), sizeof(int));
 	return 0;
 }
 
@@ -446,13 +522,43 @@ static int host_start(struct mon_opts *o, int stdio[3], pid_t *pid, struct bh_er
 }
 #endif
 
+static int start_with_console(struct mon *m, struct bh_err *err)
+{
+	int sv[2], stdio[3] = {-1, -1, -1}, master = -1, r;
+
+	if (make_console(sv, err) < 0)
+		return -1;
+	r = mon_start_container(m->o, stdio, sv[1], &m->cpid, err);
+	close(sv[1]);
+	if (r == 0 && recv_master(sv[0], &master, err) < 0) {
+		kill(m->cpid, SIGKILL);
+		waitpid(m->cpid, NULL, 0);
+		r = -1;
+	}
+	close(sv[0]);
+	if (r == 0)
+		use_master(m, master);
+	return r;
+}
+
+static bool host_cmd(const struct mon *m)
+{
+#ifdef RT_MONITOR_TEST_HOOKS
+	return m->o->host_cmd != NULL;
+#else
+	return false;
+#endif
+}
+
 static int start_container(struct mon *m, int stdio[3], struct bh_err *err)
 {
 #ifdef RT_MONITOR_TEST_HOOKS
 	if (m->o->host_cmd != NULL)
 		return host_start(m->o, stdio, &m->cpid, err);
 #endif
-	return mon_start_container(m->o, stdio, &m->cpid, err);
+	if (m->o->tty)
+		return start_with_console(m, err);
+	return mon_start_container(m->o, stdio, -1, &m->cpid, err);
 }
 
 /* After the start: SIGCHLD through a signalfd (blocked only now so that the
@@ -480,7 +586,10 @@ static int setup(struct mon *m, struct bh_err *err)
 		return bh_err_sys(err, errno, "PR_SET_CHILD_SUBREAPER");
 	if (prepare_dir(m->o, err) < 0 || open_log(m, err) < 0 || make_socket(m, err) < 0)
 		return -1;
-	r = m->o->tty ? make_pty(m, stdio, err) : make_pipes(m, stdio, err);
+	if (m->o->tty)
+		r = host_cmd(m) ? make_pty(m, stdio, err) : 0;
+	else
+		r = make_pipes(m, stdio, err);
 	if (r == 0)
 		r = start_container(m, stdio, err);
 	close_container_ends(stdio);
@@ -509,7 +618,8 @@ int rt_monitor_main(int argc, char **argv)
 	struct mon *m = &g_mon;
 	struct bh_err err;
 
-	if (argc > 1 && strcmp(argv[1], "--start-container") == 0)
+	if (argc > 1 && (strcmp(argv[1], "--start-container") == 0 ||
+	                 strcmp(argv[1], "--start-exec") == 0))
 		return mon_starter_main(argc, argv);
 	if (mon_parse_args(argc, argv, &g_opts, &err) < 0) {
 		g_opts.sync_fd = find_sync_fd(argc, argv); /* even after a bad option */

@@ -9,6 +9,12 @@
  *                 --log DATA_ROOT/containers/ID/ID-json.log [--log-max-size N]
  *                 [--log-max-files K] [--tty [--tty-size ROWSxCOLS]] [--stdin]
  *                 [--sighup-on-detach] [--sync-fd N]
+ * or, for an exec (a new process in the running container ID):
+ *   berth-monitor --exec EXEC_ID --id ID --state-root DIR
+ *                 --dir EXEC_ROOT/containers/ID/exec/EXEC_ID --exec-spec FILE
+ *                 [--tty [--tty-size ROWSxCOLS]] [--stdin] [--sighup-on-detach]
+ *                 [--detached] [--sync-fd N]
+ * (no log; output is held until an attach client takes it; see docs/monitor.md)
  * It double-forks with setsid (so it is re-parented away from berthd and
  * outlives it), becomes a child subreaper, makes pipes (or a pty for --tty),
  * has a short-lived sealed child (`berth-monitor --start-container ...`, see
@@ -41,7 +47,8 @@
  *   0 stdin   data for the container's stdin (discarded if stdin is closed)
  *   4 resize  4 bytes: rows u16 BE, cols u16 BE (TTY only)
  *   5 stdin-EOF (len 0): closes the container's stdin (pipes only; ignored for a TTY)
- *   6 signal  1 byte: signal number, sent to the container's init
+ *   6 signal  1 byte: signal number, sent to the container's init (exec mode:
+ *             to the exec'd process)
  *   7 interactive (len 0): this client is an interactive session; with
  *             --sighup-on-detach the container (TTY) gets SIGHUP when the last
  *             interactive client disconnects.
@@ -106,6 +113,16 @@ struct rt_monitor_opts {
 	/* Tests only: berth-monitor-hooks runs this host command (NULL-terminated)
 	 * instead of a container.  The real berth-monitor refuses the option. */
 	const char *const *test_host_cmd;
+	/* Exec mode (all zero: container mode).  exec_id set: the monitor runs
+	 * the process described by exec_spec (rt_exec_spec_write) in the running
+	 * container id with rt_container_exec; dir is
+	 * EXEC_ROOT/containers/ID/exec/EXEC_ID; bundle and log_path must be NULL
+	 * (no log: output goes to attach clients only and waits for the first
+	 * one, see docs/monitor.md), unless detached (Docker's Detach:true: no
+	 * client will come, output is dropped). */
+	const char *exec_id;
+	const char *exec_spec;
+	bool detached;
 };
 
 /* Starts a monitor (which starts the container) and waits for its report
@@ -145,6 +162,11 @@ int rt_monitor_parse_exit(const char *json, size_t len, struct rt_monitor_state 
 /* Connects to dir/attach.sock (long paths go through /proc/self/fd); returns
  * the connected blocking socket fd. */
 int rt_monitor_attach_connect(const char *dir, struct bh_err *err);
+
+/* Sends sig to the monitored process (the container's init, or an exec'd
+ * process) through a control connection (no-output + signal frames) and
+ * waits until the monitor has read it.  ECONNREFUSED/ENOENT: no monitor. */
+int rt_monitor_signal(const char *dir, int sig, struct bh_err *err);
 
 /* ---- json-file logs ------------------------------------------------------ */
 struct rt_log_entry {

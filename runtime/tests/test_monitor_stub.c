@@ -18,3 +18,26 @@ __attribute__((weak)) int rt_container_oom_killed(const char *state_root, const 
 	*oom = false;
 	return 0;
 }
+
+__attribute__((weak)) int rt_container_start_console(const struct rt_container_opts *o,
+                                                     const struct rt_console_opts *c, pid_t *pid,
+                                                     struct bh_err *err)
+{
+	return bh_err_set(err, ENOSYS, "berth-monitor-hooks: only --exec-host-cmd is supported");
+}
+
+__attribute__((weak)) int rt_container_exec(const struct rt_exec_opts *o, pid_t *pid,
+                                            struct bh_err *err)
+{
+	return bh_err_set(err, ENOSYS, "berth-monitor-hooks: only --exec-host-cmd is supported");
+}
+
+__attribute__((weak)) int rt_exec_spec_load(const char *path, struct rt_exec_spec *s,
+                                            struct bh_err *err)
+{
+	return bh_err_set(err, ENOSYS, "berth-monitor-hooks: only --exec-host-cmd is supported");
+}
+
+__attribute__((weak)) void rt_exec_spec_free(struct rt_exec_spec *s)
+{
+}
