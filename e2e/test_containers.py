@@ -525,6 +525,17 @@ def test_output_streams(real, ctr):
     assert (p.returncode, p.out, p.err) == (0, "out\n", "err\n")
 
 
+def test_rm_attached_and_detached(real, ctr):
+    n = ctr()
+    p = run(real, "--rm", "--name", n, "busybox", "sh", "-c", "echo bye; exit 5")
+    assert (p.returncode, p.out) == (5, "bye\n"), p.err
+    assert n not in real.ok("ps", "-a").out
+    d = ctr()
+    real.ok("run", "-d", "--rm", "--name", d, "busybox", "true")
+    wait_for(lambda: d not in real.ok("ps", "-a").out, 15, "the daemon to auto-remove " + d,
+             interval=0.05)
+
+
 def test_config_flags(real, ctr):
     p = run(real, "--name", ctr(), "-e", "FOO=bar baz", "-w", "/tmp", "-u", "65534",
             "--hostname", "boxy", "busybox", "sh", "-c", 'echo "$FOO|$(pwd)|$(id -u)|$(hostname)"')
@@ -637,6 +648,7 @@ def test_restart_always(real, ctr):
 def test_rm_force_running(real, ctr):
     n = ctr()
     real.ok("run", "-d", "--name", n, "busybox", "sleep", "60")
+    assert real.ok("ps", "-q", "--filter", f"name={n}").out.strip() != ""
     p = real.run("rm", n)
     assert p.returncode == 1 and "Error response from daemon" in p.err
     assert real.ok("rm", "-f", n).out == f"{n}\n"
