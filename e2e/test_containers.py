@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, Berth, Daemon, mktemp_dir, wait_for
+from conftest import BIN_DIR, STRICT, Berth, Daemon, mktemp_dir, wait_for
 
 # ---- a fake daemon ---------------------------------------------------------
 
@@ -413,13 +413,20 @@ TEST_IMAGE = Path(os.environ.get("BERTH_TEST_IMAGE") or BIN_DIR.parent / "images
 CAPS_DEFAULT = "00000000a80425fb"
 
 
+def missing(what):
+    """A missing build product fails under BERTH_E2E_STRICT, else skips."""
+    if STRICT:
+        pytest.fail(what, pytrace=False)
+    pytest.skip(what)
+
+
 @pytest.fixture(scope="module")
 def real(pki):
     """A berthd of this module's own (containers need root), the image loaded."""
     if os.geteuid() != 0:
         pytest.skip("containers need root")
     if not TEST_IMAGE.is_file():
-        pytest.skip(f"test image {TEST_IMAGE} not built")
+        missing(f"test image {TEST_IMAGE} not built")
     d = Daemon(pki.dir, mktemp_dir("ctr-d-"))
     d.start()
     cli = Berth(mktemp_dir("ctr-cli-"))
@@ -428,10 +435,10 @@ def real(pki):
     try:
         probe = cli.run("ps", "-a")
         if probe.returncode != 0 and "page not found" in probe.err:
-            pytest.skip(f"berthd does not serve the container endpoints yet: {probe.err.strip()}")
+            missing(f"berthd does not serve the container endpoints yet: {probe.err.strip()}")
         load = cli.run("load", "-i", TEST_IMAGE)
         if load.returncode != 0:
-            pytest.skip(f"berthd cannot load images yet: {load.err.strip()}")
+            missing(f"berthd cannot load images yet: {load.err.strip()}")
         yield cli
     finally:
         try:

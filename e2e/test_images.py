@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import Berth, mktemp_dir
-from test_containers import TEST_IMAGE, fcli
+from test_containers import TEST_IMAGE, fcli, missing
 from test_containers import fake  # noqa: F401,F811 (a fixture: used by name)
 
 
@@ -68,14 +68,14 @@ def test_fake_images(berth, fake):
 @pytest.fixture
 def real_cli(pki, make_daemon):
     if not TEST_IMAGE.is_file():
-        pytest.skip(f"test image {TEST_IMAGE} not built")
+        missing(f"test image {TEST_IMAGE} not built")
     d = make_daemon(pki.dir)
     cli = Berth(mktemp_dir("img-cli-"))
     cli.ok("context", "create", "e2e", "--host", d.host, "--tls-dir", pki.dir)
     cli.ok("context", "use", "e2e")
     probe = cli.run("images")
     if probe.returncode != 0:
-        pytest.skip(f"berthd does not serve GET /images/json yet: {probe.err.strip()}")
+        missing(f"berthd does not serve GET /images/json yet: {probe.err.strip()}")
     return cli
 
 
