@@ -585,12 +585,64 @@ def test_mount_and_unshare_fail(real, ctr):
     assert p.returncode != 0, "unshare -U worked inside the container"
 
 
-def test_keyctl_fails(real, ctr):
-    have = run(real, "--name", ctr(), "busybox", "sh", "-c", "command -v keyctl")
-    if have.returncode != 0:
-        pytest.skip("the test image has no keyctl (busybox lacks the applet and no probe "
-                    "program is in the image): keyctl NOT checked here")
-    assert run(real, "--name", ctr(), "busybox", "keyctl", "show").returncode != 0
+PROBE = BIN_DIR.parent / "tests" / "berth-probe"
+
+
+def probe_image_tar(probe_bytes):
+    """A docker-archive holding berth-probe:latest: the static probe at /probe
+    and the directories the runtime mounts over."""
+    import hashlib
+    import io
+    import tarfile
+
+    def tar_of(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+            for name, data, mode in entries:
+                ti = tarfile.TarInfo(name)
+                ti.mode = mode
+                if data is None:
+                    ti.type = tarfile.DIRTYPE
+                    t.addfile(ti)
+                else:
+                    ti.size = len(data)
+                    t.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    layer = tar_of([(d, None, 0o755) for d in ("dev", "etc", "proc", "sys", "tmp")]
+                   + [("probe", probe_bytes, 0o755)])
+    diff = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["/probe"], "WorkingDir": "/"},
+                         "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
+    cfg_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["berth-probe:latest"],
+                            "Layers": ["layer.tar"]}]).encode()
+    return tar_of([("manifest.json", manifest, 0o644), (cfg_name, config, 0o644),
+                   ("layer.tar", layer, 0o644)])
+
+
+@pytest.fixture(scope="module")
+def probe_image(real):
+    if not PROBE.is_file():
+        missing(f"{PROBE} not built (the static probe of runtime/tests)")
+    p = real.run("load", input=probe_image_tar(PROBE.read_bytes()))
+    assert p.returncode == 0 and "berth-probe:latest" in p.out, p.err
+    return "berth-probe:latest"
+
+
+def test_probe_from_the_inside(real, ctr, probe_image):
+    """keyctl (busybox has no applet for it), mount, unshare(CLONE_NEWUSER),
+    capabilities and open fds, seen by a static program that is pid 1."""
+    p = run(real, "--name", ctr(), probe_image)
+    assert p.returncode == 0, p.err
+    facts = json.loads(p.out)
+    for call in ("keyctl", "mount", "unshare_user"):
+        assert facts[f"{call}_errno"] != 0, f"{call} worked inside the container: {facts}"
+    assert facts["pid"] == 1
+    assert facts["fds"] == [0, 1, 2]
+    assert facts["cap_eff"] == CAPS_DEFAULT
+    assert facts["seccomp"] == "2", "no seccomp filter"
 
 
 def test_default_capabilities(real, ctr):
