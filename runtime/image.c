@@ -50,6 +50,8 @@ static bool is_domain(const char *s, size_t n)
 
 static bool valid_path(const char *p)
 {
+	if (*p == '\0')
+		return false; /* ":tag" or "host/": a reference needs a repository name */
 	while (*p) {
 		size_t n = strcspn(p, "/");
 		if (!valid_component(p, n))
@@ -66,6 +68,7 @@ char *rt_image_ref_normalize(const char *ref, struct bh_err *err)
 	cleanup_free char *name = NULL;
 	const char *tag = "latest", *slash, *colon, *path;
 	cleanup_free char *domain = NULL;
+	char *out;
 
 	if (strlen(ref) == 0 || strlen(ref) > MAX_REF || strchr(ref, '@')) {
 		bh_err_set(err, EINVAL, "invalid reference format: %s", ref);
@@ -94,8 +97,17 @@ char *rt_image_ref_normalize(const char *ref, struct bh_err *err)
 		return NULL;
 	}
 	if (strcmp(domain, "docker.io") == 0 && strchr(path, '/') == NULL)
-		return bh_asprintf("docker.io/library/%s:%s", path, tag);
-	return bh_asprintf("%s/%s:%s", domain, path, tag);
+		out = bh_asprintf("docker.io/library/%s:%s", path, tag);
+	else
+		out = bh_asprintf("%s/%s:%s", domain, path, tag);
+	/* The limit holds for the result too, so that a stored (normalised)
+	 * reference always normalises again to itself. */
+	if (strlen(out) > MAX_REF) {
+		free(out);
+		bh_err_set(err, EINVAL, "invalid reference format: %s (too long)", ref);
+		return NULL;
+	}
+	return out;
 }
 
 char *rt_image_ref_familiar(const char *normalized)
