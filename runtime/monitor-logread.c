@@ -39,7 +39,7 @@ int rt_log_parse_time(const char *s, int64_t *ns)
 {
 	struct tm tm = {0};
 	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	int64_t frac = 0, scale = 100000000;
+	int64_t frac = 0, scale = 100000000, sec;
 
 	if (p == NULL)
 		return -1;
@@ -50,7 +50,12 @@ int rt_log_parse_time(const char *s, int64_t *ns)
 	}
 	if (strcmp(p, "Z") != 0)
 		return -1;
-	*ns = (int64_t)timegm(&tm) * 1000000000 + frac;
+	sec = (int64_t)timegm(&tm);
+	/* Nanoseconds since the epoch fit int64 only for years 1678..2261; a
+	 * hostile log line with "9999-..." must not overflow (UB). */
+	if (sec < -9223372035LL || sec > 9223372035LL)
+		return -1;
+	*ns = sec * 1000000000 + frac;
 	return 0;
 }
 
