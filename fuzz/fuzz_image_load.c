@@ -183,6 +183,8 @@ static void load(const char *tar, size_t len)
 		check_loaded(s, loaded);
 	else
 		check_nothing(s);
+	if (getenv("BERTH_FUZZ_VERBOSE")) /* to see how far a seed gets */
+		fprintf(stderr, "load: %s\n", loaded ? loaded[0] : err.msg);
 	rt_image_strv_free(loaded);
 	rt_store_close(s);
 	close(fd);

@@ -1,0 +1,45 @@
+# Sourced by fuzz/smoke and fuzz/run: paths, the build, the target list.
+# shellcheck shell=bash
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BERTH_FUZZ_BUILD_DIR:-$root/build-fuzz}
+jobs=$(nproc 2>/dev/null || echo 2)
+targets=(fuzz_http_router fuzz_srv_config fuzz_cert_info fuzz_ctx_import fuzz_ctx_files
+	fuzz_image_ref fuzz_image_load fuzz_layer_unpack fuzz_oci_spec fuzz_monitor
+	fuzz_cli_parsers)
+
+# Configures build-fuzz once (clang, ASan+UBSan, libFuzzer) and builds every target.
+fuzz_build() {
+	if [ ! -f "$build/CMakeCache.txt" ]; then
+		CC=clang cmake -S "$root" -B "$build" -DBERTH_FUZZ=ON -DBERTH_SANITIZE=ON \
+			>/dev/null
+	fi
+	local log
+	log=$(mktemp)
+	if ! cmake --build "$build" -j"$jobs" --target fuzz >"$log" 2>&1; then
+		grep -E "error|Error" "$log" | head -30 >&2
+		rm -f "$log"
+		echo "fuzz: the build failed ($build)" >&2
+		return 1
+	fi
+	rm -f "$log"
+	for t in "${targets[@]}"; do
+		[ -x "$build/fuzz/$t" ] || {
+			echo "fuzz: $t was not built" >&2
+			return 1
+		}
+	done
+}
+
+# Scratch space on tmpfs when there is one: the targets create and remove
+# files on every run, and the loader fsyncs.
+fuzz_scratch() {
+	local base=/tmp
+	if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		base=/dev/shm
+	fi
+	mktemp -d "$base/berth-fuzz.XXXXXX"
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
