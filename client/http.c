@@ -27,6 +27,8 @@ struct cli_http {
 	CURLM *multi;
 	struct bh_buf async_body;
 	bool async_headers;
+	bool async_done; /* the transfer is over, with async_rc */
+	CURLcode async_rc;
 	/* Called while a request is in flight (cli_http_on_tick). */
 	cli_http_tick tick;
 	void *tick_arg;
@@ -297,19 +299,26 @@ static int async_fail(struct cli_http *h, CURLcode rc, struct bh_err *err)
 }
 
 /* Drives the transfer until it is done (1, with *rc) or, with want_headers,
- * until the headers are in (0); -1 after deadline_ms (0 = none). */
+ * until the headers are in (0); -1 after deadline_ms (0 = none).  libcurl
+ * reports "done" once: it is kept for a later call. */
 static int async_step(struct cli_http *h, bool want_headers, uint64_t deadline_ms, CURLcode *rc)
 {
 	int running = 0, left;
 	CURLMsg *m;
 
 	for (;;) {
+		if (h->async_done) {
+			*rc = h->async_rc;
+			return 1;
+		}
 		curl_multi_perform(h->multi, &running);
 		while ((m = curl_multi_info_read(h->multi, &left)) != NULL)
 			if (m->msg == CURLMSG_DONE) {
-				*rc = m->data.result;
-				return 1;
+				h->async_done = true;
+				h->async_rc = m->data.result;
 			}
+		if (h->async_done)
+			continue;
 		if (want_headers && h->async_headers)
 			return 0;
 		if (deadline_ms != 0 && bh_now_ms() > deadline_ms)
@@ -328,6 +337,7 @@ int cli_http_begin(struct cli_http *h, const struct cli_http_req *rq, int timeou
 	h->errbuf[0] = '\0';
 	h->sink_failed = false;
 	h->async_headers = false;
+	h->async_done = false;
 	bh_err_clear(&h->sink_err);
 	set_common(h, url);
 	set_method(h, rq);

@@ -53,6 +53,8 @@ class FakeContainer:
         if cmd[0] == "out":
             self.output = [(1, cmd[1].encode()), (2, cmd[2].encode())]
             self.finish(int(cmd[3]))
+        elif cmd[0] == "waitfails":
+            self.finish(0)
         elif cmd[0] == "binary":
             self.output = [(1, bytes(range(256))), (2, b"\x00err\xff")]
             self.finish(0)
@@ -185,6 +187,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         return self.reply(201, {"Id": c.id, "Warnings": []})
 
     def wait(self, c):
+        if (c.body.get("Cmd") or [""])[0] == "waitfails":
+            return self.reply(400, {"message": "wait broke"})
         # Headers at once, the body when the container exits.
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -274,6 +278,13 @@ def test_fake_run_waits_before_start_and_demuxes(berth, fake):
     assert "condition=next-exit" in posts[wait]
     logs = [x for x in paths(fake, "GET") if "/logs" in x]
     assert logs and "follow=1" in logs[0] and "stdout=1" in logs[0] and "stderr=1" in logs[0]
+
+
+def test_fake_run_wait_answered_at_once(berth, fake):
+    # The wait's whole reply arrives before start: berth must not hang on it.
+    p = fcli(berth, fake, "run", "busybox", "waitfails", timeout=15)
+    assert p.returncode == 125
+    assert p.err == "berth: Error response from daemon: wait broke\n"
 
 
 def test_fake_run_is_binary_safe(berth, fake):
