@@ -35,13 +35,13 @@
 
 #include "runtime/rt-container-state.h"
 
-#define EXEC_NS_FLAGS                                                                          \
+#define EXEC_NS_FLAGS                                                                              \
 	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWCGROUP)
 #define EXEC_ENV_MAX  4096
 #define EXEC_SPEC_MAX (1024 * 1024)
 
 struct exec_msg {
-	int32_t kind; /* 'P' pid, 'E' error */
+	int32_t kind;  /* 'P' pid, 'E' error */
 	int32_t value; /* the pid, or the errno */
 	char msg[1016];
 };
@@ -413,8 +413,7 @@ static int resolve_user(struct exec_ctx *x, pid_t init, struct bh_err *err)
 }
 
 /* config.json with the exec's args, env, cwd and user. */
-static int prepare_spec(struct exec_ctx *x, const struct rt_container_state *st,
-                        struct bh_err *err)
+static int prepare_spec(struct exec_ctx *x, const struct rt_container_state *st, struct bh_err *err)
 {
 	const struct rt_exec_opts *o = x->o;
 	size_t n = 0;

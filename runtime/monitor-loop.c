@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -99,7 +100,7 @@ static int min_timeout(int a, int b)
 	return a < b ? a : b;
 }
 
-static int fill_pollfds(struct mon *m, struct pollfd *p, bool can_read)
+static int fill_pollfds(struct mon *m, struct pollfd *p, bool can_read, bool held)
 {
 	for (int i = 0; i < P_CLIENTS; i++) {
 		p[i].fd = -1;
@@ -107,7 +108,8 @@ static int fill_pollfds(struct mon *m, struct pollfd *p, bool can_read)
 		p[i].revents = 0;
 	}
 	p[P_SIG].fd = m->sigfd;
-	p[P_LISTEN].fd = m->exited ? -1 : m->listen_fd;
+	/* Held exec output still waits for its first client after the exit. */
+	p[P_LISTEN].fd = m->exited && !held ? -1 : m->listen_fd;
 	for (int i = 0; i < m->nout; i++)
 		p[P_OUT0 + i].fd = can_read ? m->out[i].fd : -1;
 	if (m->stdin_owner != NULL) {
@@ -132,17 +134,28 @@ static void dispatch(struct mon *m, struct pollfd *p, int n)
 	mon_logw_flush(&m->log);
 }
 
+static bool output_pending(const struct mon *m)
+{
+	for (int i = 0; i < m->nout; i++) {
+		int n = 0;
+		if (m->out[i].fd >= 0 && ioctl(m->out[i].fd, FIONREAD, &n) == 0 && n > 0)
+			return true;
+	}
+	return false;
+}
+
 /* Exec mode: there is no log to keep the output, so it waits in the pipe or
  * pty (the process blocks when it is full) until a client that takes output
- * is attached; after the exit for at most RT_MONITOR_STUCK_MS.  --detached:
- * nobody will come, output is read and dropped.  Returns ms left, -1: none. */
+ * is attached; after the exit, while some is unread, for at most
+ * RT_MONITOR_STUCK_MS (exit.json waits for it).  --detached: nobody will
+ * come, output is read and dropped.  Returns ms left, -1: not held. */
 static int held_ms(struct mon *m, uint64_t now)
 {
 	if (m->o->exec_id == NULL || m->o->detached || mon_attach_output_clients(m) > 0)
 		return -1;
 	if (!m->exited)
 		return INT32_MAX;
-	if (now - m->exited_ms >= RT_MONITOR_STUCK_MS)
+	if (now - m->exited_ms >= RT_MONITOR_STUCK_MS || !output_pending(m))
 		return -1;
 	return (int)(RT_MONITOR_STUCK_MS - (now - m->exited_ms));
 }
@@ -169,7 +182,7 @@ static void run_until_drained(struct mon *m)
 			timeout = min_timeout(timeout,
 			                      (int)(DRAIN_IDLE_MS - (now - m->last_progress_ms)));
 		}
-		int n = fill_pollfds(m, p, can_read);
+		int n = fill_pollfds(m, p, can_read, held >= 0);
 		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR) {
 			bh_error("poll: %s", strerror(errno));
 			return;
