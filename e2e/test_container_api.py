@@ -551,3 +551,51 @@ def test_follow_clients_that_leave_and_a_graceful_stop(api):
     api.daemon.pidfile.unlink(missing_ok=True)
     api.daemon.start()
     assert api.inspect(cid)["State"]["Running"]
+
+
+def test_big_logs_rotate_and_stream_to_a_slow_client(api):
+    """30+ MB of 8 KB lines: the json-file log rotates at 20 MiB and the logs
+    body, read slowly, still carries every byte in order (the daemon backs
+    off when a client's queue is full instead of buffering without bound)."""
+    n, size = 4000, 8000
+    cid = api.create(
+        Cmd=["sh", "-c", f"l=$(head -c {size} /dev/zero | tr '\\0' x); yes \"$l\" | head -n {n}"]
+    )
+    api.start(cid)
+    assert api.wait(cid)["StatusCode"] == 0
+    logs = api.daemon.data_root / "containers" / cid
+    assert (logs / f"{cid}-json.log.1").exists(), sorted(os.listdir(logs))
+
+    ctx = client_ssl_context(api.pki.ca, api.pki.cert, api.pki.key)
+    raw = socket.create_connection(api.daemon.addr, timeout=60)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(f"GET /containers/{cid}/logs?stdout=1 HTTP/1.1\r\nHost: b\r\n\r\n".encode())
+    first = s.recv(65536)
+    time.sleep(1)  # a slow reader: the server's queue for us fills up meanwhile
+    chunks = [first]
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        chunks.append(b)
+        if b.endswith(b"\r\n0\r\n\r\n"):
+            break
+    s.close()
+    head, body = b"".join(chunks).split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower(), head
+    data = dechunk(body)
+    frames = demux(data)
+    assert len(frames) == n, len(frames)
+    assert all(f == (1, b"x" * size + b"\n") for f in frames)
+    api.rm(cid)
+
+
+def dechunk(body):
+    out, i = [], 0
+    while True:
+        j = body.index(b"\r\n", i)
+        size = int(body[i:j], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(body[j + 2 : j + 2 + size])
+        i = j + 2 + size + 2

@@ -508,6 +508,14 @@ int srv_stream_write(struct srv_req *req, const void *data, size_t len, struct b
 	if (srv_stream_queued(req) + len > SRV_STREAM_MAX)
 		return bh_err_set(err, EAGAIN, "stream buffer full");
 	snprintf(head, sizeof(head), "%zx\r\n", len);
+	/* Sent bytes before out_off still count against out.max: drop them
+	 * now, or a chunk could be cut after its header. */
+	if (req->out.len + strlen(head) + len + 2 > req->out.max && req->out_off > 0) {
+		memmove(req->out.data, req->out.data + req->out_off, req->out.len - req->out_off);
+		req->out.len -= req->out_off;
+		req->out_off = 0;
+		req->out.data[req->out.len] = '\0';
+	}
 	if (bh_buf_append(&req->out, head, strlen(head)) < 0 ||
 	    bh_buf_append(&req->out, data, len) < 0 || bh_buf_append(&req->out, "\r\n", 2) < 0)
 		return bh_err_set(err, EAGAIN, "stream buffer full");

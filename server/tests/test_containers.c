@@ -333,6 +333,34 @@ static void test_body_spool(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Regression: with sent bytes still before out_off, a chunk that did not
+ * fit was cut after its header (a corrupt chunked body for logs -f). */
+static void test_stream_chunk_never_cut(void **state)
+{
+	static char mib[1024 * 1024];
+	struct srv_server srv;
+	struct srv_req *req;
+	struct bh_err err;
+	int writes = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	memset(mib, 'x', sizeof(mib));
+	req = srv_req_new(&srv, NULL);
+	srv_stream_begin(req, 200, "text/plain");
+	while (srv_stream_write(req, mib, sizeof(mib), &err) == 0)
+		writes++;
+	assert_int_equal(err.code, EAGAIN);
+	assert_true(writes >= 3);
+	/* The writer sent all but the last 100 bytes, without compacting. */
+	req->out_off = req->out.len - 100;
+	assert_int_equal(srv_stream_write(req, mib, sizeof(mib), &err), 0);
+	assert_int_equal(srv_stream_queued(req), 100 + strlen("100000\r\n") + sizeof(mib) + 2);
+	assert_memory_equal(req->out.data + req->out_off + 100, "100000\r\nxxx", 11);
+	assert_memory_equal(req->out.data + req->out.len - 3, "x\r\n", 3);
+	req->closed = true;
+	srv_req_unref(req);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +373,7 @@ int main(void)
 	    cmocka_unit_test(test_record_round_trip),
 	    cmocka_unit_test(test_filters_and_signals),
 	    cmocka_unit_test(test_body_spool),
+	    cmocka_unit_test(test_stream_chunk_never_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
