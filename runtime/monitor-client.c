@@ -211,8 +211,10 @@ int rt_monitor_spawn(const struct rt_monitor_opts *o, pid_t *container_pid, pid_
 		return bh_err_set(err, EINVAL, "monitor spawn: missing option");
 	if (o->exec_id == NULL && (!o->bundle || !o->log_path))
 		return bh_err_set(err, EINVAL, "monitor spawn: missing bundle or log");
-	if (o->exec_id != NULL && (o->bundle || o->log_path || (!o->exec_spec && !o->test_host_cmd)))
-		return bh_err_set(err, EINVAL, "monitor spawn: exec takes a spec, no bundle or log");
+	if (o->exec_id != NULL &&
+	    (o->bundle || o->log_path || (!o->exec_spec && !o->test_host_cmd)))
+		return bh_err_set(err, EINVAL,
+		                  "monitor spawn: exec takes a spec, no bundle or log");
 	if (pipe2(sp, O_CLOEXEC) < 0)
 		return bh_err_sys(err, errno, "monitor spawn: pipe");
 	build_argv(o, &a);

@@ -618,8 +618,8 @@ int rt_monitor_main(int argc, char **argv)
 	struct mon *m = &g_mon;
 	struct bh_err err;
 
-	if (argc > 1 && (strcmp(argv[1], "--start-container") == 0 ||
-	                 strcmp(argv[1], "--start-exec") == 0))
+	if (argc > 1 &&
+	    (strcmp(argv[1], "--start-container") == 0 || strcmp(argv[1], "--start-exec") == 0))
 		return mon_starter_main(argc, argv);
 	if (mon_parse_args(argc, argv, &g_opts, &err) < 0) {
 		g_opts.sync_fd = find_sync_fd(argc, argv); /* even after a bad option */

@@ -190,7 +190,8 @@ static int start_exec(const struct starter_args *a, pid_t *pid, struct bh_err *e
 
 static int start(const struct starter_args *a, pid_t *pid, struct bh_err *err)
 {
-	struct rt_container_opts co = {.id = a->id, .bundle = a->bundle, .state_root = a->state_root};
+	struct rt_container_opts co = {
+	    .id = a->id, .bundle = a->bundle, .state_root = a->state_root};
 
 	if (a->spec != NULL)
 		return start_exec(a, pid, err);

@@ -180,7 +180,7 @@ int rt_console_recv(int sock, int timeout_ms, int *master, struct bh_err *err);
 /* The exec spec file that berthd writes for `berth-monitor --exec`:
  * {"args":[...], "env":["K=V",...], "cwd":"/dir", "user":"u[:g]"}. */
 struct rt_exec_spec {
-	json_t *json; /* owns the strings */
+	json_t *json;             /* owns the strings */
 	const char **args, **env; /* NULL-terminated (env may be empty) */
 	const char *cwd, *user;   /* NULL when absent */
 };
