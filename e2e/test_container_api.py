@@ -256,6 +256,17 @@ def test_image_list_inspect_remove_conflict(api):
     assert api.json("GET", "/images/json") == []
 
 
+def test_image_load_too_large_is_413(api):
+    ctx = client_ssl_context(api.pki.ca, api.pki.cert, api.pki.key)
+    with socket.create_connection(api.daemon.addr, timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"POST /images/load HTTP/1.1\r\nHost: b\r\n"
+                      b"Content-Type: application/x-tar\r\nContent-Length: 9000000000\r\n\r\n")
+            got = s.recv(4096)
+    assert got.startswith(b"HTTP/1.1 413"), got[:200]
+    assert os.listdir(api.daemon.data_root / "tmp") == []
+
+
 def test_image_load_bad_archive(api):
     status, _, body = api.call(
         "POST", "/images/load", b"this is not a tar" * 100, {"Content-Type": "application/x-tar"}

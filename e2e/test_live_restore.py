@@ -138,3 +138,22 @@ def test_lost_monitor_is_recorded_as_exited(restored):
     assert st["Status"] == "exited" and st["ExitCode"] == 255, st
     assert "without an exit status" in st["Error"], st
     assert mounts_under(d.data_root) == []
+
+
+def test_daemon_start_applies_always_but_not_unless_stopped(restored):
+    d, api = restored
+    policy = {}
+    for name in ("always", "unless-stopped"):
+        cid = api.create(f"p-{name}", Cmd=["sleep", "1000"],
+                         HostConfig={"RestartPolicy": {"Name": name}})
+        api.start(cid)
+        status, _, _ = api.call("POST", f"/containers/{cid}/stop?t=0")
+        assert status == 204
+        st = api.inspect(cid)["State"]
+        assert st["Status"] == "exited", st  # a user's stop is never undone at once
+        policy[name] = cid
+    assert d.stop() == 0
+    d.start()
+    wait_for(lambda: api.inspect(policy["always"])["State"]["Running"], 10,
+             "the always container to come back at daemon start", interval=0.1)
+    assert api.inspect(policy["unless-stopped"])["State"]["Status"] == "exited"

@@ -337,6 +337,25 @@ static void restore_running(struct ctr_mgr *m, struct ctr *c)
 	ctr_handle_exit(m, c); /* records the exit that happened while we were away */
 }
 
+static const char *policy_name(const struct ctr *c)
+{
+	const char *n = json_string_value(
+	    json_object_get(json_object_get(c->host_config, "RestartPolicy"), "Name"));
+
+	return n ? n : "no";
+}
+
+/* Docker's daemon start: "always" brings a stopped container back even after
+ * a user's stop; "unless-stopped" does not. */
+static void restore_stopped(struct ctr_mgr *m, struct ctr *c)
+{
+	if (!c->has_been_started || strcmp(policy_name(c), "always") != 0)
+		return;
+	c->manually_stopped = false;
+	c->status = CTR_RESTARTING;
+	c->restart_at_ms = bh_now_ms();
+}
+
 static void restore_one(struct ctr_mgr *m, struct ctr *c)
 {
 	switch (c->status) {
@@ -355,8 +374,10 @@ static void restore_one(struct ctr_mgr *m, struct ctr *c)
 		ctr_remove_owned(m, c);
 		pthread_mutex_unlock(&m->mu);
 		break;
-	case CTR_CREATED:
 	case CTR_EXITED:
+		restore_stopped(m, c);
+		break;
+	case CTR_CREATED:
 	case CTR_DEAD:
 		break;
 	}
