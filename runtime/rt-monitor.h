@@ -16,7 +16,8 @@
  *                 [--detached] [--sync-fd N]
  * (no log; output is held until an attach client takes it; see docs/monitor.md)
  * It double-forks with setsid (so it is re-parented away from berthd and
- * outlives it), becomes a child subreaper, makes pipes (or a pty for --tty),
+ * outlives it), becomes a child subreaper, makes pipes (or, for --tty, a console
+ * socket: the runtime makes the pty inside the container and sends the master),
  * has a short-lived sealed child (`berth-monitor --start-container ...`, see
  * runtime/monitor-starter.c) call rt_container_start() with them as stdio —
  * the init is then re-parented to the monitor — and writes ONE JSON object on

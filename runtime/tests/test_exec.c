@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -144,6 +145,23 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* Nothing of ours may be left: no cgroup named after a test container. */
+static int cgroups_left(void)
+{
+	cleanup_free char *p1 = bh_asprintf("/sys/fs/cgroup/*/berth/%s*", g_id);
+	cleanup_free char *p2 = bh_asprintf("/sys/fs/cgroup/berth/%s*", g_id);
+	glob_t g;
+	int n = 0;
+
+	if (glob(p1, 0, NULL, &g) == 0)
+		n += (int)g.gl_pathc;
+	globfree(&g);
+	if (glob(p2, 0, NULL, &g) == 0)
+		n += (int)g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
 static int group_teardown(void **state)
 {
 	struct bh_err err;
@@ -154,6 +172,10 @@ static int group_teardown(void **state)
 		rc = -1;
 	}
 	waitpid(g_init, NULL, 0);
+	if (cgroups_left() > 0) {
+		fprintf(stderr, "test_exec: cgroups of %s left behind\n", g_id);
+		rc = -1;
+	}
 	bh_rm_rf(g_dir, &err);
 	free(g_bundle);
 	free(g_state);
@@ -486,6 +508,9 @@ struct mon {
 
 static int mon_n;
 
+/* Extra monitor options for the next mon_spawn (reset after it). */
+static bool g_sighup, g_detached;
+
 static void mon_spawn(struct mon *m, const char *const *args, bool tty, bool open_stdin,
                       struct bh_err *err, int *rc)
 {
@@ -509,7 +534,10 @@ static void mon_spawn(struct mon *m, const char *const *args, bool tty, bool ope
 	o.tty_rows = tty ? 30 : 0;
 	o.tty_cols = tty ? 100 : 0;
 	o.open_stdin = open_stdin;
+	o.sighup_on_detach = g_sighup;
+	o.detached = g_detached;
 	o.timeout_ms = 10000;
+	g_sighup = g_detached = false;
 	*rc = rt_monitor_spawn(&o, &m->pid, &m->mpid, err);
 }
 
@@ -790,6 +818,54 @@ static void test_monitor_exec_tty_size_and_resize(void **state)
 	probe_exit(&m, 0);
 }
 
+/* A TTY session whose interactive client disappears gets SIGHUP (as Docker);
+ * a non-TTY one keeps running and its output waits for the next client. */
+static void test_monitor_exec_client_gone_tty_sighup_pipes_keep_running(void **state)
+{
+	static const char *const tty_args[] = {"sh", "-c", "echo ready; exec sleep 1000", NULL};
+	static const char *const pipe_args[] = {"sh", "-c", "read x; echo later $x", NULL};
+	char exit_json[512];
+	struct bh_buf seen, out;
+	struct mon m;
+	int fd;
+
+	g_sighup = true;
+	mon_start(&m, tty_args, true, true);
+	fd = attach(&m);
+	send_frame(fd, RT_FRAME_INTERACTIVE, NULL, 0);
+	bh_buf_init(&seen, 4096);
+	read_until(fd, &seen, "ready");
+	bh_buf_free(&seen);
+	close(fd);
+	probe_exit(&m, 128 + SIGHUP);
+
+	mon_start(&m, pipe_args, false, true);
+	fd = attach(&m);
+	send_frame(fd, RT_FRAME_INTERACTIVE, NULL, 0);
+	close(fd); /* gone before any output */
+	assert_int_equal(kill(m.pid, 0), 0);
+	fd = attach(&m);
+	send_frame(fd, RT_FRAME_STDIN, "x\n", 2);
+	bh_buf_init(&out, 4096);
+	read_to_exit(fd, &out, NULL, exit_json);
+	close(fd);
+	assert_string_equal(out.data, "later x\n");
+	bh_buf_free(&out);
+	probe_exit(&m, 0);
+}
+
+/* Docker's Detach:true: no client will come; output is dropped, the process
+ * never blocks on it. */
+static void test_monitor_exec_detached_drops_output(void **state)
+{
+	static const char *const args[] = {"sh", "-c", "head -c 1000000 /dev/zero; exit 4", NULL};
+	struct mon m;
+
+	g_detached = true;
+	mon_start(&m, args, false, false);
+	probe_exit(&m, 4);
+}
+
 /* The TTY fix for the container's own init: with process.terminal the pty
  * is allocated inside (console socket), `tty` names the container's devpts
  * and /dev/console is that pty. */
@@ -848,6 +924,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_monitor_signal_helper),
 	    cmocka_unit_test(test_monitor_exec_10mb_roundtrip_sha256),
 	    cmocka_unit_test(test_monitor_exec_tty_size_and_resize),
+	    cmocka_unit_test(test_monitor_exec_client_gone_tty_sighup_pipes_keep_running),
+	    cmocka_unit_test(test_monitor_exec_detached_drops_output),
 	    cmocka_unit_test(test_container_tty_console_socket),
 	};
 	struct bh_err err;
