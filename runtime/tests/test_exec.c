@@ -210,11 +210,14 @@ static void drain(int fds[2], struct out *r)
 
 /* Runs args in the container with o's extra settings; stdin gets in (NULL:
  * /dev/null); collects stdout, stderr and the status. */
+/* r starts zeroed, and may be reused: its buffers are freed first. */
 static void exec_run(struct rt_exec_opts *o, const char *in, struct out *r)
 {
 	int op[2], ep[2], ip[2] = {-1, -1}, fds[2], st;
 	pid_t pid;
 
+	bh_buf_free(&r->out);
+	bh_buf_free(&r->err_out);
 	memset(r, 0, sizeof(*r));
 	bh_buf_init(&r->out, 1 << 20);
 	bh_buf_init(&r->err_out, 1 << 20);
@@ -261,7 +264,7 @@ static char *sh(const char *line, struct rt_exec_opts *extra)
 {
 	const char *args[] = {"sh", "-c", line, NULL};
 	struct rt_exec_opts o = {0};
-	struct out r;
+	struct out r = {0};
 	char *text;
 
 	if (extra)
@@ -285,7 +288,7 @@ static void test_exit_codes_0_3_127_126(void **state)
 	static const char *const missing[] = {"/no/such/binary", NULL};
 	static const char *const plain[] = {"/etc/plain", NULL};
 	struct rt_exec_opts o = {.args = t};
-	struct out r;
+	struct out r = {0};
 
 	exec_run(&o, NULL, &r);
 	assert_int_equal(r.rc, 0);
@@ -352,7 +355,7 @@ static void test_cgroup_joined_and_memory_limit_applies(void **state)
 	cleanup_free char *cg = sh("cat /proc/self/cgroup; echo ==; cat /proc/1/cgroup", NULL);
 	char *sep = strstr(cg, "==\n");
 	struct rt_exec_opts o = {.args = hog};
-	struct out r;
+	struct out r = {0};
 
 	assert_non_null(sep);
 	*sep = '\0';
@@ -424,7 +427,7 @@ static void test_stdin_eof_and_streams_apart(void **state)
 {
 	static const char *const args[] = {"sh", "-c", "cat; echo err >&2; echo done", NULL};
 	struct rt_exec_opts o = {.args = args};
-	struct out r;
+	struct out r = {0};
 
 	exec_run(&o, "line 1\nline 2", &r);
 	assert_int_equal(r.rc, 0);
@@ -442,7 +445,7 @@ static void test_not_running_is_esrch(void **state)
 	    .id = id, .bundle = g_bundle, .state_root = g_state, .stdio = {-1, -1, -1}};
 	struct rt_exec_opts o = {.args = t, .id = id};
 	struct bh_err err;
-	struct out r;
+	struct out r = {0};
 	pid_t pid;
 	int st;
 
