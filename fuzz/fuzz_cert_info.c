@@ -1,7 +1,8 @@
 /* libFuzzer target: the certificate parser berthd runs on every peer
- * certificate (DER, pki_cert_info_from_der) and the PEM/DER file reader the
- * CLI and berthd use for ca.pem and cert.pem (pki_cert_info_from_file, fed
- * through a temp file). */
+ * certificate (DER, pki_cert_info_from_der), the PEM/DER file reader the
+ * CLI and berthd use for ca.pem and cert.pem (pki_cert_info_from_file), and
+ * the cert/key pair check run on imported or given TLS files
+ * (pki_check_pair, the same temp file as both cert and key). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pki_cert_info_from_file(path, &info, &err) == 0) {
 		check_info(&info);
 		pki_cert_info_free(&info);
+		pki_check_pair(path, path, &err); /* a PEM bundle with cert and key */
 	}
 	return 0;
 }
