@@ -142,7 +142,7 @@ void rt_proc_reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int init_oom_score(const struct rt_spec *s, struct bh_err *err)
+int rt_proc_oom_score(const struct rt_spec *s, struct bh_err *err)
 {
 	char buf[16];
 	int fd, n;
@@ -176,7 +176,7 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 		return bh_err_sys(err, errno, "prctl PR_SET_DUMPABLE");
 	rt_proc_reset_signals();
 	umask(0);
-	if (init_oom_score(s, err) < 0)
+	if (rt_proc_oom_score(s, err) < 0)
 		return -1;
 	if (init_wait_byte(a->sync, 'C', err) < 0)
 		return -1;

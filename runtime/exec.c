@@ -227,6 +227,8 @@ static int proc_setup(const struct exec_args *a, struct bh_err *err)
 		return bh_err_sys(err, errno, "prctl PR_SET_DUMPABLE");
 	rt_proc_reset_signals();
 	umask(0);
+	if (rt_proc_oom_score(s, err) < 0)
+		return -1;
 	if (proc_io(a, err) < 0 || rt_proc_rlimits(s, err) < 0)
 		return -1;
 	if (rt_caps_drop_bounding(s, err) < 0)
@@ -349,7 +351,7 @@ static int open_init(struct exec_ctx *x, struct rt_container_state *st, struct b
 		                  rt_container_status_name(st->status));
 	x->pidfd = pidfd_open(st->pid, 0);
 	if (x->pidfd < 0)
-		return bh_err_sys(err, errno == ESRCH ? ESRCH : errno, "pidfd of the init");
+		return bh_err_sys(err, errno, "pidfd of the init");
 	if (rt_container_state(x->o->state_root, x->o->id, &again, err) < 0)
 		return -1;
 	if (again.status != RT_STATUS_RUNNING || again.pid != st->pid)

@@ -167,6 +167,8 @@ int rt_open_in_root(int rootfd, const char *path, int flags, struct bh_err *err)
 /* Makes stdio[i] (-1: /dev/null) the fds 0, 1, 2. */
 int rt_proc_stdio(const int stdio[3], struct bh_err *err);
 int rt_proc_rlimits(const struct rt_spec *s, struct bh_err *err);
+/* process.oomScoreAdj, if set. */
+int rt_proc_oom_score(const struct rt_spec *s, struct bh_err *err);
 /* Default dispositions, empty mask: nothing of the runtime's survives execve. */
 void rt_proc_reset_signals(void);
 /* execvp of s->args with the container's PATH; returns the errno to report. */

@@ -106,6 +106,7 @@ static void write_config(const char *bundle, const char *const *args, bool tty)
 	assert_int_equal(bh_mkdir_p(bundle, 0755, &err), 0);
 	json_object_set_new(json_object_get(spec, "root"), "path", json_string(rootfs));
 	json_object_set_new(spec, "hostname", json_string("exec-host"));
+	json_object_set_new(proc, "oomScoreAdj", json_integer(345));
 	json_array_append_new(json_object_get(proc, "env"), json_string("KEEP=1"));
 	json_array_append_new(json_object_get(proc, "env"), json_string("OVR=old"));
 	if (tty)
@@ -391,7 +392,8 @@ static void test_capabilities_seccomp_no_new_privs(void **state)
 {
 	cleanup_free char *st = sh("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' "
 	                           "/proc/self/status | tr -d '\\t'; "
-	                           "unshare -U true 2>/dev/null; echo unshare=$?",
+	                           "unshare -U true 2>/dev/null; echo unshare=$?; "
+	                           "echo oom=$(cat /proc/self/oom_score_adj)",
 	                           NULL);
 
 	assert_non_null(strstr(st, "CapEff:00000000a80425fb\n"));
@@ -399,6 +401,7 @@ static void test_capabilities_seccomp_no_new_privs(void **state)
 	assert_non_null(strstr(st, "NoNewPrivs:1\n"));
 	assert_non_null(strstr(st, "Seccomp:2\n"));
 	assert_null(strstr(st, "unshare=0\n"));
+	assert_non_null(strstr(st, "oom=345\n"));
 }
 
 static void test_user_override(void **state)
