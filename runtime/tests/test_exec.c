@@ -506,6 +506,60 @@ static void test_tty_in_container_devpts(void **state)
 	bh_buf_free(&seen);
 }
 
+/* berth-runtime exec: options, the process's status as ours, 127, and 1 for
+ * a missing container. */
+static int cli(const char *const *args, char *out, size_t cap)
+{
+	const char *bin = getenv("BERTH_BIN_DIR");
+	cleanup_free char *prog = bh_path_join(bin ? bin : "build/bin", "berth-runtime");
+	int p[2], st;
+	ssize_t n, len = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	if (pid == 0) {
+		const char *argv[16] = {prog, "--root", g_state, "exec"};
+		int i = 4;
+		for (; *args && i < 15; args++)
+			argv[i++] = *args;
+		dup2(p[1], 1);
+		execv(prog, (char *const *)argv);
+		_exit(99);
+	}
+	close(p[1]);
+	while ((n = read(p[0], out + len, cap - 1 - (size_t)len)) > 0)
+		len += n;
+	out[len] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_berth_runtime_exec_cli(void **state)
+{
+	const char *ok[] = {"--env",
+	                    "A=b",
+	                    "--cwd",
+	                    "/tmp",
+	                    "--user",
+	                    "65534",
+	                    g_id,
+	                    "--",
+	                    "sh",
+	                    "-c",
+	                    "echo $A $(pwd) $(id -u); exit 5",
+	                    NULL};
+	const char *missing[] = {g_id, "--", "/no/such", NULL};
+	const char *nocontainer[] = {"no-such-container", "--", "true", NULL};
+	char out[4096];
+
+	assert_int_equal(cli(ok, out, sizeof(out)), 5);
+	assert_string_equal(out, "b /tmp 65534\n");
+	assert_int_equal(cli(missing, out, sizeof(out)), 127);
+	assert_int_equal(cli(nocontainer, out, sizeof(out)), 1);
+}
+
 /* ---- tests: through berth-monitor --exec --------------------------------------- */
 struct mon {
 	char dir[PATH_MAX], spec[PATH_MAX];
@@ -924,6 +978,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_stdin_eof_and_streams_apart),
 	    cmocka_unit_test(test_not_running_is_esrch),
 	    cmocka_unit_test(test_tty_in_container_devpts),
+	    cmocka_unit_test(test_berth_runtime_exec_cli),
 	    cmocka_unit_test(test_monitor_exec_output_held_until_attach),
 	    cmocka_unit_test(test_monitor_exec_failure_127),
 	    cmocka_unit_test(test_monitor_exec_killed_137_by_signal_frame),
