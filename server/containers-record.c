@@ -159,6 +159,9 @@ static int config_lists(json_t *body, json_t *cfg, struct bh_err *err)
 	if (strv_field(body, "Cmd", true, &cmd, err) < 0 ||
 	    strv_field(body, "Entrypoint", true, &ep, err) < 0)
 		return -1;
+	/* --entrypoint "" arrives as [""]: Docker's "reset the image's". */
+	if (json_array_size(ep) == 1 && json_string_length(json_array_get(ep, 0)) == 0)
+		json_array_clear(ep);
 	json_object_set_new(cfg, "Cmd", cmd ? cmd : json_null());
 	json_object_set_new(cfg, "Entrypoint", ep ? ep : json_null());
 	if (strv_field(body, "Env", false, &env, err) < 0)

@@ -152,6 +152,12 @@ static void test_merge(void **state)
 	assert_string_equal(json_string_value(json_object_get(cfg, "User")), "0");
 	json_decref(cfg);
 
+	/* --entrypoint "" ([""]) resets the image's Entrypoint and Cmd. */
+	cfg = merged("{\"Image\":\"b\",\"Entrypoint\":[\"\"]}", IMG, &err, &r);
+	assert_int_equal(r, -1);
+	assert_string_equal(err.msg, "no command specified");
+	json_decref(cfg);
+
 	/* Neither side has a command. */
 	cfg = merged("{\"Image\":\"b\"}", "{\"Env\":[]}", &err, &r);
 	assert_int_equal(r, -1);
