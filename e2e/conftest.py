@@ -50,8 +50,11 @@ CMD_TIMEOUT = 30  # seconds for one CLI run
 READY_TIMEOUT = 15  # seconds for berthd to write its pid file
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 
-# Every berthd this session started, so the session can prove none survives.
+# Every berthd this session started, so the session can prove none survives
+# and that none hit a sanitizer report.
 _STARTED_PIDS = []
+_DAEMONS = []
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 _SESSION_TMP = tempfile.mkdtemp(prefix="berth-e2e-")
 
 
@@ -223,6 +226,7 @@ class Daemon:
         self.proc = None
         self.port = None
         self.ready = False  # came up (pid file written) at least once
+        _DAEMONS.append(self)
 
     @property
     def host(self):
@@ -443,6 +447,18 @@ def _strays():
     return out
 
 
+def _sanitizer_reports():
+    """ASan/LSan/UBSan reports in the log of any daemon of this session
+    (also those a test stopped itself without checking the exit status)."""
+    out = []
+    for d in _DAEMONS:
+        log = d.log_text()
+        hits = [i for m in SANITIZER_MARKS if (i := log.find(m)) >= 0]
+        if hits:
+            out.append(f"{d.log}:\n{log[max(0, min(hits) - 200):min(hits) + 3000]}")
+    return out
+
+
 def _mounts_under(root):
     """Mount points at or below root (mountinfo field 5; octal escapes kept)."""
     with open("/proc/self/mountinfo") as f:
@@ -461,9 +477,11 @@ def no_stray_daemons():
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    reports = _sanitizer_reports()
     mounts = _mounts_under(_SESSION_TMP)
     for m in reversed(mounts):  # innermost last in mountinfo
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
     assert not strays, f"processes left running at session end: {strays}"
     assert not mounts, f"mounts left under {_SESSION_TMP} at session end: {mounts}"
+    assert not reports, "sanitizer reports in berthd logs:\n" + "\n\n".join(reports)
