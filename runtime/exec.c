@@ -97,8 +97,9 @@ static int bind_console(int ptn, struct bh_err *err)
 
 	if (fd < 0 && errno == ENOENT)
 		return 0; /* no /dev in the image and none mounted */
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0) /* ELOOP: the image's symlink is not followed */
+		return bh_err_sys(err, errno, "create /dev/console");
+	close(fd);
 	snprintf(src, sizeof(src), "/dev/pts/%d", ptn);
 	if (mount(src, "/dev/console", NULL, MS_BIND, NULL) < 0)
 		return bh_err_sys(err, errno, "bind %s on /dev/console", src);
