@@ -245,4 +245,182 @@ int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_load(struct cli *cli, int argc, char **argv);
 int cmd_images(struct cli *cli, int argc, char **argv);
 
+/* ---- ws_frame.c: RFC 6455 frames (pure) ----------------------------------- */
+#define CLI_WS_HDR_MAX  14
+#define CLI_WS_RX_BUF   (1024 * 1024) /* the read buffer: large reads, whole frames */
+#define CLI_WS_OUT_MAX  (4 * 1024 * 1024) /* queued outgoing bytes */
+#define CLI_WS_AGAIN    (-1000) /* transport: nothing ready now */
+enum cli_ws_opcode {
+	CLI_WS_OP_CONT = 0,
+	CLI_WS_OP_TEXT = 1,
+	CLI_WS_OP_BINARY = 2,
+	CLI_WS_OP_CLOSE = 8,
+	CLI_WS_OP_PING = 9,
+	CLI_WS_OP_PONG = 10,
+};
+/* Writes a frame header (masked when mask is not NULL); returns its length. */
+size_t cli_ws_header(uint8_t out[CLI_WS_HDR_MAX], int opcode, bool fin, uint64_t len,
+                     const uint8_t *mask);
+/* XORs data with the 4-byte key, data[0] being key position pos. */
+void cli_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t pos);
+struct cli_ws_hdr {
+	bool fin, masked;
+	int opcode;
+	uint8_t mask[4];
+	uint64_t len;
+};
+/* The header length, 0 when avail is too short, < 0 on a malformed header. */
+int cli_ws_parse_header(const uint8_t *p, size_t avail, struct cli_ws_hdr *h, struct bh_err *err);
+
+/* Gets each complete message (fragments joined) and each control frame;
+ * data points into the receiver's buffer, valid during the call. */
+typedef int (*cli_ws_msg_fn)(void *arg, int opcode, uint8_t *data, size_t len,
+                             struct bh_err *err);
+/* The receiver of a server's frames: a CLI_WS_RX_BUF buffer the caller reads
+ * into (space, then commit).  Refuses masked frames, unknown opcodes, bad
+ * control frames, bad fragmentation and messages over max_msg (which must be
+ * below CLI_WS_RX_BUF - CLI_WS_HDR_MAX). */
+struct cli_ws_rx {
+	uint8_t *buf;
+	size_t len;
+	size_t max_msg;
+	uint8_t *frag; /* a fragmented message being joined (max_msg bytes) */
+	size_t frag_len;
+	int frag_op; /* its opcode, -1 when none */
+	bool stopped; /* set by the owner (after a close): no more dispatch */
+	cli_ws_msg_fn fn;
+	void *arg;
+};
+void cli_ws_rx_init(struct cli_ws_rx *rx, size_t max_msg, cli_ws_msg_fn fn, void *arg);
+void cli_ws_rx_free(struct cli_ws_rx *rx);
+size_t cli_ws_rx_space(struct cli_ws_rx *rx, uint8_t **at);
+/* n bytes were read into the space: dispatches every complete message. */
+int cli_ws_rx_commit(struct cli_ws_rx *rx, size_t n, struct bh_err *err);
+
+/* ---- ws_stream.c: docs/streams.md messages (pure) ---------------------- */
+enum cli_stream_chan {
+	CLI_CHAN_STDIN = 0,
+	CLI_CHAN_STDOUT = 1,
+	CLI_CHAN_STDERR = 2,
+	CLI_CHAN_CONTROL = 3,
+};
+#define CLI_STREAM_DATA_MAX    (256 * 1024) /* payload bytes of one data frame */
+#define CLI_STREAM_CONTROL_MAX 4096
+#define CLI_STREAM_MSG_MAX     (9 + CLI_STREAM_DATA_MAX)
+struct cli_stream_msg {
+	unsigned channel;
+	uint64_t offset; /* data channels */
+	const uint8_t *data;
+	size_t len;
+};
+/* Splits a server message; < 0 on a short frame or an unknown channel. */
+int cli_stream_parse(const uint8_t *data, size_t len, struct cli_stream_msg *m, struct bh_err *err);
+enum cli_ctl_type { CLI_CTL_UNKNOWN, CLI_CTL_HELLO, CLI_CTL_EXIT, CLI_CTL_ERROR };
+struct cli_stream_control {
+	enum cli_ctl_type type;
+	uint64_t offset;       /* hello */
+	bool tty, stdin_open;  /* hello */
+	int code, signal;      /* exit */
+	bool oom;              /* exit */
+	char message[512];     /* error, sanitised */
+};
+int cli_stream_control_parse(const uint8_t *data, size_t len, struct cli_stream_control *c,
+                             struct bh_err *err);
+/* Whole client messages (channel byte included) into out; 0 if out is short. */
+size_t cli_stream_control_resize(uint8_t *out, size_t outlen, int rows, int cols);
+size_t cli_stream_control_signal(uint8_t *out, size_t outlen, const char *name);
+size_t cli_stream_control_eof(uint8_t *out, size_t outlen);
+void cli_stream_stdin_header(uint8_t out[9], uint64_t offset);
+void cli_stream_put_be64(uint8_t *p, uint64_t v);
+
+/* ---- ws_conn.c: the stream connection (TLS or unix socket) -------------- */
+struct cli_ws;
+/* Connects to t and upgrades GET /v1.43<path>.  Returns 101 with *out, or
+ * the refusing HTTP status with its body in *body (caller frees), or < 0 on
+ * a transport/TLS failure.  fn gets binary messages and the close frame. */
+int cli_ws_connect(const struct ctx_target *t, const char *path, cli_ws_msg_fn fn, void *arg,
+                   struct cli_ws **out, struct bh_buf *body, struct bh_err *err);
+int cli_ws_dispatch_buffered(struct cli_ws *ws, struct bh_err *err);
+/* Queues one masked binary message: prefix then data. */
+int cli_ws_send(struct cli_ws *ws, const void *prefix, size_t plen, const void *data, size_t len,
+                struct bh_err *err);
+size_t cli_ws_pending(const struct cli_ws *ws);
+int cli_ws_flush(struct cli_ws *ws, struct bh_err *err);
+int cli_ws_fd(const struct cli_ws *ws);
+bool cli_ws_wants_write(const struct cli_ws *ws);
+/* Reads what is ready and dispatches; 1 at end of stream or after a close. */
+int cli_ws_read(struct cli_ws *ws, struct bh_err *err);
+void cli_ws_close(struct cli_ws *ws, int code);
+void cli_ws_free(struct cli_ws *ws);
+
+/* ---- term_keys.c: detach keys (docker's syntax, pure) ------------------- */
+#define CLI_DETACH_MAX     16
+#define CLI_DETACH_DEFAULT "ctrl-p,ctrl-q"
+struct cli_detach {
+	uint8_t seq[CLI_DETACH_MAX];
+	size_t len; /* 0: detaching is off */
+	size_t matched;
+};
+/* "ctrl-p,ctrl-q", "ctrl-a,d", "" (off).  < 0 with err on junk. */
+int cli_detach_parse(const char *s, struct cli_detach *d, struct bh_err *err);
+/* Feeds n input bytes; out (room for n + CLI_DETACH_MAX) gets what to
+ * forward: a partial match is held back across calls and released when the
+ * sequence breaks.  Returns 1 when the sequence is complete (the rest of in
+ * is dropped), else 0. */
+int cli_detach_feed(struct cli_detach *d, const uint8_t *in, size_t n, uint8_t *out,
+                    size_t *out_n);
+
+/* ---- term_posix.c: the terminal and signals (one file per platform) ---- */
+bool cli_term_isatty(int fd);
+/* < 0 when fd is not a terminal. */
+int cli_term_size(int fd, int *rows, int *cols);
+/* Raw mode on fd; restored by cli_term_restore, at exit and on a fatal
+ * signal (SIGTERM, SIGHUP, SIGINT, SIGQUIT while not proxied). */
+int cli_term_raw(int fd, struct bh_err *err);
+void cli_term_restore(void);
+enum {
+	CLI_SIG_WINCH = 1,
+	CLI_SIG_INT = 2,
+	CLI_SIG_TERM = 4,
+	CLI_SIG_HUP = 8,
+	CLI_SIG_QUIT = 16,
+};
+/* Signals as events on a pollable fd (returned).  proxy: INT/TERM/HUP/QUIT
+ * become events (a second one ends berth); else they end berth after the
+ * terminal is restored.  WINCH is always an event. */
+int cli_term_signals_start(bool proxy, struct bh_err *err);
+/* The CLI_SIG_* that arrived since the last call (drains the fd). */
+unsigned cli_term_signals_take(void);
+void cli_term_signals_stop(void);
+
+/* ---- ws_session.c: one exec/attach session over a cli_ws ---------------- */
+struct cli_session_opts {
+	bool tty;       /* raw terminal: resize on SIGWINCH, detach keys */
+	bool stdin_on;  /* forward in_fd, then the control eof */
+	bool sig_proxy; /* forward SIGINT/SIGTERM/... as the control signal */
+	const struct cli_detach *keys; /* NULL or len 0: no detaching */
+	int in_fd, out_fd, err_fd;
+};
+struct cli_session_result {
+	bool exited, detached;
+	int code; /* exit.code */
+	uint64_t out_offset; /* server -> client bytes, for a later resume */
+	uint64_t in_offset;  /* client -> server stdin bytes sent */
+	char error[512];     /* the server's error message, if any */
+};
+/* Connects to path on the command's daemon and runs the session (raw mode
+ * and signals included when o->tty).  Returns the exit code (0 after a
+ * detach), or < 0 with cli->err: the daemon's refusal as docker words it
+ * (exit 1), a transport failure or a stream without exit (exit 125). */
+int cli_stream_session(struct cli *cli, const char *path, const struct cli_session_opts *o);
+
+/* cmd_attach.c, also for run -it: the attach stream of a container whose
+ * name is URL-escaped already; the exit code or < 0 with cli->err. */
+int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
+                      const char *detach_keys);
+
+int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_exec_kill(struct cli *cli, int argc, char **argv);
+int cmd_attach(struct cli *cli, int argc, char **argv);
+
 #endif

@@ -128,8 +128,11 @@ static const struct cli_cmd commands[] = {
 #ifdef BERTH_HAVE_CMD_CERTS
     {"certs", cmd_certs, "Make a CA, issue server and client certificates, inspect them"},
 #endif
+    {"attach", cmd_attach, "Attach the terminal to a running container"},
     {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
     {"create", cmd_create, "Create a container"},
+    {"exec", cmd_exec, "Run a command in a running container"},
+    {"exec-kill", cmd_exec_kill, "Send a signal to a running exec"},
     {"images", cmd_images, "List images"},
     {"info", cmd_info, "Show what the daemon knows about its host"},
     {"inspect", cmd_inspect, "Show containers in detail (JSON)"},
