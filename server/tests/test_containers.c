@@ -367,6 +367,24 @@ static void test_stream_chunk_never_cut(void **state)
 	srv_req_unref(req);
 }
 
+static void test_monitor_path_option(void **state)
+{
+	struct srv_config cfg;
+	struct bh_err err;
+	char *argv[] = {"--monitor-path", "/opt/berth/berth-monitor"};
+
+	srv_config_init(&cfg);
+	assert_int_equal(srv_config_parse_args(&cfg, 2, argv, &err), 0);
+	assert_string_equal(cfg.monitor_path, "/opt/berth/berth-monitor");
+	srv_config_free(&cfg);
+	srv_config_init(&cfg);
+	assert_int_equal(srv_config_parse_json(&cfg, "{\"monitor-path\":\"/m\"}", "c.json", &err),
+	                 0);
+	assert_string_equal(cfg.monitor_path, "/m");
+	assert_int_equal(srv_config_parse_json(&cfg, "{\"monitor-path\":1}", "c.json", &err), -1);
+	srv_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +398,7 @@ int main(void)
 	    cmocka_unit_test(test_filters_and_signals),
 	    cmocka_unit_test(test_body_spool),
 	    cmocka_unit_test(test_stream_chunk_never_cut),
+	    cmocka_unit_test(test_monitor_path_option),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
