@@ -307,6 +307,12 @@ struct srv_ws_route {
 	int (*on_open)(struct srv_ws *ws, struct bh_err *err);
 	int (*on_rx)(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
 	void (*on_close)(struct srv_ws *ws);
+	/* Optional.  Before the upgrade (FILTER_PROTOCOL_CONNECTION): < 0 with
+	 * err refuses it with the mapped HTTP status and a JSON message. */
+	int (*check)(struct srv_server *srv, const struct srv_params *params, struct bh_err *err);
+	/* Optional: the route writes its own frames in SERVER_WRITEABLE instead
+	 * of the generic queue.  Returns -1 to close the connection. */
+	int (*on_writeable)(struct srv_ws *ws);
 };
 struct srv_ws {
 	struct lws *wsi;
@@ -322,6 +328,10 @@ int srv_ws_open(struct srv_ws *ws, const char *uri, struct bh_err *err);
 int srv_ws_send(struct srv_ws *ws, const void *data, size_t len, bool binary);
 int srv_ws_writeable(struct srv_ws *ws);
 void srv_ws_closed(struct srv_ws *ws);
+/* FILTER_PROTOCOL_CONNECTION: 0 lets the upgrade go on; 1 refuses it (an
+ * HTTP error with a JSON body has then been written when the route's check
+ * failed). */
+int srv_ws_filter(struct lws *wsi, struct srv_server *srv, const char *uri);
 
 /* ---- TLS (tls.c) ---------------------------------------------------------- */
 /* Checks ca.pem, server-cert.pem, server-key.pem in dir (readable, parseable,
@@ -382,5 +392,145 @@ bool srv_tcp_in_use(const char *host, int port);
 
 /* berthd's main() minus the argv plumbing; returns the exit status. */
 int srv_main(int argc, char **argv);
+
+/* ---- exec and attach streams (h_exec.c, execs.c, stream*.c) ---------------
+ * Data path: container ⇄ berth-monitor ⇄ attach.sock ⇄ berthd (srv_bridge,
+ * independent of the transport) ⇄ transport (WebSocket framing in
+ * stream-ws.c, docs/streams.md).  Every buffer on the way is bounded; a full
+ * transport pauses the attach socket, a full monitor queue pauses the
+ * transport's receive side. */
+
+/* -- stream-frame.c: the WebSocket framing of docs/streams.md (pure) -- */
+#define SRV_SF_HDR         9            /* channel + u64 offset */
+#define SRV_SF_DATA_MAX    (256 * 1024) /* largest data payload accepted */
+#define SRV_SF_CTL_MAX     4096         /* largest control message */
+#define SRV_SF_OUT_PAYLOAD (64 * 1024)  /* payload of the frames berthd sends */
+#define SRV_SF_TTY_MAX     10000        /* rows and cols 1..10000 */
+
+enum srv_sf_channel { SRV_SF_STDIN = 0, SRV_SF_STDOUT = 1, SRV_SF_STDERR = 2, SRV_SF_CONTROL = 3 };
+enum srv_sf_ctl_type { SRV_SF_CTL_UNKNOWN, SRV_SF_CTL_RESIZE, SRV_SF_CTL_SIGNAL, SRV_SF_CTL_EOF };
+
+struct srv_sf_ctl {
+	enum srv_sf_ctl_type type;
+	unsigned rows, cols; /* resize */
+	int signal;          /* signal: 1..64 */
+};
+
+/* Parses one control message from a client.  Errors: EPROTO (not JSON, no
+ * type, bad fields, absurd sizes), EMSGSIZE (over SRV_SF_CTL_MAX). */
+int srv_sf_control_parse(const void *data, size_t len, struct srv_sf_ctl *out, struct bh_err *err);
+/* "SIGINT", "INT", "2" -> 2; -1 if unknown. */
+int srv_sf_signal_parse(const char *s);
+
+struct srv_sf_rx_ops {
+	/* stdin bytes, overlap with what was already delivered removed */
+	int (*on_stdin)(void *arg, const void *data, size_t len, struct bh_err *err);
+	int (*on_control)(void *arg, const struct srv_sf_ctl *ctl, struct bh_err *err);
+};
+/* Incremental decoder of the client's messages: one frame per message,
+ * which lws may hand over in several pieces. */
+struct srv_sf_rx {
+	bool in_msg;
+	uint8_t hdr[SRV_SF_HDR];
+	size_t hdr_got, hdr_need;
+	size_t payload;      /* payload bytes of this message so far */
+	uint64_t offset;     /* of the next payload byte of this message */
+	uint64_t stdin_next; /* stdin offset already delivered */
+	char ctl[SRV_SF_CTL_MAX];
+	size_t ctl_len;
+};
+void srv_sf_rx_init(struct srv_sf_rx *rx);
+/* Feeds a piece of a message; final: the message ends with it.  Errors
+ * (the session must close): ENOTSUP text message, EPROTO short frame or
+ * unknown channel or bad control, EMSGSIZE oversized frame. */
+int srv_sf_rx_feed(struct srv_sf_rx *rx, const void *data, size_t len, bool binary, bool final,
+                   const struct srv_sf_rx_ops *ops, void *arg, struct bh_err *err);
+/* The WebSocket close code for an srv_sf_rx_feed error. */
+int srv_sf_close_code(int code);
+/* Writes the 9-byte data header. */
+void srv_sf_header(uint8_t out[SRV_SF_HDR], enum srv_sf_channel ch, uint64_t offset);
+
+/* -- stream.c: the bridge to a monitor's attach socket (transport-free) -- */
+struct rt_monitor_state;
+struct srv_bridge;
+struct srv_bridge_ops {
+	void (*on_hello)(void *arg, uint64_t offset, bool tty, bool stdin_open);
+	/* Output of channel 1/2 at offset; returns how many bytes the transport
+	 * took.  Fewer than len: the bridge stops reading the monitor until
+	 * srv_bridge_resume(). */
+	size_t (*on_output)(void *arg, int channel, uint64_t offset, const void *data, size_t len);
+	/* The exit frame (or exit.json after a monitor that vanished; then st
+	 * is RT_MONITOR_LOST when nothing is known).  Called once, last. */
+	void (*on_exit)(void *arg, const struct rt_monitor_state *st);
+	/* The queue towards the monitor has room again (resume the transport). */
+	void (*on_drain)(void *arg);
+};
+/* Takes fd (a connected attach socket); dir is the monitor dir (for
+ * exit.json if the monitor vanishes). */
+struct srv_bridge *srv_bridge_new(struct lws_vhost *vh, int fd, const char *dir,
+                                  const struct srv_bridge_ops *ops, void *arg,
+                                  struct bh_err *err);
+/* Queues a frame for the monitor (stdin payloads are split as needed).
+ * EMSGSIZE if the queue's hard bound is exceeded.  */
+int srv_bridge_send(struct srv_bridge *b, int type, const void *data, size_t len,
+                    struct bh_err *err);
+/* Is the queue towards the monitor above its soft bound (stop reading the
+ * transport until on_drain)? */
+bool srv_bridge_full(const struct srv_bridge *b);
+/* The transport has room again: deliver what is held, read on. */
+void srv_bridge_resume(struct srv_bridge *b);
+/* The transport is gone: closes the attach socket, frees everything. */
+void srv_bridge_free(struct srv_bridge *b);
+/* protocol "berth-stream" (srv_lws.c): the adopted attach sockets. */
+int srv_bridge_lws_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+
+/* -- execs.c: the exec registry -- */
+enum srv_exec_state { SRV_EXEC_CREATED, SRV_EXEC_STARTING, SRV_EXEC_RUNNING, SRV_EXEC_EXITED };
+struct srv_exec_info {
+	char id[65], ctr_id[65];
+	enum srv_exec_state state;
+	bool tty, open_stdin, attach_stdout, attach_stderr;
+	unsigned rows, cols;
+	pid_t pid;
+	int exit_code;
+	char dir[4096]; /* EXEC_ROOT/containers/CID/exec/EID */
+};
+#define SRV_EXEC_MAX 4096 /* exec records kept per daemon */
+/* Validates a Docker exec create body for running container ref. */
+int srv_exec_create(struct ctr_mgr *m, const char *ref, json_t *body, char id[65],
+                    struct bh_err *err);
+/* A snapshot of exec id (refreshed from the monitor dir when running).
+ * ENOENT "No such exec instance: ID". */
+int srv_exec_lookup(struct ctr_mgr *m, const char *id, struct srv_exec_info *out,
+                    struct bh_err *err);
+json_t *srv_exec_inspect_json(struct ctr_mgr *m, const char *id, struct bh_err *err);
+/* Pool thread: starts exec id's monitor (created → running).  EBUSY if it
+ * was started before, or its container is not running.  A command that
+ * cannot run leaves the exec exited with 126/127 and returns that error. */
+int srv_exec_spawn(struct ctr_mgr *m, const char *id, bool detached, struct bh_err *err);
+/* The stream saw the exit. */
+void srv_exec_set_exited(const char *id, int code);
+/* Is container cid running?  EBUSY "Container cid is not running". */
+int srv_exec_ctr_running(struct ctr_mgr *m, const char *ref, char cid[65], struct bh_err *err);
+/* Frees every record (berthd's exit). */
+void srv_exec_free_all(void);
+
+/* -- h_exec.c -- */
+int srv_h_exec_create(struct srv_req *req, struct bh_err *err);
+int srv_h_exec_start(struct srv_req *req, struct bh_err *err);
+int srv_h_exec_inspect(struct srv_req *req, struct bh_err *err);
+int srv_h_exec_resize(struct srv_req *req, struct bh_err *err);
+int srv_h_exec_kill(struct srv_req *req, struct bh_err *err);
+
+/* -- stream-ws.c: WebSocket routes /exec/{id}/ws, /containers/{id}/attach/ws -- */
+int srv_stream_exec_check(struct srv_server *srv, const struct srv_params *params,
+                          struct bh_err *err);
+int srv_stream_attach_check(struct srv_server *srv, const struct srv_params *params,
+                            struct bh_err *err);
+int srv_stream_exec_open(struct srv_ws *ws, struct bh_err *err);
+int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err);
+int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
+int srv_stream_ws_writeable(struct srv_ws *ws);
+void srv_stream_ws_close(struct srv_ws *ws);
 
 #endif

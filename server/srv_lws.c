@@ -236,13 +236,11 @@ static int ws_uri(struct lws *wsi, char *uri, size_t size)
 static int on_ws_filter(struct lws *wsi)
 {
 	char uri[SRV_PATH_MAX];
-	struct srv_ws probe;
-	struct bh_err err;
 
-	memset(&probe, 0, sizeof(probe));
-	if (ws_uri(wsi, uri, sizeof(uri)) < 0 || srv_ws_open(&probe, uri, &err) < 0)
-		return 1; /* unknown URI: refuse the upgrade */
-	return 0;
+	if (ws_uri(wsi, uri, sizeof(uri)) < 0)
+		return 1; /* no URI: refuse the upgrade */
+	/* Unknown URI, exec or container: refused with the HTTP error. */
+	return srv_ws_filter(wsi, server_of(wsi), uri);
 }
 
 static int on_ws_established(struct lws *wsi, struct srv_conn *conn)
@@ -366,9 +364,17 @@ static int signal_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	return 0;
 }
 
+static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
+{
+	return srv_bridge_lws_callback(wsi, (int)reason, user, in, len);
+}
+
 static const struct lws_protocols protocols[] = {
     {.name = "http", .callback = http_callback, .per_session_data_size = sizeof(struct srv_conn)},
     {.name = "berth-signal", .callback = signal_callback},
+    /* attach sockets of exec/attach streams (stream.c) */
+    {.name = "berth-stream", .callback = stream_callback},
     {.name = NULL},
 };
 

@@ -21,6 +21,19 @@ static int echo_rx(struct srv_ws *ws, const void *data, size_t len, bool binary,
 
 static const struct srv_ws_route ws_routes[] = {
     {.pattern = "/_ws/echo", .on_rx = echo_rx},
+    /* docs/streams.md */
+    {.pattern = "/exec/{id}/ws",
+     .check = srv_stream_exec_check,
+     .on_open = srv_stream_exec_open,
+     .on_rx = srv_stream_ws_rx,
+     .on_close = srv_stream_ws_close,
+     .on_writeable = srv_stream_ws_writeable},
+    {.pattern = "/containers/{id}/attach/ws",
+     .check = srv_stream_attach_check,
+     .on_open = srv_stream_attach_open,
+     .on_rx = srv_stream_ws_rx,
+     .on_close = srv_stream_ws_close,
+     .on_writeable = srv_stream_ws_writeable},
 };
 
 static bool ws_path_match(const char *pattern, const char *path, struct srv_params *params)
@@ -81,6 +94,8 @@ int srv_ws_writeable(struct srv_ws *ws)
 	unsigned char *buf;
 	int r;
 
+	if (ws->route != NULL && ws->route->on_writeable != NULL)
+		return ws->route->on_writeable(ws);
 	if (ws->out.len - ws->out_off < FRAME_HDR)
 		return 0;
 	len = (size_t)f[1] << 24 | (size_t)f[2] << 16 | (size_t)f[3] << 8 | f[4];
@@ -96,6 +111,48 @@ int srv_ws_writeable(struct srv_ws *ws)
 		ws->out_off = 0;
 	} else {
 		lws_callback_on_writable(ws->wsi);
+	}
+	return 0;
+}
+
+/* Answers a refused upgrade with the HTTP error (JSON), as any route. */
+static void filter_reply(struct lws *wsi, const struct bh_err *err)
+{
+	uint8_t buf[LWS_PRE + 2048];
+	uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	json_t *j = json_pack("{s:s}", "message", err->msg);
+	char *body = json_dumps(j, JSON_COMPACT);
+	size_t len = body ? strlen(body) : 0;
+
+	json_decref(j);
+	if (body != NULL &&
+	    lws_add_http_common_headers(wsi, (unsigned int)srv_err_status(err->code),
+	                                "application/json", len + 1, &p, end) == 0 &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+	                                 5, &p, end) == 0 &&
+	    lws_finalize_write_http_header(wsi, start, &p, end) == 0) {
+		body[len] = '\n';
+		lws_write(wsi, (unsigned char *)body, len + 1, LWS_WRITE_HTTP);
+	}
+	free(body);
+}
+
+int srv_ws_filter(struct lws *wsi, struct srv_server *srv, const char *uri)
+{
+	struct srv_ws probe;
+	struct bh_err err;
+
+	memset(&probe, 0, sizeof(probe));
+	bh_err_clear(&err);
+	if (srv_ws_open(&probe, uri, &err) < 0) {
+		bh_err_set(&err, ENOENT, "page not found");
+		filter_reply(wsi, &err);
+		return 1;
+	}
+	if (probe.route->check != NULL && probe.route->check(srv, &probe.params, &err) < 0) {
+		bh_info("websocket %s refused: %s", uri, err.msg);
+		filter_reply(wsi, &err);
+		return 1;
 	}
 	return 0;
 }

@@ -1,0 +1,543 @@
+/* The WebSocket transport of exec and attach streams (docs/streams.md):
+ * GET /exec/{id}/ws and GET /containers/{id}/attach/ws.  Output from the
+ * bridge is copied once, into frame buffers that already have lws's LWS_PRE
+ * headroom and the 9-byte header, 64 KiB of payload each; at most
+ * OUT_SLOTS frames wait, then the bridge stops reading the monitor.  Input
+ * from the client is decoded by stream-frame.c and queued to the monitor;
+ * while that queue is full the client is not read (lws_rx_flow_control).
+ * The server sends `exit` last and waits (10 s at most) for the client to
+ * close. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "runtime/rt-monitor.h"
+#include "server/containers-internal.h"
+#include "server/server-internal.h"
+
+#define OUT_SLOTS     4
+#define SLOT_SIZE     (LWS_PRE + SRV_SF_HDR + SRV_SF_OUT_PAYLOAD)
+#define EXIT_CLOSE_S  10 /* the client closes after exit, or we do */
+#define CTL_MSG_MAX   1024
+
+struct slot {
+	uint8_t *buf; /* SLOT_SIZE; frame at buf + LWS_PRE */
+	size_t len;   /* frame bytes (header included) */
+	int ch;
+};
+
+struct sess {
+	int refs;          /* the connection, a pending pool job */
+	struct srv_ws *ws; /* NULL once the connection is gone */
+	struct srv_server *srv;
+	struct srv_bridge *br;
+	bool is_exec;
+	char exec_id[65], ctr_id[65];
+	char dir[4096];
+	bool tty, want_stdin, want_stdout, want_stderr;
+	struct slot slots[OUT_SLOTS];
+	int head, count;
+	char exit_msg[CTL_MSG_MAX]; /* pending, sent once the slots are empty */
+	bool exit_pending, exit_sent;
+	char error_msg[CTL_MSG_MAX];
+	int close_code; /* != 0: send error_msg, then close */
+	bool rx_paused, failed;
+	struct srv_sf_rx rx;
+};
+
+static void sess_unref(struct sess *s)
+{
+	if (--s->refs > 0)
+		return;
+	for (int i = 0; i < OUT_SLOTS; i++)
+		free(s->slots[i].buf);
+	free(s);
+}
+
+static void want_write(struct sess *s)
+{
+	if (s->ws != NULL)
+		lws_callback_on_writable(s->ws->wsi);
+}
+
+static void rx_pause(struct sess *s, bool pause)
+{
+	if (s->ws == NULL || s->rx_paused == pause)
+		return;
+	s->rx_paused = pause;
+	lws_rx_flow_control(s->ws->wsi, pause ? 0 : 1);
+}
+
+/* Ends the session with an error message and close code (1008, 1003, 1011). */
+static void sess_fail(struct sess *s, int code, const char *msg)
+{
+	json_t *j;
+	char *text;
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	bh_warn("stream %s: %s", s->is_exec ? s->exec_id : s->ctr_id, msg);
+	j = json_pack("{s:s, s:s}", "type", "error", "message", msg);
+	text = json_dumps(j, JSON_COMPACT);
+	bh_strlcpy(s->error_msg, text ? text : "{\"type\":\"error\"}", sizeof(s->error_msg));
+	free(text);
+	json_decref(j);
+	s->close_code = code;
+	rx_pause(s, true);
+	want_write(s);
+}
+
+/* ---- output: slots ------------------------------------------------------------- */
+
+static struct slot *slot_new(struct sess *s, int ch, uint64_t offset)
+{
+	struct slot *sl;
+
+	if (s->count == OUT_SLOTS)
+		return NULL;
+	sl = &s->slots[(s->head + s->count++) % OUT_SLOTS];
+	if (sl->buf == NULL)
+		sl->buf = bh_malloc(SLOT_SIZE);
+	sl->ch = ch;
+	if (ch == SRV_SF_CONTROL) {
+		sl->buf[LWS_PRE] = SRV_SF_CONTROL;
+		sl->len = 1;
+	} else {
+		srv_sf_header(sl->buf + LWS_PRE, (enum srv_sf_channel)ch, offset);
+		sl->len = SRV_SF_HDR;
+	}
+	return sl;
+}
+
+static void queue_control(struct sess *s, const char *json)
+{
+	size_t len = strlen(json);
+	struct slot *sl = len <= SRV_SF_OUT_PAYLOAD ? slot_new(s, SRV_SF_CONTROL, 0) : NULL;
+
+	if (sl == NULL)
+		return; /* only hello goes this way, into empty slots */
+	memcpy(sl->buf + LWS_PRE + 1, json, len);
+	sl->len += len;
+	want_write(s);
+}
+
+static size_t on_output(void *arg, int ch, uint64_t offset, const void *data, size_t len)
+{
+	struct sess *s = arg;
+	size_t took = 0;
+
+	if (s->ws == NULL || s->failed || (ch == 1 && !s->want_stdout) ||
+	    (ch == 2 && !s->want_stderr))
+		return len; /* nobody wants it: dropped, not held */
+	while (took < len) {
+		struct slot *sl = s->count ? &s->slots[(s->head + s->count - 1) % OUT_SLOTS] : NULL;
+		size_t room, n;
+		if (sl == NULL || sl->ch != ch || sl->len == SRV_SF_HDR + SRV_SF_OUT_PAYLOAD)
+			sl = slot_new(s, ch, offset + took);
+		if (sl == NULL)
+			break;
+		room = SRV_SF_HDR + SRV_SF_OUT_PAYLOAD - sl->len;
+		n = len - took < room ? len - took : room;
+		memcpy(sl->buf + LWS_PRE + sl->len, (const uint8_t *)data + took, n);
+		sl->len += n;
+		took += n;
+	}
+	if (took > 0)
+		want_write(s);
+	return took;
+}
+
+static void on_hello(void *arg, uint64_t offset, bool tty, bool stdin_open)
+{
+	struct sess *s = arg;
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "{\"type\":\"hello\",\"offset\":%llu,\"tty\":%s,\"stdin\":%s}",
+	         (unsigned long long)offset, tty ? "true" : "false",
+	         stdin_open && s->want_stdin ? "true" : "false");
+	queue_control(s, msg);
+}
+
+static void queue_exit(struct sess *s, int code, int sig, bool oom)
+{
+	snprintf(s->exit_msg, sizeof(s->exit_msg),
+	         "{\"type\":\"exit\",\"code\":%d,\"signal\":%d,\"oom\":%s}", code, sig,
+	         oom ? "true" : "false");
+	s->exit_pending = true;
+	want_write(s);
+}
+
+static void on_exit_frame(void *arg, const struct rt_monitor_state *st)
+{
+	struct sess *s = arg;
+	int code = st->status == RT_MONITOR_EXITED ? st->exit_code : CTR_LOST_EXIT;
+
+	if (s->is_exec)
+		srv_exec_set_exited(s->exec_id, code);
+	queue_exit(s, code, st->status == RT_MONITOR_EXITED ? st->signal : 0, st->oom_killed);
+}
+
+static void on_drain(void *arg)
+{
+	struct sess *s = arg;
+
+	if (!s->failed)
+		rx_pause(s, false);
+}
+
+static const struct srv_bridge_ops bridge_ops = {
+    .on_hello = on_hello,
+    .on_output = on_output,
+    .on_exit = on_exit_frame,
+    .on_drain = on_drain,
+};
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static int write_frame(struct lws *wsi, uint8_t *frame, size_t len)
+{
+	return lws_write(wsi, frame, len, LWS_WRITE_BINARY) < (int)len ? -1 : 0;
+}
+
+static int write_small(struct lws *wsi, const char *json)
+{
+	uint8_t buf[LWS_PRE + 1 + CTL_MSG_MAX];
+	size_t len = strlen(json);
+
+	buf[LWS_PRE] = SRV_SF_CONTROL;
+	memcpy(buf + LWS_PRE + 1, json, len);
+	return write_frame(wsi, buf + LWS_PRE, len + 1);
+}
+
+static int write_final(struct sess *s, struct lws *wsi)
+{
+	if (s->close_code != 0) {
+		write_small(wsi, s->error_msg);
+		lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+		                 (unsigned char *)"protocol error", 14);
+		return -1;
+	}
+	if (s->exit_pending && !s->exit_sent) {
+		s->exit_sent = true;
+		if (write_small(wsi, s->exit_msg) < 0)
+			return -1;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, EXIT_CLOSE_S);
+	}
+	return 0;
+}
+
+int srv_stream_ws_writeable(struct srv_ws *ws)
+{
+	struct sess *s = ws->user;
+	int sent = 0;
+
+	if (s == NULL)
+		return 0;
+	while (s->count > 0 && (sent == 0 || !lws_send_pipe_choked(ws->wsi))) {
+		struct slot *sl = &s->slots[s->head];
+		if (write_frame(ws->wsi, sl->buf + LWS_PRE, sl->len) < 0)
+			return -1;
+		s->head = (s->head + 1) % OUT_SLOTS;
+		s->count--;
+		if (++sent == OUT_SLOTS)
+			break;
+	}
+	if (sent > 0)
+		srv_bridge_resume(s->br);
+	if (s->count > 0) {
+		lws_callback_on_writable(ws->wsi);
+		return 0;
+	}
+	return write_final(s, ws->wsi);
+}
+
+/* ---- input ----------------------------------------------------------------------------- */
+
+static int on_stdin(void *arg, const void *data, size_t len, struct bh_err *err)
+{
+	struct sess *s = arg;
+
+	if (s->br == NULL || !s->want_stdin)
+		return 0; /* no stdin to write to: dropped */
+	if (srv_bridge_send(s->br, RT_FRAME_STDIN, data, len, err) < 0)
+		return -1;
+	if (srv_bridge_full(s->br))
+		rx_pause(s, true);
+	return 0;
+}
+
+static int on_control(void *arg, const struct srv_sf_ctl *c, struct bh_err *err)
+{
+	struct sess *s = arg;
+	uint8_t p[4];
+
+	if (s->br == NULL)
+		return 0;
+	switch (c->type) {
+	case SRV_SF_CTL_RESIZE:
+		p[0] = (uint8_t)(c->rows >> 8);
+		p[1] = (uint8_t)c->rows;
+		p[2] = (uint8_t)(c->cols >> 8);
+		p[3] = (uint8_t)c->cols;
+		return srv_bridge_send(s->br, RT_FRAME_RESIZE, p, 4, err);
+	case SRV_SF_CTL_SIGNAL:
+		p[0] = (uint8_t)c->signal;
+		return srv_bridge_send(s->br, RT_FRAME_SIGNAL, p, 1, err);
+	case SRV_SF_CTL_EOF:
+		return s->want_stdin ? srv_bridge_send(s->br, RT_FRAME_STDIN_EOF, NULL, 0, err) : 0;
+	case SRV_SF_CTL_UNKNOWN:
+		break;
+	}
+	return 0;
+}
+
+static const struct srv_sf_rx_ops rx_ops = {.on_stdin = on_stdin, .on_control = on_control};
+
+int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final)
+{
+	struct sess *s = ws->user;
+	struct bh_err err;
+
+	if (s == NULL || s->failed)
+		return 0;
+	bh_err_clear(&err);
+	if (srv_sf_rx_feed(&s->rx, data, len, binary, final, &rx_ops, s, &err) < 0)
+		sess_fail(s, srv_sf_close_code(err.code), err.msg);
+	return 0;
+}
+
+void srv_stream_ws_close(struct srv_ws *ws)
+{
+	struct sess *s = ws->user;
+
+	if (s == NULL)
+		return;
+	ws->user = NULL;
+	s->ws = NULL;
+	/* Closing our end of attach.sock is the detach: a TTY session gets its
+	 * SIGHUP from the monitor (interactive), a non-TTY one runs on. */
+	srv_bridge_free(steal_pointer(&s->br));
+	bh_debug("stream %s: client left", s->is_exec ? s->exec_id : s->ctr_id);
+	sess_unref(s);
+}
+
+/* ---- opening -------------------------------------------------------------------------------- */
+
+static const char *param_id(const struct srv_params *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->p[i].name, "id") == 0)
+			return p->p[i].value;
+	return "";
+}
+
+static struct ctr_mgr *mgr_of(struct srv_server *srv, struct bh_err *err)
+{
+	if (srv == NULL || srv->ctrs == NULL) {
+		bh_err_set(err, ENOTSUP, "containers are not available in this daemon");
+		return NULL;
+	}
+	return srv->ctrs;
+}
+
+/* Connected to the monitor: the first frames, then the client may talk. */
+static void sess_connect(struct sess *s, int fd)
+{
+	struct bh_err err;
+	struct lws_vhost *vh = lws_get_vhost(s->ws->wsi);
+
+	s->br = srv_bridge_new(vh, fd, s->dir, &bridge_ops, s, &err);
+	if (s->br == NULL) {
+		sess_fail(s, 1011, err.msg);
+		return;
+	}
+	if ((s->tty && s->want_stdin && srv_bridge_send(s->br, RT_FRAME_INTERACTIVE, NULL, 0, &err) < 0) ||
+	    (!s->want_stdout && !s->want_stderr &&
+	     srv_bridge_send(s->br, RT_FRAME_NO_OUTPUT, NULL, 0, &err) < 0)) {
+		sess_fail(s, 1011, err.msg);
+		return;
+	}
+	rx_pause(s, false);
+}
+
+static struct sess *sess_new(struct srv_ws *ws)
+{
+	struct sess *s = bh_calloc(1, sizeof(*s));
+
+	s->refs = 1;
+	s->ws = ws;
+	s->srv = ws->srv;
+	srv_sf_rx_init(&s->rx);
+	ws->user = s;
+	/* Nothing from the client until the monitor is connected. */
+	rx_pause(s, true);
+	return s;
+}
+
+/* -- exec -- */
+
+struct exec_job {
+	struct sess *s;
+	struct ctr_mgr *m;
+	bool spawn;
+	int fd;
+	int exit_code; /* the command could not run: 126, 127 */
+};
+
+static int exec_work(void *arg, struct bh_err *err)
+{
+	struct exec_job *j = arg;
+	struct srv_exec_info info;
+
+	j->fd = -1;
+	j->exit_code = -1;
+	if (j->spawn && srv_exec_spawn(j->m, j->s->exec_id, false, err) < 0) {
+		if (srv_exec_lookup(j->m, j->s->exec_id, &info, NULL) == 0 &&
+		    info.state == SRV_EXEC_EXITED)
+			j->exit_code = info.exit_code;
+		return -1;
+	}
+	j->fd = rt_monitor_attach_connect(j->s->dir, err);
+	return j->fd < 0 ? -1 : 0;
+}
+
+static void exec_done(void *arg, int rc, const struct bh_err *err)
+{
+	struct exec_job *j = arg;
+	struct sess *s = j->s;
+
+	if (s->ws == NULL) {
+		if (j->fd >= 0)
+			close(j->fd);
+	} else if (rc == 0) {
+		sess_connect(s, j->fd);
+	} else if (j->exit_code >= 0) {
+		/* The command could not run: its message on stderr, then exit. */
+		char line[1100];
+		snprintf(line, sizeof(line), "%s\n", err->msg);
+		on_hello(s, 0, s->tty, false);
+		on_output(s, 2, 0, line, strlen(line));
+		queue_exit(s, j->exit_code, 0, false);
+	} else {
+		sess_fail(s, 1011, err->msg);
+	}
+	sess_unref(s);
+	free(j);
+}
+
+int srv_stream_exec_check(struct srv_server *srv, const struct srv_params *params,
+                          struct bh_err *err)
+{
+	struct ctr_mgr *m = mgr_of(srv, err);
+	struct srv_exec_info info;
+	char cid[65];
+
+	if (m == NULL || srv_exec_lookup(m, param_id(params), &info, err) < 0)
+		return -1;
+	if (info.state == SRV_EXEC_CREATED)
+		return srv_exec_ctr_running(m, info.ctr_id, cid, err);
+	return 0;
+}
+
+int srv_stream_exec_open(struct srv_ws *ws, struct bh_err *err)
+{
+	struct ctr_mgr *m = mgr_of(ws->srv, err);
+	struct srv_exec_info info;
+	struct sess *s;
+	struct exec_job *j;
+
+	if (m == NULL || srv_exec_lookup(m, param_id(&ws->params), &info, err) < 0)
+		return -1;
+	s = sess_new(ws);
+	s->is_exec = true;
+	bh_strlcpy(s->exec_id, info.id, sizeof(s->exec_id));
+	bh_strlcpy(s->ctr_id, info.ctr_id, sizeof(s->ctr_id));
+	bh_strlcpy(s->dir, info.dir, sizeof(s->dir));
+	s->tty = info.tty;
+	s->want_stdin = info.open_stdin;
+	s->want_stdout = info.attach_stdout;
+	s->want_stderr = info.attach_stderr;
+	if (info.state == SRV_EXEC_EXITED) {
+		on_hello(s, 0, s->tty, false);
+		queue_exit(s, info.exit_code, 0, false);
+		return 0;
+	}
+	j = bh_calloc(1, sizeof(*j));
+	j->s = s;
+	j->m = m;
+	j->spawn = info.state == SRV_EXEC_CREATED;
+	s->refs++;
+	srv_pool_submit(ws->srv->pool, exec_work, exec_done, j);
+	return 0;
+}
+
+/* -- attach -- */
+
+static bool query_flag(struct lws *wsi, const char *name, bool dflt)
+{
+	char buf[64];
+	const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof(buf));
+
+	if (v == NULL)
+		return dflt;
+	return !(v[0] == '\0' || strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
+}
+
+int srv_stream_attach_check(struct srv_server *srv, const struct srv_params *params,
+                            struct bh_err *err)
+{
+	struct ctr_mgr *m = mgr_of(srv, err);
+	char cid[65];
+
+	if (m == NULL)
+		return -1;
+	return srv_exec_ctr_running(m, param_id(params), cid, err);
+}
+
+static int attach_config(struct ctr_mgr *m, const char *ref, struct sess *s, bool *open_stdin,
+                         struct bh_err *err)
+{
+	struct ctr *c;
+	char *dir;
+
+	pthread_mutex_lock(&m->mu);
+	if (ctr_lookup(m->list, ref, &c, err) < 0) {
+		pthread_mutex_unlock(&m->mu);
+		return -1;
+	}
+	bh_strlcpy(s->ctr_id, c->id, sizeof(s->ctr_id));
+	s->tty = json_is_true(json_object_get(c->config, "Tty"));
+	*open_stdin = json_is_true(json_object_get(c->config, "OpenStdin"));
+	dir = ctr_exec_path(m, c);
+	pthread_mutex_unlock(&m->mu);
+	bh_strlcpy(s->dir, dir, sizeof(s->dir));
+	free(dir);
+	return 0;
+}
+
+int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
+{
+	struct ctr_mgr *m = mgr_of(ws->srv, err);
+	struct sess *s;
+	bool open_stdin = false;
+	int fd;
+
+	if (m == NULL)
+		return -1;
+	s = sess_new(ws);
+	if (attach_config(m, param_id(&ws->params), s, &open_stdin, err) < 0)
+		return -1;
+	s->want_stdin = open_stdin && query_flag(ws->wsi, "stdin=", false);
+	s->want_stdout = query_flag(ws->wsi, "stdout=", true);
+	s->want_stderr = query_flag(ws->wsi, "stderr=", true);
+	/* A unix connect to a live monitor does not block. */
+	fd = rt_monitor_attach_connect(s->dir, err);
+	if (fd < 0)
+		return bh_err_wrap(err, "attach %.12s", s->ctr_id);
+	sess_connect(s, fd);
+	return 0;
+}
