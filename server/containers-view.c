@@ -135,8 +135,9 @@ int ctr_filters_parse(const char *text, json_t **out, struct bh_err *err)
 	*out = f;
 	return 0;
 bad:
+	bh_err_set(err, EINVAL, "invalid filter '%s'", k); /* k lives in f */
 	json_decref(f);
-	return bh_err_set(err, EINVAL, "invalid filter '%s'", k);
+	return -1;
 }
 
 static bool any_match(json_t *vals, bool (*fn)(const struct ctr *, const char *),
