@@ -513,6 +513,9 @@ def test_bad_requests_leave_nothing(api):
         "You have to remove (or rename) that container to be able to reuse that name."
     ), msg
     assert container_dirs(api.daemon) == [cid]
+    assert api.error("GET", "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D") == (
+        "invalid filter 'bogus'"
+    )
     assert api.error("GET", "/containers/nope/json", want=404) == "No such container: nope"
     assert api.error("POST", "/containers/nope/start", want=404) == "No such container: nope"
     assert api.error("DELETE", "/containers/nope", want=404) == "No such container: nope"
