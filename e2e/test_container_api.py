@@ -345,6 +345,12 @@ def test_create_start_wait_logs_inspect_list_rm(api):
     _, data = api.logs(cid, "stdout=1&timestamps=1&tail=1")
     frames = demux(data)
     assert len(frames) == 1 and frames[0][1].endswith(b" hello\n"), frames
+    _, data = api.logs(cid, "stdout=1&since=4102444800")  # 2100-01-01: nothing yet
+    assert data == b""
+    _, data = api.logs(cid, "stdout=1&until=1")
+    assert data == b""
+    _, data = api.logs(cid, "stdout=1&since=1.5")
+    assert demux(data) == [(1, b"hello\n")]
     msg = api.error("GET", f"/containers/{cid}/logs")
     assert msg == "You must choose at least one stream"
 

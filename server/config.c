@@ -59,7 +59,8 @@ void srv_usage(FILE *out)
 	        "  --help              print this help\n"
 	        "  --version           print the version\n"
 	        "\n"
-	        "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the TLS files.\n");
+	        "Signals: SIGTERM/SIGINT stop gracefully (containers keep running and are\n"
+	        "restored at the next start); SIGHUP reloads the TLS files.\n");
 }
 
 static int set_string(char **dst, const char *value)
