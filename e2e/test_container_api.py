@@ -495,6 +495,8 @@ BAD_CREATES = [
     ({"Image": "busybox", "Cmd": "true", "Env": "A=1"}, 400, "Env"),
     ({"Image": "busybox", "Cmd": ["true"],
       "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, 400, "restart policy"),
+    ({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["/:/host"]}}, 400,
+     "HostConfig.Binds is not supported by berth yet"),
 ]
 
 

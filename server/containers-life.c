@@ -492,8 +492,11 @@ int ctr_stop(struct ctr_mgr *m, const char *ref, int timeout_s, struct bh_err *e
 		mark_stopped(m, c);
 		r = 0;
 	} else if (c->status == CTR_RUNNING) {
+		const char *s = json_string_value(json_object_get(c->config, "StopSignal"));
+		int sig = s && s[0] ? ctr_signal_parse(s) : SIGTERM;
 		mark_stopped(m, c);
-		r = stop_locked(m, c, SIGTERM, timeout_s < 0 ? CTR_STOP_DEFAULT : timeout_s, err);
+		r = stop_locked(m, c, sig > 0 ? sig : SIGTERM,
+		                timeout_s < 0 ? CTR_STOP_DEFAULT : timeout_s, err);
 	}
 	ctr_put(m, c);
 	pthread_mutex_unlock(&m->mu);

@@ -143,6 +143,9 @@ static int config_strings(json_t *body, json_t *cfg, struct bh_err *err)
 			return -1;
 		json_object_set_new(cfg, keys[i], json_string(s));
 	}
+	s = json_string_value(json_object_get(cfg, "StopSignal"));
+	if (s[0] != '\0' && ctr_signal_parse(s) < 0)
+		return bh_err_set(err, EINVAL, "Invalid signal: %s", s);
 	s = json_string_value(json_object_get(cfg, "WorkingDir"));
 	if (s[0] != '\0' && s[0] != '/')
 		return bh_err_set(err, EINVAL,
@@ -282,6 +285,28 @@ static int network_mode(json_t *in, json_t *hc, struct bh_err *err)
 	return 0;
 }
 
+static bool is_set(json_t *v)
+{
+	return (json_is_array(v) && json_array_size(v) > 0) ||
+	       (json_is_object(v) && json_object_size(v) > 0) || json_is_true(v) ||
+	       (json_is_string(v) && json_string_length(v) > 0);
+}
+
+/* Asked for but not implemented yet: refused rather than silently dropped
+ * (a bind mount or a published port that is not there is a surprise). */
+static int unsupported(json_t *in, struct bh_err *err)
+{
+	static const char *const keys[] = {
+	    "Binds",       "Mounts", "PortBindings", "Privileged", "CapAdd",     "Devices", "Tmpfs",
+	    "VolumesFrom", "Links",  "PidMode",      "IpcMode",    "UsernsMode", "Runtime", "Init"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (is_set(json_object_get(in, keys[i])))
+			return bh_err_set(err, EINVAL,
+			                  "HostConfig.%s is not supported by berth yet", keys[i]);
+	return 0;
+}
+
 static int parse_host_config(json_t *body, long ncpu, json_t **out, struct bh_err *err)
 {
 	json_t *in = json_object_get(body, "HostConfig");
@@ -292,7 +317,7 @@ static int parse_host_config(json_t *body, long ncpu, json_t **out, struct bh_er
 		json_decref(hc);
 		return bh_err_set(err, EINVAL, "HostConfig must be an object");
 	}
-	if (bool_field(in, "ReadonlyRootfs", &ro, err) < 0 ||
+	if (unsupported(in, err) < 0 || bool_field(in, "ReadonlyRootfs", &ro, err) < 0 ||
 	    bool_field(in, "AutoRemove", &ar, err) < 0 || resources(in, hc, ncpu, err) < 0 ||
 	    network_mode(in, hc, err) < 0 || restart_policy(in, hc, ar, err) < 0) {
 		json_decref(hc);

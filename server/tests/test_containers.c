@@ -53,6 +53,13 @@ static void test_create_ok(void **state)
 	json_t *cfg, *hc;
 	struct bh_err err;
 
+	/* What the docker CLI sends for "unset" is accepted. */
+	assert_int_equal(create("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":null,"
+	                        "\"PortBindings\":{},\"Privileged\":false,\"CapAdd\":null}}",
+	                        &cfg, &hc, &err),
+	                 0);
+	json_decref(cfg);
+	json_decref(hc);
 	assert_int_equal(
 	    create("{\"Image\":\"busybox\",\"Cmd\":[\"echo\",\"hi\"],"
 	           "\"Entrypoint\":\"/bin/sh\",\"Env\":[\"A=1\"],\"Tty\":true,"
@@ -103,6 +110,10 @@ static void test_create_bad(void **state)
 	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"NetworkMode\":\"bridge\"}}", "network");
 	expect_bad("{\"Image\":\"b\",\"WorkingDir\":\"rel\"}", "absolute");
 	expect_bad("{\"Image\":\"b\",\"Tty\":\"yes\"}", "Tty");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/:/host\"]}}",
+	           "HostConfig.Binds is not supported");
+	expect_bad("{\"Image\":\"b\",\"HostConfig\":{\"Privileged\":true}}", "Privileged");
+	expect_bad("{\"Image\":\"b\",\"StopSignal\":\"SIGNOPE\"}", "Invalid signal");
 }
 
 static json_t *merged(const char *req, const char *img, struct bh_err *err, int *r)
