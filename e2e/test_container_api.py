@@ -462,6 +462,21 @@ def test_restart_policy_on_failure_and_auto_remove(api):
     _, data = api.logs(cid, "stdout=1")
     assert [f[1] for f in demux(data)] == [b"try\n"] * 3
 
+    # A signal that does not ask for the end is not a user's stop: the
+    # policy still restarts after it (unless-stopped keeps it alive).
+    hid = api.create(Cmd=["sh", "-c", "trap 'exit 9' HUP; sleep 1000 & wait"],
+                     HostConfig={"RestartPolicy": {"Name": "unless-stopped"}})
+    api.start(hid)
+    status, _, _ = api.call("POST", f"/containers/{hid}/kill?signal=HUP")
+    assert status == 204
+    wait_for(lambda: (lambda js: js["RestartCount"] == 1 and js["State"]["Running"])(
+        api.inspect(hid)), 10, "a restart after SIGHUP", interval=0.1)
+    status, _, _ = api.call("POST", f"/containers/{hid}/kill?signal=KILL")
+    assert status == 204
+    assert api.wait(hid)["StatusCode"] == 137
+    st = api.inspect(hid)
+    assert st["State"]["Status"] == "exited" and st["RestartCount"] == 1, st["State"]
+
     rid = api.create(Cmd=["true"], HostConfig={"AutoRemove": True})
     s, rest = open_wait(api, rid, "removed")
     api.start(rid)

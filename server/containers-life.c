@@ -503,6 +503,16 @@ int ctr_stop(struct ctr_mgr *m, const char *ref, int timeout_s, struct bh_err *e
 	return r;
 }
 
+/* A kill that asks the container to end counts as a user's stop (no
+ * restart policy after it); SIGHUP, SIGUSR1, SIGWINCH ... do not. */
+static bool is_stop_signal(const struct ctr *c, int sig)
+{
+	const char *s = json_string_value(json_object_get(c->config, "StopSignal"));
+
+	return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGQUIT ||
+	       (s && s[0] && ctr_signal_parse(s) == sig);
+}
+
 int ctr_kill(struct ctr_mgr *m, const char *ref, int sig, struct bh_err *err)
 {
 	struct ctr *c;
@@ -515,7 +525,7 @@ int ctr_kill(struct ctr_mgr *m, const char *ref, int sig, struct bh_err *err)
 	bh_strlcpy(id, c->id, sizeof(id));
 	if (c->status != CTR_RUNNING)
 		r = bh_err_set(err, EBUSY, "Container %s is not running", c->id);
-	else
+	else if (is_stop_signal(c, sig))
 		mark_stopped(m, c);
 	ctr_put(m, c);
 	pthread_mutex_unlock(&m->mu);
