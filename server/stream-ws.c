@@ -355,7 +355,11 @@ static void sess_connect(struct sess *s, int fd)
 		sess_fail(s, 1011, err.msg);
 		return;
 	}
-	if ((s->tty && s->want_stdin && srv_bridge_send(s->br, RT_FRAME_INTERACTIVE, NULL, 0, &err) < 0) ||
+	/* A TTY exec is always someone's terminal; an attach only when it
+	 * types into the container (a viewer leaving must not hang it up). */
+	bool interactive = s->tty && (s->is_exec || s->want_stdin);
+
+	if ((interactive && srv_bridge_send(s->br, RT_FRAME_INTERACTIVE, NULL, 0, &err) < 0) ||
 	    (!s->want_stdout && !s->want_stderr &&
 	     srv_bridge_send(s->br, RT_FRAME_NO_OUTPUT, NULL, 0, &err) < 0)) {
 		sess_fail(s, 1011, err.msg);
