@@ -146,8 +146,11 @@ static bool pump_locked(struct logstream *ls)
 		}
 		off += n;
 	}
-	memmove(ls->pending.data, ls->pending.data + off, ls->pending.len - off);
-	ls->pending.len -= off;
+	if (off > 0) {
+		memmove(ls->pending.data, ls->pending.data + off, ls->pending.len - off);
+		ls->pending.len -= off;
+		ls->pending.data[ls->pending.len] = '\0';
+	}
 	pthread_cond_broadcast(&ls->cond);
 	return full;
 }
