@@ -47,6 +47,12 @@ struct srv_bridge {
 	bool was_full;
 	int busy; /* inside a callback to the transport */
 	bool free_later;
+	/* lws 4.1.6 drops a POLLOUT request made inside RAW_WRITEABLE_FILE
+	 * (measured: the queue to the monitor stalled for good); such a
+	 * request is re-made from a timer callback instead. */
+	bool in_writeable;
+	struct lws_context *ctx;
+	lws_sorted_usec_list_t sul;
 };
 
 /* ---- the exit ---------------------------------------------------------------- */
@@ -202,6 +208,24 @@ static void pump(struct srv_bridge *b)
 
 /* ---- frames to the monitor -------------------------------------------------------- */
 
+static void writable_later(lws_sorted_usec_list_t *sul)
+{
+	struct srv_bridge *b = lws_container_of(sul, struct srv_bridge, sul);
+
+	if (b->wsi != NULL)
+		lws_callback_on_writable(b->wsi);
+}
+
+static void want_writable(struct srv_bridge *b)
+{
+	if (b->wsi == NULL)
+		return;
+	if (b->in_writeable)
+		lws_sul_schedule(b->ctx, 0, &b->sul, writable_later, 1);
+	else
+		lws_callback_on_writable(b->wsi);
+}
+
 static void write_out(struct srv_bridge *b)
 {
 	while (b->out_off < b->out.len) {
@@ -210,8 +234,7 @@ static void write_out(struct srv_bridge *b)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (b->wsi != NULL)
-				lws_callback_on_writable(b->wsi);
+			want_writable(b);
 			return;
 		}
 		if (n <= 0) {
@@ -265,6 +288,7 @@ static int adopt(struct srv_bridge *b, struct lws_vhost *vh, int fd, struct bh_e
 	if (b->wsi == NULL)
 		return bh_err_set(err, EIO, "cannot watch the attach socket in the event loop");
 	lws_set_opaque_user_data(b->wsi, b);
+	b->ctx = lws_get_context(b->wsi);
 	return 0;
 }
 
@@ -296,6 +320,8 @@ struct srv_bridge *srv_bridge_new(struct lws_vhost *vh, int fd, const char *dir,
 
 static void bridge_destroy(struct srv_bridge *b)
 {
+	if (b->ctx != NULL)
+		lws_sul_cancel(&b->sul);
 	close(b->fd);
 	free(b->dir);
 	free(b->in);
@@ -348,7 +374,9 @@ static void on_event(struct srv_bridge *b, int reason)
 		pump(b);
 		break;
 	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+		b->in_writeable = true;
 		write_out(b);
+		b->in_writeable = false;
 		break;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
 		/* The monitor hung up: what it sent last is still in our dup. */
