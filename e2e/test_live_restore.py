@@ -157,3 +157,23 @@ def test_daemon_start_applies_always_but_not_unless_stopped(restored):
     wait_for(lambda: api.inspect(policy["always"])["State"]["Running"], 10,
              "the always container to come back at daemon start", interval=0.1)
     assert api.inspect(policy["unless-stopped"])["State"]["Status"] == "exited"
+
+
+def test_running_container_behind_a_stale_record_is_adopted(restored):
+    """berthd died between spawning the monitor and saving "running": the
+    record still says created, the container runs.  It is adopted, not lost."""
+    d, api = restored
+    cid = api.create("orphan", Cmd=["sleep", "1000"])
+    api.start(cid)
+    pid = api.inspect(cid)["State"]["Pid"]
+    kill_daemon(d)
+    rec = d.data_root / "containers" / cid / "config.v2.json"
+    js = json.loads(rec.read_text())
+    js["State"]["Status"] = "created"
+    rec.write_text(json.dumps(js))
+    d.start()
+    st = api.inspect(cid)["State"]
+    assert st["Status"] == "running" and st["Pid"] == pid, st
+    status, _, _ = api.call("POST", f"/containers/{cid}/kill")
+    assert status == 204
+    assert api.wait(cid)["StatusCode"] == 137

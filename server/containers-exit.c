@@ -356,8 +356,28 @@ static void restore_stopped(struct ctr_mgr *m, struct ctr *c)
 	c->restart_at_ms = bh_now_ms();
 }
 
+/* A crash between spawning a monitor and saving "running" leaves a record
+ * that says created/exited/restarting while a container runs: adopt it. */
+static bool adopt_orphan(struct ctr_mgr *m, struct ctr *c)
+{
+	cleanup_free char *dir = ctr_exec_path(m, c);
+	struct rt_monitor_state st;
+	struct bh_err e;
+
+	if (c->status == CTR_RUNNING || c->status == CTR_REMOVING ||
+	    rt_monitor_probe(dir, &st, &e) < 0 || st.status != RT_MONITOR_RUNNING)
+		return false;
+	bh_warn("container %.12s: recorded %s but its monitor runs: adopting it", c->id,
+	        ctr_state_name(c->status));
+	c->status = CTR_RUNNING;
+	c->has_been_started = true;
+	c->restart_at_ms = 0;
+	return true;
+}
+
 static void restore_one(struct ctr_mgr *m, struct ctr *c)
 {
+	adopt_orphan(m, c);
 	switch (c->status) {
 	case CTR_RUNNING:
 		restore_running(m, c);
