@@ -499,6 +499,15 @@ def test_exec_failure_leaves_created_with_127(api):
     assert berth_cgroups(cid) == []
     api.rm(cid)
 
+    uid = api.create(Cmd=["true"], User="nosuchuser")
+    msg = api.error("POST", f"/containers/{uid}/start")
+    assert "unable to find user nosuchuser" in msg, msg
+    st = api.inspect(uid)["State"]
+    assert st["Status"] == "created" and st["ExitCode"] == 128, st
+    assert mounts_under(api.daemon.root) == []
+    assert berth_cgroups(uid) == []
+    api.rm(uid)
+
 
 BAD_CREATES = [
     ({"Image": "busybox:nope", "Cmd": ["true"]}, 404, "No such image: busybox:nope"),

@@ -166,8 +166,10 @@ static int resolve_user(json_t *spec, const char *merged, const char *user, stru
 		return bh_err_sys(err, errno, "open %s", merged);
 	if (user[0] == '\0')
 		user = "0";
-	if (rt_user_resolve(rootfd, user, &uid, &gid, &gids, &n, err) < 0)
+	if (rt_user_resolve(rootfd, user, &uid, &gid, &gids, &n, err) < 0) {
+		err->code = EINVAL; /* the create's User, not a missing container: 400 */
 		return bh_err_wrap(err, "unable to find user %s", user);
+	}
 	spec_user(spec, uid, gid, gids, n);
 	return 0;
 }
@@ -319,7 +321,7 @@ static int exec_error(const struct ctr *c, struct bh_err *err)
 
 /* c is owned; mu is not held.  On success *pidfd is the monitor's. */
 static int start_owned(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *mpid, int *pidfd,
-                       struct bh_err *err)
+                       int *spawn_errno, struct bh_err *err)
 {
 	cleanup_free char *dir = ctr_data_path(m, c, NULL);
 	cleanup_free char *merged = ctr_data_path(m, c, "merged");
@@ -338,8 +340,10 @@ static int start_owned(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *mpi
 		r = rt_container_rootfs_prepare(layers, dir, merged, err);
 	rt_image_strv_free(layers);
 	if (r == 0 && (r = write_bundle(m, c, merged, err)) == 0 &&
-	    (r = spawn_monitor(m, c, cpid, mpid, err)) < 0)
+	    (r = spawn_monitor(m, c, cpid, mpid, err)) < 0) {
+		*spawn_errno = err->code;
 		r = exec_error(c, err);
+	}
 	if (r == 0) {
 		*pidfd = pidfd_open(*mpid, 0);
 		if (*pidfd < 0 && errno != ESRCH)
@@ -379,7 +383,7 @@ static void start_ok(struct ctr_mgr *m, struct ctr *c, pid_t cpid, pid_t mpid, i
 int ctr_start_ref(struct ctr_mgr *m, struct ctr *c, bool policy, struct bh_err *err)
 {
 	pid_t cpid = 0, mpid = 0;
-	int r, pidfd = -1, code;
+	int r, pidfd = -1, spawn_errno = 0;
 	struct bh_err e;
 	char started[40];
 
@@ -399,12 +403,11 @@ int ctr_start_ref(struct ctr_mgr *m, struct ctr *c, bool policy, struct bh_err *
 	pthread_mutex_unlock(&m->mu);
 
 	bh_rfc3339_now(started); /* before the process can exit */
-	r = start_owned(m, c, &cpid, &mpid, &pidfd, err);
-	code = err->code;
+	r = start_owned(m, c, &cpid, &mpid, &pidfd, &spawn_errno, err);
 
 	pthread_mutex_lock(&m->mu);
 	if (r < 0)
-		start_failed(c, err, code == EINVAL && strstr(err->msg, "$PATH") ? ENOENT : code);
+		start_failed(c, err, spawn_errno);
 	else
 		start_ok(m, c, cpid, mpid, pidfd, started);
 	if (ctr_save(m, c, &e) < 0)
