@@ -760,9 +760,6 @@ def test_bad_input_leaves_nothing(real, ctr):
     assert real.ok("ps", "-aq", "--no-trunc").out.split() == before
 
 
-@pytest.mark.xfail(strict=True, reason="berthd accepts a create whose command is empty "
-                   "(--entrypoint \"\" clears the image's Cmd, as docker) and fails at start; "
-                   "docker answers 400 \"No command specified\" at create")
 def test_empty_command_is_refused_at_create(real, ctr):
     before = real.ok("ps", "-aq", "--no-trunc").out.split()
     n = ctr()
@@ -771,8 +768,6 @@ def test_empty_command_is_refused_at_create(real, ctr):
     assert real.ok("ps", "-aq", "--no-trunc").out.split() == before
 
 
-@pytest.mark.xfail(strict=True, reason="berthd ignores SIGTERM while it holds a container "
-                   "whose start failed (exec: permission denied), found by this client's e2e")
 def test_daemon_stops_with_a_failed_start_container(pki, make_daemon, real):
     import signal
     import subprocess
