@@ -17,7 +17,14 @@ import time
 import pytest
 
 from conftest import Daemon, client_ssl_context, mktemp_dir, wait_for
-from test_container_api import HEX64, Api, load_busybox, need_root_and_image, remove_all
+from test_container_api import (
+    HEX64,
+    Api,
+    load_busybox,
+    monitors_for,
+    need_root_and_image,
+    remove_all,
+)
 from wsclient import CONTROL, STDERR, STDOUT, Closed, HandshakeError, Session, tls_ws, unix_ws
 
 
@@ -132,16 +139,9 @@ def test_100mb_round_trip(env):
     api, cid = env
     data = os.urandom(100 * 1024 * 1024)
     s = api.session(api.exec_create(cid, ["cat"], AttachStdin=True))
-
-    def writer():
-        s.write(data, chunk=256 * 1024 - 16)
-        s.control(type="eof")
-
-    t = threading.Thread(target=writer)
     start = time.monotonic()
-    t.start()
-    e = s.finish()
-    t.join()
+    e = s.exchange(data, chunk=256 * 1024 - 16)
+    s.ws.close()
     took = time.monotonic() - start
     assert e["code"] == 0
     assert len(s.out[STDOUT]) == len(data)
@@ -267,16 +267,38 @@ def test_clients_killed_mid_stream_leave_no_fds(env):
     wait_for(lambda: berthd_fds(api) <= base, 20,
              f"berthd's fd count back to {base} (now {berthd_fds(api)})")
     # and every TTY exec got its SIGHUP: no cat left in the container
-    procs = lambda: [p for p in os.listdir("/proc") if p.isdigit() and _comm(p) == "cat"]
-    wait_for(lambda: not procs(), 20, "the cats to end")
+    wait_for(lambda: not _procs_in(cid, "cat"), 20, "the cats to end")
+    # The monitors keep a TTY's unread output for RT_MONITOR_STUCK_MS (30 s)
+    # after the exit, then go: none may stay for good.
+    wait_for(lambda: not exec_monitors(api.daemon), 45, "the exec monitors to exit")
 
 
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")[0].decode(errors="replace")
-    except OSError:
-        return ""
+def exec_monitors(daemon):
+    out = []
+    for pid in monitors_for(daemon):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"--exec" in f.read().split(b"\0"):
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _procs_in(cid, name):
+    """Processes called name in container cid (by its cgroup)."""
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0")[0]
+            with open(f"/proc/{p}/cgroup") as f:
+                cg = f.read()
+        except OSError:
+            continue
+        if argv0 == name.encode() and cid in cg:
+            out.append(int(p))
+    return out
 
 
 # ---- refusals ------------------------------------------------------------------------------
@@ -349,7 +371,8 @@ def test_malformed_frames_close_only_that_session(env, what, frame, code):
 
 def test_text_message_is_refused_with_1003(env):
     api, cid = env
-    s = api.session(api.exec_create(cid, ["sleep", "1000"]))
+    eid = api.exec_create(cid, ["sleep", "1000"])
+    s = api.session(eid)
     s.pump(until=lambda s: s.hello is not None)
     s.ws.send_frame(1, b'{"type":"eof"}')
     with pytest.raises(Closed) as ei:
@@ -357,6 +380,7 @@ def test_text_message_is_refused_with_1003(env):
             s.ws.recv_stream()
     assert ei.value.code == 1003
     s.ws.close()
+    assert api.call("POST", f"/exec/{eid}/kill?signal=KILL")[0] == 204
 
 
 # ---- attach -------------------------------------------------------------------------------------

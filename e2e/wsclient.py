@@ -8,6 +8,7 @@ control.  Not a general-purpose client: no extensions, no subprotocols."""
 import base64
 import json
 import os
+import select
 import socket
 import ssl
 import struct
@@ -98,7 +99,8 @@ class WebSocket:
 
     # ---- frames -------------------------------------------------------------
 
-    def send_frame(self, opcode, payload, fin=True):
+    @staticmethod
+    def encode(opcode, payload, fin=True):
         hdr = bytearray([(0x80 if fin else 0) | opcode])
         n = len(payload)
         if n < 126:
@@ -110,28 +112,47 @@ class WebSocket:
             hdr.append(0x80 | 127)
             hdr += struct.pack(">Q", n)
         key = os.urandom(4)
-        self.sock.sendall(bytes(hdr) + key + _mask(bytes(payload), key))
+        return bytes(hdr) + key + _mask(bytes(payload), key)
+
+    def send_frame(self, opcode, payload, fin=True):
+        self.sock.sendall(self.encode(opcode, payload, fin))
+
+    def try_frame(self):
+        """A complete frame from the buffer, or None: (opcode, fin, payload)."""
+        b = self.buf
+        if len(b) < 2:
+            return None
+        n, off = b[1] & 0x7F, 2
+        if n == 126:
+            if len(b) < 4:
+                return None
+            n, off = struct.unpack(">H", b[2:4])[0], 4
+        elif n == 127:
+            if len(b) < 10:
+                return None
+            n, off = struct.unpack(">Q", b[2:10])[0], 10
+        masked = b[1] & 0x80
+        if masked:
+            off += 4
+        if len(b) < off + n:
+            return None
+        payload = bytes(b[off : off + n])
+        if masked:
+            payload = _mask(payload, bytes(b[off - 4 : off]))
+        op, fin = b[0] & 0x0F, bool(b[0] & 0x80)
+        del b[: off + n]
+        return op, fin, payload
 
     def recv_frame(self):
         """-> (opcode, fin, payload)"""
-        self._fill(2)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            self._fill(4)
-            n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._fill(10)
-            n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-        masked = b1 & 0x80
-        if masked:
-            off += 4
-        self._fill(off + n)
-        payload = bytes(self.buf[off : off + n])
-        if masked:
-            payload = _mask(payload, bytes(self.buf[off - 4 : off]))
-        del self.buf[: off + n]
-        return b0 & 0x0F, bool(b0 & 0x80), payload
+        while True:
+            f = self.try_frame()
+            if f is not None:
+                return f
+            b = self.sock.recv(262144)
+            if not b:
+                raise ConnectionError("connection closed")
+            self.buf += b
 
     def recv_message(self):
         """-> (opcode, payload); answers pings; raises Closed on a close."""
@@ -208,17 +229,76 @@ class Session:
         while self.exit is None:
             if until is not None and until(self):
                 return None
-            ch, off, data = self.ws.recv_stream()
-            if ch == CONTROL:
-                t = data.get("type")
-                if t == "hello":
-                    self.hello = data
-                elif t == "exit":
-                    self.exit = data
-                elif t == "error":
-                    raise AssertionError(f"stream error: {data}")
-                continue
+            self._take(*self.ws.recv_stream())
+        return self.exit
+
+    def _take(self, ch, off, data):
+        if ch == CONTROL:
+            t = data.get("type")
+            if t == "hello":
+                self.hello = data
+            elif t == "exit":
+                self.exit = data
+            elif t == "error":
+                raise AssertionError(f"stream error: {data}")
+        else:
             self.out[ch] += data
+
+    def exchange(self, data, chunk=65536):
+        """Full duplex in ONE thread (a Python ssl socket must not be used by
+        two threads at once): sends data as stdin, then eof, while reading
+        the output; returns the exit dict."""
+
+        def frames():
+            off = 0
+            for i in range(0, len(data), chunk):
+                part = data[i : i + chunk]
+                yield self.ws.encode(OP_BINARY, bytes([STDIN]) + struct.pack(">Q", off) + part)
+                off += len(part)
+            yield self.ws.encode(OP_BINARY, bytes([CONTROL]) + b'{"type":"eof"}')
+
+        gen = frames()
+        pending, pos = next(gen), 0
+        sock = self.ws.sock
+        sock.setblocking(False)
+        wouldblock = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+        try:
+            while self.exit is None:
+                moved = False
+                if pending is not None:
+                    try:
+                        # the same slice on a retry, as OpenSSL wants
+                        pos += sock.send(pending[pos : pos + 262144])
+                        moved = True
+                        if pos == len(pending):
+                            pending, pos = next(gen, None), 0
+                    except wouldblock:
+                        pass
+                try:
+                    b = sock.recv(262144)
+                    if not b:
+                        raise ConnectionError("connection closed")
+                    self.ws.buf += b
+                    moved = True
+                except wouldblock:
+                    pass
+                while self.exit is None:
+                    f = self.ws.try_frame()
+                    if f is None:
+                        break
+                    op, fin, payload = f
+                    if op == OP_CLOSE:
+                        raise Closed(struct.unpack(">H", payload[:2])[0], payload[2:])
+                    assert op == OP_BINARY and fin, (op, fin)
+                    ch = payload[0]
+                    if ch == CONTROL:
+                        self._take(ch, None, json.loads(payload[1:]))
+                    else:
+                        self._take(ch, None, payload[9:])
+                if not moved:
+                    select.select([sock], [sock] if pending is not None else [], [], 5)
+        finally:
+            sock.settimeout(60)
         return self.exit
 
     def finish(self):

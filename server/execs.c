@@ -65,9 +65,14 @@ static int strv_field(json_t *body, const char *key, bool required, json_t **out
 	}
 	if (!json_is_array(v) || (required && json_array_size(v) == 0))
 		return bh_err_set(err, EINVAL, "%s must be a non-empty array of strings", key);
-	json_array_foreach(v, i, item) if (!json_is_string(item) ||
-	                                   strlen(json_string_value(item)) != json_string_length(item))
-	    return bh_err_set(err, EINVAL, "%s[%zu] must be a string without NUL bytes", key, i);
+	json_array_foreach(
+	    v, i,
+	    item) if (!json_is_string(item) ||
+	              strlen(json_string_value(item)) !=
+	                  json_string_length(
+	                      item)) return bh_err_set(err, EINVAL,
+	                                               "%s[%zu] must be a string without NUL bytes",
+	                                               key, i);
 	*out = json_incref(v);
 	return 0;
 }
@@ -106,8 +111,8 @@ static int console_size(json_t *body, struct srv_exec_info *in, struct bh_err *e
 
 	if (v == NULL || json_is_null(v))
 		return 0;
-	if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(json_array_get(v, 0)) ||
-	    !json_is_integer(json_array_get(v, 1)))
+	if (!json_is_array(v) || json_array_size(v) != 2 ||
+	    !json_is_integer(json_array_get(v, 0)) || !json_is_integer(json_array_get(v, 1)))
 		return bh_err_set(err, EINVAL, "ConsoleSize must be [height, width]");
 	h = json_integer_value(json_array_get(v, 0));
 	w = json_integer_value(json_array_get(v, 1));
@@ -136,15 +141,17 @@ static int parse_body(json_t *body, struct exec *e, struct bh_err *err)
 	    bool_field(body, "AttachStdin", &in->open_stdin, err) < 0 ||
 	    bool_field(body, "AttachStdout", &in->attach_stdout, err) < 0 ||
 	    bool_field(body, "AttachStderr", &in->attach_stderr, err) < 0 ||
-	    bool_field(body, "Privileged", &e->privileged, err) < 0 || console_size(body, in, err) < 0)
+	    bool_field(body, "Privileged", &e->privileged, err) < 0 ||
+	    console_size(body, in, err) < 0)
 		return -1;
 	if (e->privileged)
 		return bh_err_set(err, EINVAL, "privileged exec is not supported");
 	if (e->workdir != NULL && e->workdir[0] != '\0' && e->workdir[0] != '/')
-		return bh_err_set(err, EINVAL,
-		                  "the working directory '%s' is invalid, it needs to be an absolute "
-		                  "path",
-		                  e->workdir);
+		return bh_err_set(
+		    err, EINVAL,
+		    "the working directory '%s' is invalid, it needs to be an absolute "
+		    "path",
+		    e->workdir);
 	for (size_t i = 0; i < json_array_size(e->env); i++)
 		if (strchr(json_string_value(json_array_get(e->env, i)), '=') == NULL)
 			return bh_err_set(err, EINVAL, "Env[%zu] must be KEY=VALUE", i);
@@ -320,7 +327,8 @@ json_t *srv_exec_inspect_json(struct ctr_mgr *m, const char *id, struct bh_err *
 	pthread_mutex_lock(&mu);
 	e = lookup_locked(m, id, err);
 	if (e != NULL) {
-		bool running = e->info.state == SRV_EXEC_RUNNING || e->info.state == SRV_EXEC_STARTING;
+		bool running =
+		    e->info.state == SRV_EXEC_RUNNING || e->info.state == SRV_EXEC_STARTING;
 		j = json_pack("{s:s, s:b, s:o, s:i, s:s, s:o, s:b, s:b, s:b, s:b, s:s}", "ID",
 		              e->info.id, "Running", running, "ExitCode",
 		              e->info.state == SRV_EXEC_EXITED ? json_integer(e->info.exit_code)
@@ -447,12 +455,14 @@ static int run_monitor(struct ctr_mgr *m, struct spawn_args *a, bool detached, p
 static int spawn_error(const struct spawn_args *a, int code, struct bh_err *err)
 {
 	if (code == ENOENT)
-		return bh_err_set(err, ENOENT,
-		                  "OCI runtime exec failed: exec: \"%s\": executable file not found in "
-		                  "$PATH",
-		                  a->args[0]);
+		return bh_err_set(
+		    err, ENOENT,
+		    "OCI runtime exec failed: exec: \"%s\": executable file not found in "
+		    "$PATH",
+		    a->args[0]);
 	if (code == EACCES)
-		return bh_err_set(err, EACCES, "OCI runtime exec failed: exec: \"%s\": permission denied",
+		return bh_err_set(err, EACCES,
+		                  "OCI runtime exec failed: exec: \"%s\": permission denied",
 		                  a->args[0]);
 	return bh_err_wrap(err, "OCI runtime exec failed");
 }

@@ -163,10 +163,11 @@ int srv_h_exec_start(struct srv_req *req, struct bh_err *err)
 	detach = json_is_true(json_object_get(body, "Detach"));
 	json_decref(body);
 	if (!detach)
-		return bh_err_set(err, EINVAL,
-		                  "attached exec over plain HTTP is not supported: use the WebSocket "
-		                  "GET /exec/%s/ws (docs/streams.md), or Detach: true",
-		                  srv_param(req, "id"));
+		return bh_err_set(
+		    err, EINVAL,
+		    "attached exec over plain HTTP is not supported: use the WebSocket "
+		    "GET /exec/%s/ws (docs/streams.md), or Detach: true",
+		    srv_param(req, "id"));
 	j = bh_calloc(1, sizeof(*j));
 	j->op = OP_START;
 	return job_defer(req, j, err);

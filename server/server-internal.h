@@ -459,8 +459,10 @@ struct srv_bridge_ops {
 	 * took.  Fewer than len: the bridge stops reading the monitor until
 	 * srv_bridge_resume(). */
 	size_t (*on_output)(void *arg, int channel, uint64_t offset, const void *data, size_t len);
-	/* The exit frame (or exit.json after a monitor that vanished; then st
-	 * is RT_MONITOR_LOST when nothing is known).  Called once, last. */
+	/* The exit frame (or exit.json after a monitor that hung up without
+	 * one; then st is RT_MONITOR_LOST when nothing is known, or
+	 * RT_MONITOR_RUNNING when the monitor lives on and only dropped this
+	 * connection).  Called once, last. */
 	void (*on_exit)(void *arg, const struct rt_monitor_state *st);
 	/* The queue towards the monitor has room again (resume the transport). */
 	void (*on_drain)(void *arg);

@@ -25,8 +25,8 @@ int srv_sf_signal_parse(const char *s)
 		const char *name;
 		int num;
 	} names[] = {
-	    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-	    {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
+	    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+	    {"TERM", SIGTERM}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
 	    {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
 	    {"ABRT", SIGABRT}, {"TSTP", SIGTSTP},
 	};
@@ -95,7 +95,8 @@ int srv_sf_control_parse(const void *data, size_t len, struct srv_sf_ctl *out, s
 		r = bh_err_set(err, EPROTO, "control message without a type");
 	else if (strcmp(type, "resize") == 0) {
 		out->type = SRV_SF_CTL_RESIZE;
-		if (ctl_size(o, "rows", &out->rows, err) < 0 || ctl_size(o, "cols", &out->cols, err) < 0)
+		if (ctl_size(o, "rows", &out->rows, err) < 0 ||
+		    ctl_size(o, "cols", &out->cols, err) < 0)
 			r = -1;
 	} else if (strcmp(type, "signal") == 0) {
 		out->type = SRV_SF_CTL_SIGNAL;
@@ -157,7 +158,7 @@ static void header_done(struct srv_sf_rx *rx)
 
 static int take_header(struct srv_sf_rx *rx, const uint8_t **p, size_t *len, struct bh_err *err)
 {
-	while (rx->hdr_got < rx->hdr_need && *len > 0) {
+	while (rx->hdr_got<rx->hdr_need && * len> 0) {
 		rx->hdr[rx->hdr_got++] = **p;
 		(*p)++;
 		(*len)--;
@@ -212,7 +213,8 @@ int srv_sf_rx_feed(struct srv_sf_rx *rx, const void *data, size_t len, bool bina
 
 	if (!rx->in_msg) {
 		if (!binary)
-			return bh_err_set(err, ENOTSUP, "text messages are not part of the protocol");
+			return bh_err_set(err, ENOTSUP,
+			                  "text messages are not part of the protocol");
 		rx->in_msg = true;
 		rx->hdr_got = rx->payload = rx->ctl_len = 0;
 		rx->hdr_need = 1;

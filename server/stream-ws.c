@@ -18,10 +18,10 @@
 #include "server/containers-internal.h"
 #include "server/server-internal.h"
 
-#define OUT_SLOTS     4
-#define SLOT_SIZE     (LWS_PRE + SRV_SF_HDR + SRV_SF_OUT_PAYLOAD)
-#define EXIT_CLOSE_S  10 /* the client closes after exit, or we do */
-#define CTL_MSG_MAX   1024
+#define OUT_SLOTS    4
+#define SLOT_SIZE    (LWS_PRE + SRV_SF_HDR + SRV_SF_OUT_PAYLOAD)
+#define EXIT_CLOSE_S 10 /* the client closes after exit, or we do */
+#define CTL_MSG_MAX  1024
 
 struct slot {
 	uint8_t *buf; /* SLOT_SIZE; frame at buf + LWS_PRE */
@@ -175,6 +175,13 @@ static void on_exit_frame(void *arg, const struct rt_monitor_state *st)
 {
 	struct sess *s = arg;
 	int code = st->status == RT_MONITOR_EXITED ? st->exit_code : CTR_LOST_EXIT;
+
+	if (st->status == RT_MONITOR_RUNNING) {
+		/* The monitor dropped this connection (a client that read
+		 * nothing for RT_MONITOR_STUCK_MS): the process runs on. */
+		sess_fail(s, 1011, "the monitor dropped this stream (no progress)");
+		return;
+	}
 
 	if (s->is_exec)
 		srv_exec_set_exited(s->exec_id, code);

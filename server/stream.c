@@ -74,8 +74,6 @@ static void deliver_exit(struct srv_bridge *b, const char *json, size_t len)
 	/* No exit frame (the monitor was killed): its exit.json may exist. */
 	if (json == NULL && rt_monitor_probe(b->dir, &st, &err) < 0)
 		st.status = RT_MONITOR_LOST;
-	if (json == NULL && st.status == RT_MONITOR_RUNNING)
-		st.status = RT_MONITOR_LOST;
 	b->ops->on_exit(b->arg, &st);
 }
 
@@ -261,8 +259,8 @@ int srv_bridge_send(struct srv_bridge *b, int type, const void *data, size_t len
 		rt_frame_header(hdr, (enum rt_frame_type)type, (uint32_t)n);
 		if (bh_buf_append(&b->out, hdr, sizeof(hdr)) < 0 ||
 		    bh_buf_append(&b->out, p, n) < 0)
-			return bh_err_set(err, EMSGSIZE, "input to the monitor over %d bytes queued",
-			                  OUT_HARD);
+			return bh_err_set(err, EMSGSIZE,
+			                  "input to the monitor over %d bytes queued", OUT_HARD);
 		p += n;
 		len -= n;
 	} while (len > 0);
@@ -293,8 +291,7 @@ static int adopt(struct srv_bridge *b, struct lws_vhost *vh, int fd, struct bh_e
 }
 
 struct srv_bridge *srv_bridge_new(struct lws_vhost *vh, int fd, const char *dir,
-                                  const struct srv_bridge_ops *ops, void *arg,
-                                  struct bh_err *err)
+                                  const struct srv_bridge_ops *ops, void *arg, struct bh_err *err)
 {
 	struct srv_bridge *b = bh_calloc(1, sizeof(*b));
 

@@ -118,10 +118,15 @@ static void test_controls(void **state)
 
 	(void)state;
 	srv_sf_rx_init(&rx);
-	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"resize\",\"rows\":50,\"cols\":132}"), &err), 0);
-	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":\"SIGINT\"}"), &err), 0);
-	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":9}"), &err), 0);
-	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":\"TERM\"}"), &err), 0);
+	assert_int_equal(
+	    feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"resize\",\"rows\":50,\"cols\":132}"), &err),
+	    0);
+	assert_int_equal(
+	    feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":\"SIGINT\"}"), &err), 0);
+	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":9}"), &err),
+	                 0);
+	assert_int_equal(
+	    feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"signal\",\"signal\":\"TERM\"}"), &err), 0);
 	/* unknown types and fields are ignored (forward compatibility) */
 	assert_int_equal(feed(&rx, &s, m, ctl_msg(m, "{\"type\":\"future\",\"x\":1}"), &err), 0);
 	assert_int_equal(s.n_ctl, 4);
@@ -215,9 +220,9 @@ static void test_oversized(void **state)
 	srv_sf_rx_init(&rx);
 	s.stdin_len = 0;
 	assert_int_equal(srv_sf_rx_feed(&rx, big, SRV_SF_HDR, true, false, &ops, &s, &err), 0);
-	assert_int_equal(srv_sf_rx_feed(&rx, big + SRV_SF_HDR, SRV_SF_DATA_MAX + 1, true, true,
-	                                &ops, &s, &err),
-	                 -1);
+	assert_int_equal(
+	    srv_sf_rx_feed(&rx, big + SRV_SF_HDR, SRV_SF_DATA_MAX + 1, true, true, &ops, &s, &err),
+	    -1);
 	assert_int_equal(err.code, EMSGSIZE);
 	assert_int_equal(s.stdin_len, 0);
 	free(big);
