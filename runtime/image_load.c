@@ -15,6 +15,7 @@
 #include <archive_entry.h>
 
 #include "runtime/rt-host.h"
+#include "runtime/rt-image-archive.h"
 #include "runtime/rt-image-internal.h"
 
 #define MAX_MEMBERS     100000
@@ -288,6 +289,7 @@ struct hashed {
 	struct archive *raw;
 	struct rt_sha256 *h;
 	uint64_t n, max;
+	int keep_fd; /* archive helper: the kept uncompressed layer tar (RT_LAYER_TAR), or -1 */
 	char buf[READ_BLOCK];
 };
 
@@ -307,6 +309,10 @@ static la_ssize_t hashed_read(struct archive *a, void *cd, const void **buf)
 		return -1;
 	}
 	rt_store_sha256_update(x->h, x->buf, (size_t)r);
+	if (x->keep_fd >= 0 && r > 0 && write_all(x->keep_fd, x->buf, (size_t)r) < 0) {
+		archive_set_error(a, errno, "keep layer tar: %s", strerror(errno));
+		return -1;
+	}
 	*buf = x->buf;
 	return r;
 }
@@ -340,12 +346,16 @@ static int unpack_tar(struct hashed *x, int rootfd, uint64_t *size, struct bh_er
 }
 
 static int unpack_verified(struct member *m, int rootfd, const char *diff_hex, uint64_t *size,
-                           struct bh_err *err)
+                           const char *keep, struct bh_err *err)
 {
 	struct hashed *x = bh_calloc(1, sizeof(*x));
 	struct archive_entry *e;
 	char got[65];
 	int r;
+
+	/* The decompressed tar is kept beside root/ so that save (image_save.c)
+	 * sends the very bytes of the diff id: same image id after a round trip. */
+	x->keep_fd = open(keep, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	x->raw = archive_read_new();
 	x->h = rt_store_sha256_new();
@@ -359,6 +369,8 @@ static int unpack_verified(struct member *m, int rootfd, const char *diff_hex, u
 		r = unpack_tar(x, rootfd, size, err);
 	rt_store_sha256_final(x->h, got);
 	archive_read_free(x->raw);
+	if (x->keep_fd >= 0)
+		close(x->keep_fd);
 	free(x);
 	if (r == 0 && strcmp(got, diff_hex) != 0)
 		r = bh_err_set(err, EINVAL, "content has diff id sha256:%s, config says sha256:%s",
@@ -383,7 +395,7 @@ static int layer_known(struct load *l, const char *hex, uint64_t *size)
 static int ensure_layer(struct load *l, struct member *m, const char *hex, uint64_t *size)
 {
 	struct pending_layer p = {0};
-	cleanup_free char *root = NULL;
+	cleanup_free char *root = NULL, *keep = NULL;
 	cleanup_close int rootfd = -1;
 
 	if (layer_known(l, hex, size))
@@ -397,7 +409,8 @@ static int ensure_layer(struct load *l, struct member *m, const char *hex, uint6
 	root = bh_path_join(p.tmpdir, "root");
 	if (mkdir(root, 0755) < 0 || (rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return bh_err_sys(l->err, errno, "create %s", root);
-	if (unpack_verified(m, rootfd, hex, &l->pl[l->npl - 1].size, l->err) < 0)
+	keep = bh_path_join(p.tmpdir, RT_LAYER_TAR);
+	if (unpack_verified(m, rootfd, hex, &l->pl[l->npl - 1].size, keep, l->err) < 0)
 		return bh_err_wrap(l->err, "layer %s", m->name);
 	*size = l->pl[l->npl - 1].size;
 	return 0;
