@@ -397,3 +397,42 @@ def test_attach_stdin_and_exit_over_unix_socket(env):
     s.control(type="eof")
     assert s.finish()["code"] == 0
     assert bytes(s.out[STDOUT]) == b"attached\n"
+
+
+# ---- backpressure and ending ----------------------------------------------------------------
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_client_slows_the_producer(env):
+    api, cid = env
+    n = 64 * 1024 * 1024
+    eid = api.exec_create(cid, ["head", "-c", str(n), "/dev/zero"])
+    s = api.session(eid)
+    s.pump(until=lambda s: s.hello is not None)
+    before = _rss_kb(api.daemon.proc.pid)
+    time.sleep(2)  # the client reads nothing meanwhile (a duration, not a sync)
+    grown = _rss_kb(api.daemon.proc.pid) - before
+    assert api.exec_json(eid)["Running"] is True, "the producer was not held back"
+    assert grown < 8 * 1024, f"berthd grew by {grown} kB for a client that reads nothing"
+    assert s.finish()["code"] == 0
+    assert len(s.out[STDOUT]) == n
+
+
+def test_server_closes_a_client_that_stays_after_exit(env):
+    api, cid = env
+    s = api.session(api.exec_create(cid, ["true"]))
+    assert s.pump()["code"] == 0
+    start = time.monotonic()
+    with pytest.raises((Closed, ConnectionError, OSError)):
+        while True:
+            s.ws.recv_frame()
+    took = time.monotonic() - start
+    assert 8 <= took <= 20, f"closed after {took:.1f}s (docs/streams.md: 10 s)"
+    s.ws.close()

@@ -389,7 +389,7 @@ static struct sess *sess_new(struct srv_ws *ws)
 	return s;
 }
 
-/* -- exec -- */
+/* -- exec (and the connect of an attach) -- */
 
 struct exec_job {
 	struct sess *s;
@@ -534,8 +534,8 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
 {
 	struct ctr_mgr *m = mgr_of(ws->srv, err);
 	struct sess *s;
+	struct exec_job *j;
 	bool open_stdin = false;
-	int fd;
 
 	if (m == NULL)
 		return -1;
@@ -545,10 +545,12 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
 	s->want_stdin = open_stdin && query_flag(ws->wsi, "stdin=", false);
 	s->want_stdout = query_flag(ws->wsi, "stdout=", true);
 	s->want_stderr = query_flag(ws->wsi, "stderr=", true);
-	/* A unix connect to a live monitor does not block. */
-	fd = rt_monitor_attach_connect(s->dir, err);
-	if (fd < 0)
-		return bh_err_wrap(err, "attach %.12s", s->ctr_id);
-	sess_connect(s, fd);
+	/* The connect runs on the pool: a stopped monitor with a full listen
+	 * backlog would block it, and the lws thread must never block. */
+	j = bh_calloc(1, sizeof(*j));
+	j->s = s;
+	j->m = m;
+	s->refs++;
+	srv_pool_submit(ws->srv->pool, exec_work, exec_done, j);
 	return 0;
 }
