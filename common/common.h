@@ -119,4 +119,11 @@ int bh_parse_long(const char *s, long min, long max, long *out);
 int bh_parse_size(const char *s, int64_t *out);
 void bh_hex(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 
+/* ---- base64 (base64.c) --------------------------------------------------- */
+/* Encodes len bytes (url: the RFC 4648 §5 alphabet), padded; caller frees. */
+char *bh_base64_encode(const void *data, size_t len, bool url);
+/* Decodes either alphabet, padding optional, into at most max bytes
+ * (NUL-terminated); -1 on a bad character or an over-long input. */
+int bh_base64_decode(const char *in, size_t max, char **out, size_t *out_len);
+
 #endif

@@ -12,5 +12,6 @@
 #include "runtime/rt-image.h"
 #include "runtime/rt-container.h"
 #include "runtime/rt-monitor.h"
+#include "runtime/rt-registry.h"
 
 #endif
