@@ -397,7 +397,21 @@ struct exec_job {
 	bool spawn;
 	int fd;
 	int exit_code; /* the command could not run: 126, 127 */
+	bool exited;   /* no monitor to connect to: st is its exit */
+	struct rt_monitor_state st;
 };
+
+static bool exited_meanwhile(struct exec_job *j)
+{
+	struct rt_monitor_state st;
+	struct bh_err ignore;
+
+	if (rt_monitor_probe(j->s->dir, &st, &ignore) < 0 || st.status != RT_MONITOR_EXITED)
+		return false;
+	j->exited = true;
+	j->st = st;
+	return true;
+}
 
 static int exec_work(void *arg, struct bh_err *err)
 {
@@ -413,7 +427,11 @@ static int exec_work(void *arg, struct bh_err *err)
 		return -1;
 	}
 	j->fd = rt_monitor_attach_connect(j->s->dir, err);
-	return j->fd < 0 ? -1 : 0;
+	if (j->fd >= 0)
+		return 0;
+	/* A quick process without output: its monitor may be gone already,
+	 * leaving exit.json behind. */
+	return exited_meanwhile(j) ? 0 : -1;
 }
 
 static void exec_done(void *arg, int rc, const struct bh_err *err)
@@ -424,6 +442,9 @@ static void exec_done(void *arg, int rc, const struct bh_err *err)
 	if (s->ws == NULL) {
 		if (j->fd >= 0)
 			close(j->fd);
+	} else if (rc == 0 && j->exited) {
+		on_hello(s, 0, s->tty, false);
+		on_exit_frame(s, &j->st);
 	} else if (rc == 0) {
 		sess_connect(s, j->fd);
 	} else if (j->exit_code >= 0) {
