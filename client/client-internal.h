@@ -64,6 +64,10 @@ int cli_http_begin(struct cli_http *h, const struct cli_http_req *rq, int timeou
                    struct bh_err *err);
 int cli_http_finish(struct cli_http *h, struct bh_buf *body, struct bh_err *err);
 
+/* One more request header line ("X-Registry-Auth: ...") sent with every
+ * request on h until set to NULL; the caller keeps line alive meanwhile. */
+void cli_http_set_extra_header(struct cli_http *h, const char *line);
+
 /* Percent-encodes everything but RFC 3986's unreserved characters, for a
  * name or a value inside a path or query.  Caller frees. */
 char *cli_url_escape(const char *s);
@@ -244,6 +248,33 @@ int cmd_ps(struct cli *cli, int argc, char **argv);
 int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_load(struct cli *cli, int argc, char **argv);
 int cmd_images(struct cli *cli, int argc, char **argv);
+
+/* ---- registries: cmd_pull.c, cmd_push.c, cmd_tag.c, cmd_login.c, creds.c ---- */
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_tag(struct cli *cli, int argc, char **argv);
+int cmd_login(struct cli *cli, int argc, char **argv);
+int cmd_logout(struct cli *cli, int argc, char **argv);
+/* The registry of a reference as Docker sees it: "127.0.0.1:5000/x" ->
+ * "127.0.0.1:5000", "busybox" -> "docker.io".  Caller frees. */
+char *cli_ref_registry(const char *ref);
+/* Credentials of `berth login`, kept 0600 in CONFIG_DIR/auth.json as
+ * {"auths": {REGISTRY: {"auth": base64("user:password")}}}.  get: ENOENT
+ * when there are none; the caller wipes and frees both strings. */
+int cli_creds_get(struct cli *cli, const char *registry, char **user, char **pass,
+                  struct bh_err *err);
+int cli_creds_set(struct cli *cli, const char *registry, const char *user, const char *pass,
+                  struct bh_err *err);
+int cli_creds_del(struct cli *cli, const char *registry, struct bh_err *err);
+/* "X-Registry-Auth: <base64url JSON>" for registry (empty credentials when
+ * none are stored); caller wipes and frees. */
+char *cli_registry_auth_header(struct cli *cli, const char *registry);
+/* Streams a pull/push reply (JSON progress lines): per-layer bars on a TTY,
+ * plain lines otherwise, nothing but errors when quiet; auth is the
+ * X-Registry-Auth line sent with it.  Returns 0, or -1
+ * with cli->err set from the daemon's error (line or status). */
+int cli_progress_request(struct cli *cli, const struct cli_http_req *rq, const char *auth,
+                         bool quiet);
 
 /* ---- ws_frame.c: RFC 6455 frames (pure) ----------------------------------- */
 #define CLI_WS_HDR_MAX  14

@@ -17,6 +17,7 @@ struct cli_http {
 	char *socket_path;          /* for unix:// */
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *headers;
+	const char *extra_header; /* cli_http_set_extra_header(); not owned */
 	/* The body sink of the request in flight. */
 	struct bh_buf *body;
 	cli_http_sink sink;
@@ -174,6 +175,11 @@ static size_t on_upload(char *buf, size_t size, size_t n, void *arg)
 	return got;
 }
 
+void cli_http_set_extra_header(struct cli_http *h, const char *line)
+{
+	h->extra_header = line;
+}
+
 static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 {
 	CURL *c = h->curl;
@@ -198,6 +204,8 @@ static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 		                 (curl_off_t)(rq->body ? rq->body_len : 0));
 	}
+	if (h->extra_header != NULL)
+		h->headers = curl_slist_append(h->headers, h->extra_header);
 	if (strcmp(rq->method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	else if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0)

@@ -35,6 +35,9 @@ void srv_config_free(struct srv_config *cfg)
 	free(cfg->exec_root);
 	free(cfg->config_file);
 	free(cfg->monitor_path);
+	free(cfg->certs_d);
+	for (size_t i = 0; i < cfg->n_insecure; i++)
+		free(cfg->insecure[i]);
 	srv_config_init(cfg);
 }
 
@@ -54,6 +57,11 @@ void srv_usage(FILE *out)
 	        "  --exec-root DIR     runtime state, pid file, socket (default " DEFAULT_EXEC_ROOT
 	        ")\n"
 	        "  --monitor-path FILE the berth-monitor binary (default: beside berthd)\n"
+	        "  --certs-d DIR       registry CAs: DIR/HOST:PORT/ca.crt (default "
+	        "/etc/berth/certs.d)\n"
+	        "  --insecure-registry HOST[:PORT]  may be reached over plain HTTP "
+	        "(repeatable;\n"
+	        "                      loopback registries always may)\n"
 	        "  --config FILE       JSON object with the same keys as these flags\n"
 	        "  --log-level LEVEL   error, warn, info or debug (default info)\n"
 	        "  --help              print this help\n"
@@ -94,6 +102,17 @@ static int set_log_level(struct srv_config *cfg, const char *value, struct bh_er
 	return 0;
 }
 
+static int add_insecure(struct srv_config *cfg, const char *value, struct bh_err *err)
+{
+	if (cfg->n_insecure >= SRV_MAX_INSECURE)
+		return bh_err_set(err, EINVAL, "more than %d --insecure-registry entries",
+		                  SRV_MAX_INSECURE);
+	if (*value == '\0' || strpbrk(value, "/@ ") != NULL)
+		return bh_err_set(err, EINVAL, "insecure-registry \"%s\": want HOST[:PORT]", value);
+	cfg->insecure[cfg->n_insecure++] = bh_strdup(value);
+	return 0;
+}
+
 /* One option with its value, shared by flags and the file. */
 static int config_set(struct srv_config *cfg, const char *key, const char *value,
                       struct bh_err *err)
@@ -112,13 +131,18 @@ static int config_set(struct srv_config *cfg, const char *key, const char *value
 		return set_string(&cfg->monitor_path, value);
 	if (strcmp(key, "log-level") == 0)
 		return set_log_level(cfg, value, err);
+	if (strcmp(key, "certs-d") == 0)
+		return set_string(&cfg->certs_d, value);
+	if (strcmp(key, "insecure-registry") == 0)
+		return add_insecure(cfg, value, err);
 	return bh_err_set(err, EINVAL, "unknown option --%s", key);
 }
 
 static bool known_option(const char *key)
 {
 	static const char *const keys[] = {"listen", "tls-dir",   "data-root",   "exec-root",
-	                                   "config", "log-level", "monitor-path"};
+	                                   "config", "log-level", "monitor-path",
+	                                   "certs-d", "insecure-registry"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -180,13 +204,33 @@ static int json_set_listen(struct srv_config *cfg, json_t *v, struct bh_err *err
 	return 0;
 }
 
+static int json_set_insecure(struct srv_config *cfg, json_t *v, struct bh_err *err)
+{
+	size_t i;
+	json_t *item;
+
+	if (!json_is_array(v))
+		return bh_err_set(err, EINVAL, "\"insecure-registry\" must be an array of strings");
+	json_array_foreach(v, i, item)
+	{
+		if (!json_is_string(item))
+			return bh_err_set(err, EINVAL, "\"insecure-registry\"[%zu] must be a string",
+			                  i);
+		if (add_insecure(cfg, json_string_value(item), err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int json_set_key(struct srv_config *cfg, const char *key, json_t *v, struct bh_err *err)
 {
 	static const char *const strings[] = {"tls-dir", "data-root", "exec-root", "log-level",
-	                                      "monitor-path"};
+	                                      "monitor-path", "certs-d"};
 
 	if (strcmp(key, "listen") == 0)
 		return json_set_listen(cfg, v, err);
+	if (strcmp(key, "insecure-registry") == 0)
+		return json_set_insecure(cfg, v, err);
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		if (strcmp(key, strings[i]) != 0)
 			continue;
@@ -300,6 +344,16 @@ static void merge_flags(struct srv_config *cfg, struct srv_config *flags)
 	merge_string(&cfg->exec_root, &flags->exec_root, DEFAULT_EXEC_ROOT);
 	if (flags->monitor_path != NULL)
 		merge_string(&cfg->monitor_path, &flags->monitor_path, NULL);
+	if (flags->certs_d != NULL)
+		merge_string(&cfg->certs_d, &flags->certs_d, NULL);
+	if (flags->n_insecure > 0) { /* flags replace the file's list, as --listen */
+		for (size_t i = 0; i < cfg->n_insecure; i++)
+			free(cfg->insecure[i]);
+		for (size_t i = 0; i <= flags->n_insecure; i++)
+			cfg->insecure[i] = steal_pointer(&flags->insecure[i]);
+		cfg->n_insecure = flags->n_insecure;
+		flags->n_insecure = 0;
+	}
 	if (flags->log_level >= 0)
 		cfg->log_level = flags->log_level;
 	if (cfg->log_level < 0)

@@ -30,6 +30,25 @@ const struct srv_route srv_routes[] = {
     {SRV_GET, "/images/json", srv_h_image_list, 0},
     {SRV_GET, "/images/{name}/json", srv_h_image_inspect, 0},
     {SRV_DELETE, "/images/{name}", srv_h_image_delete, 0},
+    /* archives (h_images_archive.c) */
+    {SRV_GET, "/images/get", srv_h_image_get, 0},
+    {SRV_GET, "/images/{name}/get", srv_h_image_get_one, 0},
+    {SRV_GET, "/images/{name}/history", srv_h_image_history, 0},
+    {SRV_POST, "/images/prune", srv_h_image_prune, 0},
+    {SRV_POST, "/commit", srv_h_commit, 0},
+    {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0},
+    {SRV_GET, "/_berth/store/check", srv_h_store_check, 0},
+    /* registry (h_registry.c); a name may hold up to four '/'-separated parts */
+    {SRV_POST, "/images/create", srv_h_image_create, 0},
+    {SRV_POST, "/auth", srv_h_auth, 0},
+    {SRV_POST, "/images/{n1}/push", srv_h_image_push, 0},
+    {SRV_POST, "/images/{n1}/{n2}/push", srv_h_image_push, 0},
+    {SRV_POST, "/images/{n1}/{n2}/{n3}/push", srv_h_image_push, 0},
+    {SRV_POST, "/images/{n1}/{n2}/{n3}/{n4}/push", srv_h_image_push, 0},
+    {SRV_POST, "/images/{n1}/tag", srv_h_image_tag, 0},
+    {SRV_POST, "/images/{n1}/{n2}/tag", srv_h_image_tag, 0},
+    {SRV_POST, "/images/{n1}/{n2}/{n3}/tag", srv_h_image_tag, 0},
+    {SRV_POST, "/images/{n1}/{n2}/{n3}/{n4}/tag", srv_h_image_tag, 0},
 };
 const size_t srv_n_routes = sizeof(srv_routes) / sizeof(srv_routes[0]);
 

@@ -27,6 +27,7 @@ struct srv_req;
 struct ctr_mgr;
 
 #define SRV_MAX_LISTENERS    16
+#define SRV_MAX_INSECURE     32 /* --insecure-registry entries */
 #define SRV_BODY_MAX_DEFAULT (1024 * 1024) /* JSON request bodies */
 #define SRV_MAX_QUERY        64
 #define SRV_MAX_PARAMS       4
@@ -63,6 +64,11 @@ struct srv_config {
 	char *config_file;
 	char *monitor_path; /* berth-monitor; default: beside /proc/self/exe */
 	int log_level; /* enum bh_log_level, -1 = not given */
+	/* registries: CERTS_D/HOST:PORT/ca.crt (default /etc/berth/certs.d) and the
+	 * registries that may be reached over plain HTTP (besides loopback) */
+	char *certs_d;
+	char *insecure[SRV_MAX_INSECURE + 1]; /* NULL-terminated */
+	size_t n_insecure;
 	bool help;
 	bool version;
 };
@@ -297,6 +303,23 @@ int srv_h_image_load(struct srv_req *req, struct bh_err *err);
 int srv_h_image_list(struct srv_req *req, struct bh_err *err);
 int srv_h_image_inspect(struct srv_req *req, struct bh_err *err);
 int srv_h_image_delete(struct srv_req *req, struct bh_err *err);
+/* h_registry.c: pull (POST /images/create), push, tag, login (POST /auth) */
+int srv_h_image_create(struct srv_req *req, struct bh_err *err);
+int srv_h_image_push(struct srv_req *req, struct bh_err *err);
+int srv_h_image_tag(struct srv_req *req, struct bh_err *err);
+int srv_h_auth(struct srv_req *req, struct bh_err *err);
+/* h_images_archive.c: save, export (streamed tars), import, commit, history, prune and
+ * the store check.  srv_h_image_import serves POST /images/create?fromSrc=- (the tar is
+ * the body, spooled): srv_h_image_create (h_registry.c) hands such requests to it, and
+ * that route needs SRV_BODY_SPOOL | SRV_IMAGE_LOAD_MAX for import bodies. */
+int srv_h_image_import(struct srv_req *req, struct bh_err *err);
+int srv_h_image_get(struct srv_req *req, struct bh_err *err);
+int srv_h_image_get_one(struct srv_req *req, struct bh_err *err);
+int srv_h_image_history(struct srv_req *req, struct bh_err *err);
+int srv_h_image_prune(struct srv_req *req, struct bh_err *err);
+int srv_h_commit(struct srv_req *req, struct bh_err *err);
+int srv_h_container_export(struct srv_req *req, struct bh_err *err);
+int srv_h_store_check(struct srv_req *req, struct bh_err *err);
 
 /* ---- WebSocket routes (ws.c) ----------------------------------------------
  * Upgrades without a subprotocol land on protocols[0]; ESTABLISHED looks the
