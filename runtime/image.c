@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "runtime/rt-image-internal.h"
+#include "runtime/rt-registry.h"
 
 #define MAX_REF 512
 
@@ -324,8 +325,9 @@ static json_t *list_entry(struct rt_store *s, const char *hex, json_t *tags, str
 	labels = json_object_get(json_object_get(config, "config"), "Labels");
 	tags = json_object_get(tags, id);
 	out = json_pack(
-	    "{ss ss so s[] sI sI sI sI sO sI}", "Id", id, "ParentId", "", "RepoTags",
-	    tags ? json_incref(tags) : json_array(), "RepoDigests", "Created",
+	    "{ss ss so so sI sI sI sI sO sI}", "Id", id, "ParentId", "", "RepoTags",
+	    tags ? json_incref(tags) : json_array(), "RepoDigests",
+	    rt_registry_repo_digests(s, id), "Created",
 	    (json_int_t)parse_created(json_string_value(json_object_get(config, "created"))),
 	    "Size", size, "SharedSize", (json_int_t)-1, "VirtualSize", size, "Labels",
 	    json_is_object(labels) ? labels : json_null(), "Containers", (json_int_t)-1);
@@ -387,7 +389,8 @@ out:
 	return r < 0 ? bh_err_wrap(err, "list images") : 0;
 }
 
-static json_t *inspect_doc(const char *id, json_t *config, json_t *tags, json_int_t size)
+static json_t *inspect_doc(const char *id, json_t *config, json_t *tags, json_int_t size,
+                           json_t *digests)
 {
 	json_t *cfg = json_object_get(config, "config");
 	json_t *rootfs = json_object_get(config, "rootfs");
@@ -399,8 +402,9 @@ static json_t *inspect_doc(const char *id, json_t *config, json_t *tags, json_in
 
 	layers = json_is_array(layers) ? json_incref(layers) : json_array();
 	return json_pack(
-	    "{ss so s[] ss ss ss ss ss sO ss ss sI sI s{ss so} s{ss}}", "Id", id, "RepoTags",
-	    tags ? json_incref(tags) : json_array(), "RepoDigests", "Parent", "", "Comment", "",
+	    "{ss so so ss ss ss ss ss sO ss ss sI sI s{ss so} s{ss}}", "Id", id, "RepoTags",
+	    tags ? json_incref(tags) : json_array(), "RepoDigests", digests, "Parent", "",
+	    "Comment", "",
 	    "Created", created ? created : "1970-01-01T00:00:00Z", "DockerVersion", "", "Author",
 	    author ? author : "", "Config", json_is_object(cfg) ? cfg : json_null(), "Architecture",
 	    arch ? arch : "", "Os", os ? os : "", "Size", size, "VirtualSize", size, "RootFS",
@@ -418,7 +422,8 @@ int rt_image_inspect(struct rt_store *s, const char *id, json_t **out, struct bh
 	if (rt_store_image_get(s, hex, &rec, err) == 0 && rt_store_tags_read(s, &index, err) == 0) {
 		tags = tags_by_id(index);
 		*out = inspect_doc(id, config, json_object_get(tags, id),
-		                   json_integer_value(json_object_get(rec, "size")));
+		                   json_integer_value(json_object_get(rec, "size")),
+		                   rt_registry_repo_digests(s, id)); /* pulled images */
 		r = *out ? 0 : bh_err_set(err, EIO, "image %s: cannot build inspect document", id);
 	}
 	json_decref(tags);

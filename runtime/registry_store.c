@@ -96,12 +96,21 @@ int reg_record_update(struct rt_store *st, const char *hex, const char *manifest
 json_t *rt_registry_repo_digests(struct rt_store *st, const char *id)
 {
 	struct bh_err ignored;
-	json_t *rec = NULL, *out;
+	json_t *rec = NULL, *out, *arr, *v;
+	size_t i;
 
 	if (!bh_str_has_prefix(id, "sha256:") || reg_record_read(st, id + 7, &rec, &ignored) < 0)
 		return json_array();
-	out = json_object_get(rec, "repoDigests");
-	out = json_is_array(out) ? json_deep_copy(out) : json_array();
+	arr = json_object_get(rec, "repoDigests");
+	out = json_array();
+	json_array_foreach(arr, i, v)
+	{
+		if (json_is_string(v)) {
+			char *f = rt_image_ref_familiar(json_string_value(v));
+			json_array_append_new(out, json_string(f));
+			free(f);
+		}
+	}
 	json_decref(rec);
 	return out;
 }

@@ -4,8 +4,13 @@
  * relative to the layer's root fd and can never touch anything outside it.
  *
  * Layout of DATA_ROOT/image:
- *   blobs/sha256/<hex>          verified blobs (image configs; layer tars are not
- *                               kept, only unpacked: push/save must re-tar)
+ *   blobs/sha256/<hex>          verified blobs: image configs; for images pulled
+ *                               from a registry also their manifest and compressed
+ *                               layer blobs, as fetched (push sends the same bytes,
+ *                               so digests survive a round trip).  Loaded layer tars
+ *                               are not kept, only unpacked: save must re-tar.
+ *   distribution/sha256/<hex>.json  pulled images: manifest digest, media type,
+ *                               RepoDigests, source repositories (rt-registry.h)
  *   imagedb/sha256/<hex>        one small JSON per image present (id = config digest)
  *   layers/sha256/<diffid hex>/ root/ (the unpacked tree, an overlayfs lowerdir),
  *                               size, and "committed" written last
