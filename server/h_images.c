@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/rt-image-archive.h"
 #include "server/containers-internal.h"
 #include "server/server-internal.h"
 
@@ -170,6 +171,12 @@ static int remove_work(void *arg, struct bh_err *err)
 		                  "conflict: unable to remove repository reference \"%s\" (must "
 		                  "force) - container %.12s is using its referenced image %.19s",
 		                  j->ref, cid, id + 7);
+	/* Forced while a container uses it: untag only, as Docker; deleting
+	 * would pull the layers from under the container's overlay. */
+	if (j->force && ctr_mgr_image_used(j->m, id, cid)) {
+		j->out = json_array();
+		return rt_image_untag_all(j->m->store, id, j->out, err);
+	}
 	return rt_image_remove(j->m->store, j->ref, j->force, &j->out, err);
 }
 
