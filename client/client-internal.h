@@ -276,6 +276,24 @@ char *cli_registry_auth_header(struct cli *cli, const char *registry);
 int cli_progress_request(struct cli *cli, const struct cli_http_req *rq, const char *auth,
                          bool quiet);
 
+/* ---- image archives: cmd_save.c, cmd_export.c, cmd_import.c, cmd_commit.c,
+ * cmd_image_extra.c ---------------------------------------------------------- */
+int cmd_save(struct cli *cli, int argc, char **argv);
+int cmd_export(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
+int cmd_commit(struct cli *cli, int argc, char **argv);
+int cmd_rmi(struct cli *cli, int argc, char **argv);
+int cmd_history(struct cli *cli, int argc, char **argv);
+int cmd_image_prune(struct cli *cli, int argc, char **argv);
+int cmd_image(struct cli *cli, int argc, char **argv);
+/* GET path, the tar body to file (via FILE.part, renamed when complete) or
+ * to stdout for NULL or "-" (refused on a terminal).  what names the command. */
+int cli_download(struct cli *cli, const char *what, const char *path, const char *file);
+/* "repo:tag" -> "&repo=..&tag=.." (escaped); "" for NULL.  Caller frees. */
+char *cli_repo_tag_query(const char *ref);
+/* Appends "&name=<escaped value>" (nothing for a NULL value); -1 when full. */
+int cli_query_add(struct bh_buf *b, const char *name, const char *value);
+
 /* ---- ws_frame.c: RFC 6455 frames (pure) ----------------------------------- */
 #define CLI_WS_HDR_MAX  14
 #define CLI_WS_RX_BUF   (1024 * 1024) /* the read buffer: large reads, whole frames */
