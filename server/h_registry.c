@@ -205,9 +205,9 @@ int srv_h_image_create(struct srv_req *req, struct bh_err *err)
 	struct reg_job *j;
 	struct rt_reg_ref check;
 
+	/* Docker's import shares this endpoint: the tar body (h_images_archive.c). */
 	if (srv_query_get(&req->query, "fromSrc") != NULL)
-		return bh_err_set(err, ENOTSUP,
-		                  "import (fromSrc) is not supported by this endpoint");
+		return srv_h_image_import(req, err);
 	j = job_new(req, err);
 	if (j == NULL)
 		return -1;

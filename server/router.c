@@ -39,7 +39,8 @@ const struct srv_route srv_routes[] = {
     {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0},
     {SRV_GET, "/_berth/store/check", srv_h_store_check, 0},
     /* registry (h_registry.c); a name may hold up to four '/'-separated parts */
-    {SRV_POST, "/images/create", srv_h_image_create, 0},
+    /* spooled: import (fromSrc=-) sends the tar as the body; pull sends none */
+    {SRV_POST, "/images/create", srv_h_image_create, SRV_BODY_SPOOL | SRV_IMAGE_LOAD_MAX},
     {SRV_POST, "/auth", srv_h_auth, 0},
     {SRV_POST, "/images/{n1}/push", srv_h_image_push, 0},
     {SRV_POST, "/images/{n1}/{n2}/push", srv_h_image_push, 0},
