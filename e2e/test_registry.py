@@ -1,0 +1,460 @@
+"""Registry pull and push against a REAL registry: Debian's docker-registry
+on loopback (HTTP, HTTPS with a `berth certs init` CA, htpasswd auth),
+filled with skopeo from images the tests build (the busybox test image, an
+OCI layout with a two-platform index, a ~50 MB random layer).  berthd runs
+as root with its own data root; everything talks to 127.0.0.1 only.
+Registries, proxies, daemons and temp dirs are stopped/removed at the end."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import tarfile
+import threading
+import time
+
+import pytest
+
+import registry as regmod
+from conftest import Berth, Daemon, mktemp_dir, wait_for
+from test_containers import TEST_IMAGE, missing
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="berthd's image store needs root")
+
+ACCEPT_ALL = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+@pytest.fixture(scope="module")
+def need_tools():
+    if not regmod.available():
+        missing("docker-registry and skopeo are needed (scripts/install-deps)")
+    if not TEST_IMAGE.is_file():
+        missing(f"test image {TEST_IMAGE} not built")
+
+
+@pytest.fixture
+def registries(tmp_path, need_tools):
+    """Factory: started registries, all stopped at the end."""
+    started = []
+
+    def make(**kw):
+        r = regmod.Registry(mktemp_dir("reg-"), **kw).start()
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture(scope="module")
+def plain_reg(need_tools):
+    """One HTTP registry with busybox (Docker v2s2 and OCI) for the read-only tests."""
+    r = regmod.Registry(mktemp_dir("reg-plain-")).start()
+    try:
+        src = f"docker-archive:{TEST_IMAGE}"
+        r.skopeo_copy(src, "busybox:latest", "--format", "v2s2")
+        r.skopeo_copy(src, "busybox:second", "--format", "v2s2")
+        r.skopeo_copy(src, "ocibox:latest", "--format", "oci")
+        yield r
+    finally:
+        r.stop()
+
+
+class Cli:
+    """The berth CLI pointed at one daemon."""
+
+    def __init__(self, d, pki):
+        self.b = Berth(mktemp_dir("reg-cli-"))
+        self.d = d
+        self.pki = pki
+
+    def run(self, *args, **kw):
+        return self.b.run("-H", self.d.host, "--tls-dir", self.pki.dir, *args, **kw)
+
+    def ok(self, *args, **kw):
+        return self.b.ok("-H", self.d.host, "--tls-dir", self.pki.dir, *args, **kw)
+
+
+def api(d, pki, method, path, headers=None):
+    from conftest import https_conn
+    c = https_conn(d, pki)
+    c.request(method, "/v1.43" + path, headers=headers or {})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def image_list(d, pki):
+    st, body = api(d, pki, "GET", "/images/json")
+    assert st == 200, body
+    return json.loads(body)
+
+
+def tags_of(d, pki):
+    return {t for img in image_list(d, pki) for t in img["RepoTags"]}
+
+
+@pytest.fixture
+def node(make_daemon, pki):
+    """A fresh berthd (its own store) and a CLI for it."""
+
+    def make(extra=()):
+        d = make_daemon(pki.dir, extra=list(extra))
+        return Cli(d, pki)
+
+    return make
+
+
+# ---- test images made here -------------------------------------------------------
+
+
+def tar_bytes(files):
+    """A deterministic tar of {name: bytes}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in sorted(files.items()):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode = len(data), 0, 0o644
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sha(b):
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+class OciLayout:
+    def __init__(self, root):
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True)
+        (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+    def blob(self, data):
+        d = sha(data)
+        (self.root / "blobs" / "sha256" / d[7:]).write_bytes(data)
+        return {"digest": d, "size": len(data)}
+
+    def image(self, layer_tar, arch, compress=True):
+        layer = gzip.compress(layer_tar, mtime=0) if compress else layer_tar
+        cfg = json.dumps({"architecture": arch, "os": "linux",
+                          "config": {"Cmd": ["/hello"], "Labels": {"arch": arch}},
+                          "rootfs": {"type": "layers", "diff_ids": [sha(layer_tar)]}}).encode()
+        ld = self.blob(layer)
+        ld["mediaType"] = ("application/vnd.oci.image.layer.v1.tar+gzip" if compress
+                           else "application/vnd.oci.image.layer.v1.tar")
+        cd = self.blob(cfg)
+        cd["mediaType"] = "application/vnd.oci.image.config.v1+json"
+        m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": cd, "layers": [ld]}).encode()
+        md = self.blob(m)
+        md["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+        md["platform"] = {"os": "linux", "architecture": arch}
+        return md, cd["digest"]
+
+    def index(self, manifests, tag="latest"):
+        idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                          "manifests": manifests}).encode()
+        d = self.blob(idx)
+        top = {"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": d["digest"],
+            "size": d["size"], "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+        (self.root / "index.json").write_text(json.dumps(top))
+
+    def single(self, manifest, tag="latest"):
+        m = dict(manifest)
+        m.pop("platform", None)
+        m["annotations"] = {"org.opencontainers.image.ref.name": tag}
+        (self.root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [m]}))
+
+
+# ---- pull --------------------------------------------------------------------------
+
+
+def test_pull_by_tag_and_digest_docker_v2(node, plain_reg):
+    c = node()
+    ref = f"{plain_reg.host}/busybox:latest"
+    digest, ctype, _ = plain_reg.manifest("busybox", "latest", ACCEPT_ALL)
+    assert ctype == "application/vnd.docker.distribution.manifest.v2+json"
+    p = c.ok("pull", ref)
+    assert f"latest: Pulling from busybox" in p.out
+    assert f"Digest: {digest}" in p.out
+    assert f"Status: Downloaded newer image for {ref}" in p.out
+    imgs = [i for i in image_list(c.d, c.pki) if ref in i["RepoTags"]]
+    assert len(imgs) == 1 and imgs[0]["RepoDigests"] == [f"{plain_reg.host}/busybox@{digest}"]
+    # the same again: nothing fetched, up to date
+    p = c.ok("pull", ref)
+    assert "Already exists" in p.out and "Image is up to date" in p.out, p.out
+    # by digest: no tag, the same image
+    p = c.ok("pull", f"{plain_reg.host}/busybox@{digest}")
+    assert f"Digest: {digest}" in p.out, p.out
+    # -q prints only the reference
+    p = c.ok("pull", "-q", f"{plain_reg.host}/busybox:second")
+    assert p.out == f"{plain_reg.host}/busybox:second\n"
+    assert len({i["Id"] for i in image_list(c.d, c.pki)}) == 1
+
+
+def test_pull_oci_manifest(node, plain_reg):
+    c = node()
+    digest, ctype, _ = plain_reg.manifest("ocibox", "latest", ACCEPT_ALL)
+    assert ctype == "application/vnd.oci.image.manifest.v1+json"
+    p = c.ok("pull", f"{plain_reg.host}/ocibox")
+    assert f"Digest: {digest}" in p.out
+    assert f"{plain_reg.host}/ocibox:latest" in tags_of(c.d, c.pki)
+
+
+def test_pull_multi_platform_index_picks_amd64(node, registries, tmp_path):
+    reg = registries()
+    lay = OciLayout(tmp_path / "oci")
+    layer = tar_bytes({"hello": b"multi\n"})
+    amd, amd_cfg = lay.image(layer, "amd64")
+    arm, arm_cfg = lay.image(layer, "arm64")
+    lay.index([arm, amd])  # arm64 first: picking the first entry would be wrong
+    reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "multi:latest", "--all")
+    _, ctype, _ = reg.manifest("multi", "latest", ACCEPT_ALL)
+    assert ctype == "application/vnd.oci.image.index.v1+json"
+    c = node()
+    c.ok("pull", f"{reg.host}/multi")
+    ids = {i["Id"] for i in image_list(c.d, c.pki)}
+    assert ids == {amd_cfg}, (ids, amd_cfg, arm_cfg)
+    c.ok("pull", "--platform", "linux/arm64", f"{reg.host}/multi:latest")
+    assert arm_cfg in {i["Id"] for i in image_list(c.d, c.pki)}
+    p = c.run("pull", "--platform", "linux/s390x", f"{reg.host}/multi:latest")
+    assert p.returncode == 1 and "no matching manifest for linux/s390x" in p.err, p.err
+
+
+def test_unknown_tag_is_a_clear_404(node, plain_reg):
+    c = node()
+    ref = f"{plain_reg.host}/busybox:nope"
+    p = c.run("pull", ref)
+    assert p.returncode == 1
+    assert f"manifest for {ref} not found: manifest unknown" in p.err, p.err
+    st, body = api(c.d, c.pki, "POST", f"/images/create?fromImage={plain_reg.host}/busybox&tag=nope")
+    assert st == 404 and b"manifest unknown" in body, (st, body)
+
+
+def test_unknown_registry_is_a_clear_error(node):
+    c = node()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    p = c.run("pull", f"127.0.0.1:{port}/x:latest")
+    assert p.returncode == 1
+    assert f"cannot reach registry 127.0.0.1:{port}" in p.err, p.err
+
+
+def test_corrupted_blob_fails_and_leaves_no_image(node, registries, tmp_path):
+    reg = registries()
+    lay = OciLayout(tmp_path / "oci")
+    layer = tar_bytes({"file": os.urandom(4096)})
+    m, cfg = lay.image(layer, "amd64", compress=False)
+    lay.single(m)
+    reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "bad:latest")
+    _, _, man = reg.manifest("bad", "latest", ACCEPT_ALL)
+    f = reg.blob_file(man["layers"][0]["digest"])
+    data = bytearray(f.read_bytes())
+    data[600] ^= 0xFF  # same size, other content
+    f.write_bytes(bytes(data))
+    c = node()
+    p = c.run("pull", f"{reg.host}/bad")
+    assert p.returncode == 1 and "digest mismatch" in p.err, p.err
+    assert image_list(c.d, c.pki) == []
+    st, _ = api(c.d, c.pki, "GET", f"/images/{cfg}/json")
+    assert st == 404
+    store = c.d.data_root / "image"
+    assert not any((store / "imagedb" / "sha256").iterdir())
+    assert not (store / "blobs" / "sha256" / man["layers"][0]["digest"][7:]).exists()
+
+
+# ---- push ---------------------------------------------------------------------------
+
+
+def test_push_pull_round_trip_keeps_the_digest(node, registries):
+    reg = registries()
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "src/busybox:latest", "--format", "v2s2")
+    digest, _, _ = reg.manifest("src/busybox", "latest", ACCEPT_ALL)
+    a = node()
+    a.ok("pull", f"{reg.host}/src/busybox")
+    a.ok("tag", f"{reg.host}/src/busybox", f"{reg.host}/dst/busybox:v1")
+    assert f"{reg.host}/dst/busybox:v1" in tags_of(a.d, a.pki)
+    p = a.ok("push", f"{reg.host}/dst/busybox:v1")
+    assert "Mounted from src/busybox" in p.out, p.out  # cross-repo mount, same registry
+    assert f"v1: digest: {digest} size:" in p.out, p.out
+    got, _, _ = reg.manifest("dst/busybox", "v1", ACCEPT_ALL)
+    assert got == digest
+    # a second push: everything is there
+    p = a.ok("push", f"{reg.host}/dst/busybox:v1")
+    assert "Layer already exists" in p.out
+    b = node()
+    p = b.ok("pull", f"{reg.host}/dst/busybox:v1")
+    assert f"Digest: {digest}" in p.out
+    ids_a = {i["Id"] for i in image_list(a.d, a.pki)}
+    ids_b = {i["Id"] for i in image_list(b.d, b.pki)}
+    assert ids_a == ids_b
+
+
+def test_push_of_a_loaded_image_is_refused_clearly(node, registries):
+    reg = registries()
+    c = node()
+    c.ok("load", "-i", TEST_IMAGE)
+    c.ok("tag", "busybox", f"{reg.host}/loaded:latest")
+    p = c.run("push", f"{reg.host}/loaded:latest")
+    assert p.returncode == 1 and "only pulled images can be pushed" in p.err, p.err
+    p = c.run("tag", "nosuch", f"{reg.host}/x:1")
+    assert p.returncode == 1 and "No such image: nosuch" in p.err
+
+
+# ---- TLS ----------------------------------------------------------------------------
+
+
+def test_https_registry_needs_its_ca_in_certs_d(node, registries, pki, tmp_path):
+    reg = registries(cert=pki.server_cert, key=pki.server_key)
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "tls/busybox:latest", "--format", "v2s2")
+    certs_d = tmp_path / "certs.d"
+    certs_d.mkdir()
+    c = node(extra=["--certs-d", str(certs_d)])
+    p = c.run("pull", f"{reg.host}/tls/busybox")
+    assert p.returncode == 1, p.out
+    assert "TLS handshake with registry" in p.err and "certificate" in p.err, p.err
+    (certs_d / reg.host).mkdir()
+    (certs_d / reg.host / "ca.crt").write_bytes(pki.ca.read_bytes())
+    p = c.ok("pull", f"{reg.host}/tls/busybox")
+    assert "Downloaded newer image" in p.out
+
+
+# ---- credentials -----------------------------------------------------------------------
+
+
+def test_htpasswd_registry_login_pull_and_wrong_credentials(node, registries, tmp_path):
+    ht = tmp_path / "htpasswd"
+    regmod.make_htpasswd(ht, "alice", "s3cret-pw")
+    reg = registries(htpasswd=ht)
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "private/busybox:latest", "--format", "v2s2",
+                    creds=("alice", "s3cret-pw"))
+    c = node()
+    ref = f"{reg.host}/private/busybox"
+    p = c.run("pull", ref)
+    assert p.returncode == 1 and "unauthorized" in p.err, p.err
+    p = c.run("login", "-u", "alice", "-p", "wrong", reg.host)
+    assert p.returncode == 1 and "unauthorized" in p.err, p.err
+    assert not (c.b.config / "auth.json").exists()
+    p = c.run("login", "-u", "alice", "--password-stdin", reg.host, input=b"s3cret-pw\n")
+    assert p.returncode == 0 and "Login Succeeded" in p.out, p.err
+    auth = c.b.config / "auth.json"
+    assert auth.stat().st_mode & 0o777 == 0o600
+    assert "s3cret-pw" not in auth.read_text()  # base64, as Docker; never plain
+    p = c.ok("pull", ref)
+    assert "Downloaded newer image" in p.out
+    assert "s3cret-pw" not in c.d.log_text()
+    c.ok("logout", reg.host)
+    p = c.run("pull", f"{ref}:latest")
+    assert p.returncode == 1 and "unauthorized" in p.err
+
+
+# ---- interrupted pull -------------------------------------------------------------------
+
+
+class SlowProxy:
+    """A TCP forwarder on loopback that feeds the registry's replies at a
+    limited rate until released, so a pull can be killed mid-layer."""
+
+    def __init__(self, target_port, rate=2 * 1024 * 1024):
+        self.target = target_port
+        self.rate = rate
+        self.fast = threading.Event()
+        self.stop_ev = threading.Event()
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.ls.settimeout(0.2)
+        self.port = self.ls.getsockname()[1]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _pipe(self, src, dst, slow):
+        try:
+            while not self.stop_ev.is_set():
+                data = src.recv(65536 if not slow else 16384)
+                if not data:
+                    break
+                dst.sendall(data)
+                if slow and not self.fast.is_set():
+                    time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _accept(self):
+        while not self.stop_ev.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            u = socket.create_connection(("127.0.0.1", self.target))
+            for a, b, slow in ((c, u, False), (u, c, True)):
+                t = threading.Thread(target=self._pipe, args=(a, b, slow), daemon=True)
+                t.start()
+
+    def close(self):
+        self.stop_ev.set()
+        self.ls.close()
+
+
+def test_interrupted_pull_registers_nothing_and_resumes(pki, registries, tmp_path):
+    reg = registries()
+    lay = OciLayout(tmp_path / "oci")
+    big = tar_bytes({"random.bin": os.urandom(50 * 1024 * 1024)})
+    m, cfg = lay.image(big, "amd64", compress=False)
+    lay.single(m)
+    reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "big:latest")
+    proxy = SlowProxy(reg.port)
+    root = mktemp_dir("reg-kill-")
+    d = Daemon(pki.dir, root)
+    c = Cli(d, pki)
+    try:
+        d.start()
+        ref = f"127.0.0.1:{proxy.port}/big:latest"
+        import subprocess
+        pull = subprocess.Popen([c.b.path, "-H", d.host, "--tls-dir", str(pki.dir), "pull", ref],
+                                env=c.b.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        tmp = d.data_root / "image" / "tmp"
+
+        def partial():
+            for f in tmp.glob("blob-*"):
+                if f.stat().st_size > 1024 * 1024:
+                    return True
+            return False
+
+        wait_for(partial, 30, "a partly downloaded layer blob in the store's tmp/")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(timeout=10)
+        pull.communicate(timeout=30)
+        assert pull.returncode != 0
+        proxy.fast.set()
+        d.pidfile.unlink()  # SIGKILL left it behind; start() waits for a new one
+        d.start()  # same data root: the store sweeps tmp/
+        assert image_list(d, pki) == []
+        assert list((d.data_root / "image" / "tmp").iterdir()) == []
+        assert not any((d.data_root / "image" / "imagedb" / "sha256").iterdir())
+        p = c.run("pull", ref, timeout=120)
+        assert p.returncode == 0, p.err
+        assert [i["Id"] for i in image_list(d, pki)] == [cfg]
+    finally:
+        proxy.close()
+        d.shutdown()
