@@ -458,3 +458,108 @@ def test_interrupted_pull_registers_nothing_and_resumes(pki, registries, tmp_pat
     finally:
         proxy.close()
         d.shutdown()
+
+
+# ---- Bearer tokens ------------------------------------------------------------------------
+
+
+class TokenGate:
+    """A registry front that demands Bearer tokens the way Docker Hub does:
+    /v2/... without a valid token -> 401 with a WWW-Authenticate challenge
+    (realm, service, scope); /token hands out a token for Basic credentials
+    alice:pw (or anonymously when anonymous=True); good requests are passed
+    on to the real registry.  Records the scopes asked for."""
+
+    def __init__(self, upstream_port, anonymous=False):
+        import http.server
+        import urllib.request
+        gate = self
+        self.scopes = []
+        self.token = "tok-" + os.urandom(8).hex()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _token(self):
+                import base64
+                import urllib.parse
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                gate.scopes.append((q.get("service", [""])[0], q.get("scope", [""])[0]))
+                good = "Basic " + base64.b64encode(b"alice:pw").decode()
+                if not anonymous and self.headers.get("Authorization") != good:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": gate.token}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self):
+                if self.headers.get("Authorization") != f"Bearer {gate.token}":
+                    repo = self.path.split("/")[2:4]
+                    scope = f"repository:{'/'.join(repo)}:pull" if len(repo) == 2 else ""
+                    self.send_response(401)
+                    self.send_header(
+                        "WWW-Authenticate",
+                        f'Bearer realm="http://127.0.0.1:{gate.port}/token",'
+                        f'service="berth-test",scope="{scope}"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                req = urllib.request.Request(f"http://127.0.0.1:{upstream_port}{self.path}",
+                                             method=self.command,
+                                             headers={"Accept": self.headers.get("Accept", "")})
+                try:
+                    r = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as e:
+                    r = e
+                body = r.read()
+                self.send_response(r.status if hasattr(r, "status") else r.code)
+                for k in ("Content-Type", "Docker-Content-Digest"):
+                    if r.headers.get(k):
+                        self.send_header(k, r.headers.get(k))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.startswith("/token"):
+                    return self._token()
+                return self._forward()
+
+            do_HEAD = _forward
+
+        import urllib.error  # noqa: F401 (used in the handler)
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_bearer_token_flow(node, registries):
+    reg = registries()
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "tok/busybox:latest", "--format", "v2s2")
+    digest, _, _ = reg.manifest("tok/busybox", "latest", ACCEPT_ALL)
+    gate = TokenGate(reg.port)
+    try:
+        c = node()
+        ref = f"127.0.0.1:{gate.port}/tok/busybox"
+        p = c.run("pull", ref)
+        assert p.returncode == 1 and "unauthorized" in p.err, p.err
+        c.ok("login", "-u", "alice", "-p", "pw", f"127.0.0.1:{gate.port}")
+        p = c.ok("pull", ref)
+        assert f"Digest: {digest}" in p.out
+        assert ("berth-test", "repository:tok/busybox:pull") in gate.scopes, gate.scopes
+        assert gate.token not in c.d.log_text()
+    finally:
+        gate.close()
