@@ -271,10 +271,10 @@ static int save_start(struct srv_req *req, char **names, struct bh_err *err)
 	}
 	for (char **n = names; *n; n++)
 		if (rt_image_resolve(m->store, *n, id, err) < 0) {
+			if (err->code == ENOENT)
+				bh_err_set(err, ENOENT, "No such image: %s", *n);
 			rt_image_strv_free(names);
-			return err->code == ENOENT
-			           ? bh_err_set(err, ENOENT, "No such image: %s", *n)
-			           : -1;
+			return -1;
 		}
 	if (format && *format && strcmp(format, "oci") != 0 && strcmp(format, "docker") != 0) {
 		rt_image_strv_free(names);
