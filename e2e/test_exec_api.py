@@ -304,13 +304,19 @@ def _procs_in(cid, name):
 # ---- refusals ------------------------------------------------------------------------------
 
 
-def test_upgrade_without_client_cert_is_refused_by_tls(env):
-    api, _ = env
-    ctx = client_ssl_context(api.pki.ca)  # trusts the server, shows no cert
+@pytest.mark.parametrize("who", ["no cert", "foreign CA"])
+def test_upgrade_without_a_valid_client_cert_is_refused_by_tls(env, other_pki, who):
+    api, cid = env
+    eid = api.exec_create(cid, ["true"])
+    if who == "no cert":
+        ctx = client_ssl_context(api.pki.ca)  # trusts the server, shows no cert
+    else:
+        ctx = client_ssl_context(api.pki.ca, other_pki.cert, other_pki.key)
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)) as ei:
-        ws = tls_ws(api.daemon.addr, ctx, "/_ws/echo")
+        ws = tls_ws(api.daemon.addr, ctx, f"/exec/{eid}/ws")
         ws.close()
-    assert not isinstance(ei.value, HandshakeError), "an HTTP answer came without a cert"
+    assert not isinstance(ei.value, HandshakeError), "an HTTP answer came without a valid cert"
+    assert api.exec_json(eid)["Running"] is False and api.exec_json(eid)["ExitCode"] is None
 
 
 def test_unknown_exec_and_stopped_container(env):
