@@ -168,7 +168,7 @@ static ssize_t read_some(struct srv_bridge *b)
 		b->in_off = 0;
 	}
 	if (b->in_len == IN_BUF)
-		return -2; /* a frame header can always fit: cannot happen */
+		return -2; /* frames are <= 64 KiB: only a paused transport fills it */
 	do
 		n = recv(b->fd, b->in + b->in_len, IN_BUF - b->in_len, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
@@ -188,6 +188,8 @@ static void pump(struct srv_bridge *b)
 {
 	for (int rounds = 0; !b->paused && !b->exited && !b->dead && rounds < 64; rounds++) {
 		ssize_t n = read_some(b);
+		if (n == -2)
+			break; /* buffer full: only while the transport is */
 		if (n == 0 || (n < 0 && errno != EAGAIN)) {
 			b->eof = true;
 			break;
