@@ -289,7 +289,7 @@ static int pull_layer(struct pull *p, struct reg_sess *s, size_t i, struct bh_er
 		return bh_err_wrap(err, "pull %s: layer %zu", p->label, i);
 	emit(p, "Verifying Checksum", id, 0, 0);
 	emit(p, "Download complete", id, 0, 0);
-	emit(p, "Extracting", id, 0, d->size);
+	emit(p, "Extracting", id, 0, 0);
 	if (reg_layer_unpack(p->st, blob, p->diffs[i], &tmpdir, &size, err) < 0)
 		return bh_err_wrap(err, "pull %s: layer %s", p->label, d->digest);
 	pthread_mutex_lock(&p->st->lock);

@@ -84,9 +84,13 @@ static int upload(struct push *p, const struct rt_reg_desc *d, const char *locat
 	if (f == NULL)
 		return bh_err_sys(err, errno, "push %s: blob %s not in the store", p->label,
 		                  d->digest);
-	if (location[0] != '/' && !bh_str_has_prefix(location, "http://") &&
-	    !bh_str_has_prefix(location, "https://"))
-		return bh_err_set(err, EIO, "push %s: registry gave a bad upload location",
+	/* The PUT carries our token: only to the registry itself, never to a
+	 * host a (hostile) Location names. */
+	if (location[0] != '/' &&
+	    !(bh_str_has_prefix(location, p->sess.base) && location[strlen(p->sess.base)] == '/'))
+		return bh_err_set(err, EIO,
+		                  "push %s: registry gave an upload location on another "
+		                  "host",
 		                  p->label);
 	url = upload_url(p, location, d->digest);
 	rq.url = url;
