@@ -563,3 +563,30 @@ def test_bearer_token_flow(node, registries):
         assert gate.token not in c.d.log_text()
     finally:
         gate.close()
+
+
+# ---- the stock docker CLI ------------------------------------------------------------------
+
+DOCKER = "/usr/local/bin/docker"
+
+
+def test_docker_cli_pull_tag_push(node, plain_reg, tmp_path):
+    import subprocess
+    if not os.path.exists(DOCKER):
+        pytest.skip(f"{DOCKER} not installed")
+    c = node()
+    env = regmod.clean_env(DOCKER_HOST=f"unix://{c.d.sock}", DOCKER_CONFIG=tmp_path / "docker")
+
+    def docker(*args):
+        return subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    ref = f"{plain_reg.host}/busybox:latest"
+    digest, _, _ = plain_reg.manifest("busybox", "latest", ACCEPT_ALL)
+    p = docker("pull", ref)
+    assert p.returncode == 0 and f"Digest: {digest}" in p.stdout, p.stderr
+    p = docker("pull", f"{plain_reg.host}/busybox:nope")
+    assert p.returncode == 1 and "manifest unknown" in p.stderr, p.stderr
+    assert docker("tag", ref, f"{plain_reg.host}/viadocker/bb:1").returncode == 0
+    p = docker("push", f"{plain_reg.host}/viadocker/bb:1")
+    assert p.returncode == 0 and f"1: digest: {digest}" in p.stdout, (p.stdout, p.stderr)
