@@ -167,7 +167,23 @@ static char **referenced_layers(struct rt_store *s)
 	return all;
 }
 
-/* Under s->lock: committed layer dirs no image references. */
+void rt_store_hold(struct rt_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->holds++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void rt_store_release(struct rt_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->holds > 0)
+		s->holds--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Under s->lock: committed layer dirs no image references.  Skipped while
+ * a pull holds the store: its layers are committed before its image. */
 static int sweep_layers(struct rt_store *s, json_t *deleted, uint64_t *reclaimed,
                         struct bh_err *err)
 {
@@ -177,6 +193,12 @@ static int sweep_layers(struct rt_store *s, json_t *deleted, uint64_t *reclaimed
 	struct dirent *de;
 	int r = 0;
 
+	if (s->holds > 0) {
+		if (d != NULL)
+			closedir(d);
+		rt_image_strv_free(used);
+		return 0;
+	}
 	if (d == NULL) {
 		rt_image_strv_free(used);
 		return bh_err_sys(err, errno, "open %s", dir);

@@ -84,7 +84,10 @@ static int delete_image(struct rt_store *s, const char *id, json_t *report, stru
 	}
 	for (char **d = diffs; r == 0 && *d; d++) {
 		cleanup_free char *layer = bh_asprintf("sha256:%s", *d);
-		if (**d == '\0' || strv_has(used, *d) || !rt_store_layer_present(s, *d))
+		/* While a pull holds the store its "already present" layers must stay;
+		 * orphans are removed by the next image prune (image_gc.c). */
+		if (**d == '\0' || strv_has(used, *d) || !rt_store_layer_present(s, *d) ||
+		    s->holds > 0)
 			continue;
 		r = rt_store_layer_remove(s, *d, err);
 		if (r == 0)

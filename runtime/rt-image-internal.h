@@ -14,7 +14,18 @@
 struct rt_store {
 	char *root;           /* DATA_ROOT/image */
 	pthread_mutex_t lock; /* the tag index and commits */
+	/* Writers that commit layers before the image that references them (a
+	 * pull commits layer by layer): while > 0, garbage collection keeps
+	 * unreferenced layer dirs.  Guarded by lock; see rt_store_hold(). */
+	unsigned holds;
 };
+
+/* A pull (or any writer committing layers in several steps) takes a hold
+ * for its whole run so that prune (image_gc.c) does not remove the layers
+ * it committed but has not registered yet; release when done, success or
+ * not.  Both take s->lock themselves. */
+void rt_store_hold(struct rt_store *s);
+void rt_store_release(struct rt_store *s);
 
 /* Streaming SHA-256 (OpenSSL); hex is 64 chars + NUL. */
 struct rt_sha256;

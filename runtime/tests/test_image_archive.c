@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "runtime/rt-image-archive.h"
+#include "runtime/rt-image-internal.h"
 
 struct fixture {
 	char dir[64];
@@ -356,6 +357,31 @@ static void test_store_import_commit_save_prune(void **state)
 	rt_store_close(s);
 }
 
+/* A pull's hold keeps layers no image references yet; the next prune after
+ * the release removes them. */
+static void test_prune_respects_pull_hold(void **state)
+{
+	struct fixture *f = *state;
+	cleanup_free char *data = path_in(f, "data");
+	char base[RT_IMAGE_ID_LEN];
+	struct rt_store *s = NULL;
+	struct bh_err err;
+	json_t *pr = NULL;
+
+	assert_int_equal(rt_store_open(data, &s, &err), 0);
+	import_base(f, s, base);
+	rt_store_hold(s);
+	assert_int_equal(rt_image_prune(s, true, NULL, &pr, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(pr, "ImagesDeleted")), 2); /* no layer */
+	json_decref(pr);
+	rt_store_release(s);
+	assert_int_equal(rt_image_prune(s, false, NULL, &pr, &err), 0);
+	assert_int_equal(json_array_size(json_object_get(pr, "ImagesDeleted")), 1); /* the layer */
+	json_decref(pr);
+	assert_store_ok(s);
+	rt_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +390,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deterministic_bytes, setup, teardown),
 	    cmocka_unit_test(test_apply_change),
 	    cmocka_unit_test_setup_teardown(test_store_import_commit_save_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prune_respects_pull_hold, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
