@@ -80,8 +80,6 @@ class Registry:
             f"    rootdirectory: {self.storage}",
             "  delete:",
             "    enabled: true",
-            "  cache:",
-            "    blobdescriptor: inmemory",
             "http:",
             f"  addr: 127.0.0.1:{self.port}",
             "  secret: berth-e2e-not-a-secret",

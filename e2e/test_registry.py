@@ -275,6 +275,74 @@ def test_corrupted_blob_fails_and_leaves_no_image(node, registries, tmp_path):
     assert not (store / "blobs" / "sha256" / man["layers"][0]["digest"][7:]).exists()
 
 
+
+def store_ok(c):
+    """The daemon's own consistency check, when this build has it."""
+    st, body = api(c.d, c.pki, "GET", "/_berth/store/check")
+    if st == 404:
+        return True
+    doc = json.loads(body)
+    return doc.get("OK") is True or doc
+
+
+def multi_layer_layout(root, files_per_layer, tag="latest"):
+    lay = OciLayout(root)
+    tars = [tar_bytes(f) for f in files_per_layer]
+    gz = [gzip.compress(t, mtime=0) for t in tars]
+    ls = []
+    for g in gz:
+        d = lay.blob(g)
+        d["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+        ls.append(d)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": [sha(t) for t in tars]}}).encode()
+    cd = lay.blob(cfg)
+    cd["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": cd, "layers": ls}).encode()
+    md = lay.blob(m)
+    md["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+    lay.single(md, tag)
+    return [sha(t) for t in tars], [d["digest"] for d in ls], cd["digest"]
+
+
+def test_multi_layer_pull_and_shared_layer_not_fetched_again(node, registries, tmp_path):
+    reg = registries()
+    shared = {"shared/one": b"1\n"}
+    a_diffs, a_blobs, a_cfg = multi_layer_layout(
+        tmp_path / "a", [shared, {"two": os.urandom(300000)}, {"three": os.urandom(300000)}])
+    b_diffs, b_blobs, _ = multi_layer_layout(tmp_path / "b", [shared, {"four": b"4\n"}])
+    reg.skopeo_copy(f"oci:{tmp_path / 'a'}:latest", "ml/a:latest")
+    reg.skopeo_copy(f"oci:{tmp_path / 'b'}:latest", "ml/b:latest")
+    c = node()
+    p = c.ok("pull", f"{reg.host}/ml/a")
+    assert p.out.count("Pull complete") == 3, p.out
+    layers = c.d.data_root / "image" / "layers" / "sha256"
+    assert (layers / a_diffs[1][7:] / "root" / "two").stat().st_size == 300000
+    assert (layers / a_diffs[0][7:] / "root" / "shared" / "one").read_bytes() == b"1\n"
+    p = c.ok("pull", f"{reg.host}/ml/b")
+    assert f"{b_blobs[0][7:19]}: Already exists" in p.out, p.out
+    assert p.out.count("Pull complete") == 1, p.out
+    # the compressed blobs are kept as fetched (push sends the same bytes)
+    for d in a_blobs + b_blobs:
+        assert (c.d.data_root / "image" / "blobs" / "sha256" / d[7:]).is_file()
+    assert store_ok(c) is True
+
+
+def test_manifest_pointing_at_a_missing_blob(node, registries, tmp_path):
+    reg = registries()
+    diffs, blobs, cfg = multi_layer_layout(tmp_path / "m", [{"a": b"a"}, {"b": b"b"}])
+    reg.skopeo_copy(f"oci:{tmp_path / 'm'}:latest", "holes:latest")
+    reg.blob_file(blobs[1]).unlink()
+    c = node()
+    ref = f"{reg.host}/holes:latest"
+    p = c.run("pull", ref)
+    assert p.returncode == 1, p.out
+    assert ref in p.err and blobs[1] in p.err and "blob unknown" in p.err, p.err
+    assert image_list(c.d, c.pki) == []
+    assert store_ok(c) is True
+
+
 # ---- push ---------------------------------------------------------------------------
 
 

@@ -283,8 +283,13 @@ static int transport_err(struct reg_sess *s, CURLcode rc, const char *url, const
 		                  s->host, what);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return bh_err_set(err, ECANCELED, "%s: cancelled", url);
-	default:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
 		return bh_err_set(err, EIO, "%s: cannot reach registry %s: %s", url, s->host, what);
+	default:
+		return bh_err_set(err, EIO, "%s: transfer from registry %s failed: %s", url, s->host,
+		                  what);
 	}
 }
 
