@@ -435,9 +435,12 @@ class SlowProxy:
     """A TCP forwarder on loopback that feeds the registry's replies at a
     limited rate until released, so a pull can be killed mid-layer."""
 
-    def __init__(self, target_port, rate=2 * 1024 * 1024):
+    def __init__(self, target_port, rate=2 * 1024 * 1024, cut_after=None):
         self.target = target_port
         self.rate = rate
+        self.cut_after = cut_after  # close the first connection after this many reply bytes
+        self.sent = 0
+        self.lock = threading.Lock()
         self.fast = threading.Event()
         self.stop_ev = threading.Event()
         self.ls = socket.socket()
@@ -454,6 +457,13 @@ class SlowProxy:
                 data = src.recv(65536 if not slow else 16384)
                 if not data:
                     break
+                if slow and self.cut_after is not None:
+                    with self.lock:
+                        room = self.cut_after - self.sent
+                        self.sent += len(data)
+                    if 0 < room <= len(data):
+                        dst.sendall(data[:room])
+                        break  # cut mid-reply, once
                 dst.sendall(data)
                 if slow and not self.fast.is_set():
                     time.sleep(len(data) / self.rate)
@@ -658,3 +668,23 @@ def test_docker_cli_pull_tag_push(node, plain_reg, tmp_path):
     assert docker("tag", ref, f"{plain_reg.host}/viadocker/bb:1").returncode == 0
     p = docker("push", f"{plain_reg.host}/viadocker/bb:1")
     assert p.returncode == 0 and f"1: digest: {digest}" in p.stdout, (p.stdout, p.stderr)
+
+
+def test_cut_transfer_resumes_with_range(node, registries, tmp_path):
+    reg = registries()
+    lay = OciLayout(tmp_path / "oci")
+    big = tar_bytes({"random.bin": os.urandom(6 * 1024 * 1024)})
+    m, cfg = lay.image(big, "amd64", compress=False)
+    lay.single(m)
+    reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "cut:latest")
+    proxy = SlowProxy(reg.port, cut_after=2 * 1024 * 1024)
+    proxy.fast.set()
+    try:
+        c = node()
+        p = c.run("pull", f"127.0.0.1:{proxy.port}/cut:latest", timeout=120)
+        assert p.returncode == 0, p.err
+        assert "transfer cut after" in c.d.log_text() and "resuming" in c.d.log_text()
+        assert '" 206 ' in reg.log.read_text()  # the registry served the rest as a Range
+        assert [i["Id"] for i in image_list(c.d, c.pki)] == [cfg]
+    finally:
+        proxy.close()

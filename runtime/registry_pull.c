@@ -143,19 +143,52 @@ static int resolve_manifest(struct pull *p, struct bh_err *err)
 struct blob_sink {
 	struct pull *p;
 	const struct rt_reg_desc *d;
+	const struct reg_rq *rq;
 	int fd;
 	struct bh_buf *mem;
 	struct rt_sha256 *h;
 	int64_t got, last;
+	bool first;    /* the first bytes of this attempt */
+	bool sink_err; /* the content was refused: no retry */
 	char id[13];
 };
+
+/* A resumed attempt answered 200 instead of 206: the server ignored the
+ * Range, so start the file and the hash over. */
+static int restart_file(struct blob_sink *b, struct bh_err *err)
+{
+	char junk[65];
+
+	if (b->fd < 0 || ftruncate(b->fd, 0) < 0 || lseek(b->fd, 0, SEEK_SET) < 0)
+		return bh_err_sys(err, errno, "blob %s: restart", b->d->digest);
+	rt_store_sha256_final(b->h, junk);
+	b->h = rt_store_sha256_new();
+	b->got = b->last = 0;
+	return 0;
+}
+
+static int write_blob(struct blob_sink *b, const char *q, size_t left, struct bh_err *err)
+{
+	while (b->fd >= 0 && left > 0) {
+		ssize_t n = write(b->fd, q, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return bh_err_sys(err, errno, "write blob %s", b->d->digest);
+		q += n;
+		left -= (size_t)n;
+	}
+	return 0;
+}
 
 static int blob_sink(void *arg, const void *data, size_t len, struct bh_err *err)
 {
 	struct blob_sink *b = arg;
-	const char *q = data;
-	size_t left = len;
 
+	b->sink_err = true; /* until this chunk is taken */
+	if (b->first && b->got > 0 && b->rq->status == 200 && restart_file(b, err) < 0)
+		return -1;
+	b->first = false;
 	b->got += (int64_t)len;
 	if (b->got > b->d->size)
 		return bh_err_set(err, EIO,
@@ -166,20 +199,33 @@ static int blob_sink(void *arg, const void *data, size_t len, struct bh_err *err
 	if (b->mem && bh_buf_append(b->mem, data, len) < 0)
 		return bh_err_set(err, EFBIG, "blob %s: larger than %zu bytes", b->d->digest,
 		                  b->mem->max);
-	while (b->fd >= 0 && left > 0) {
-		ssize_t n = write(b->fd, q, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return bh_err_sys(err, errno, "write blob %s", b->d->digest);
-		q += n;
-		left -= (size_t)n;
-	}
+	if (write_blob(b, data, len, err) < 0)
+		return -1;
 	if (b->id[0] && (b->got - b->last >= PROGRESS_STEP || b->got == b->d->size)) {
 		b->last = b->got;
 		emit(b->p, "Downloading", b->id, b->got, b->d->size);
 	}
+	b->sink_err = false;
 	return 0;
+}
+
+/* One GET, resumed with Range after a cut transfer: the file and the hash
+ * hold exactly the bytes received so far, so verification stays whole. */
+static int fetch_attempts(struct reg_sess *s, struct reg_rq *rq, struct blob_sink *b,
+                          struct bh_err *err)
+{
+	for (int attempt = 0;; attempt++) {
+		int r;
+		rq->range_from = b->got;
+		b->first = true;
+		b->sink_err = false;
+		r = reg_do(s, rq, err);
+		if (r == 0 || b->sink_err || b->fd < 0 || b->got == 0 ||
+		    attempt >= RT_REG_RESUMES || (s->cancel && *s->cancel))
+			return r;
+		bh_warn("blob %s: transfer cut after %lld bytes, resuming: %s", b->d->digest,
+		        (long long)b->got, err->msg);
+	}
 }
 
 /* GET the blob into fd or mem, verifying size and sha256 as it streams. */
@@ -193,12 +239,13 @@ static int fetch_blob(struct pull *p, struct reg_sess *s, const struct rt_reg_de
 	char got[65];
 	int r;
 
+	b.rq = &rq;
 	if (progress)
 		snprintf(b.id, sizeof(b.id), "%.12s", d->hex);
 	b.h = rt_store_sha256_new();
-	r = reg_do(s, &rq, err);
+	r = fetch_attempts(s, &rq, &b, err);
 	rt_store_sha256_final(b.h, got);
-	if (r == 0 && rq.status != 200)
+	if (r == 0 && rq.status != 200 && rq.status != 206)
 		r = reg_status_err(&rq, err, "blob %s", d->digest);
 	else if (r == 0 && (b.got != d->size || strcmp(got, d->hex) != 0))
 		r = bh_err_set(err, EIO,

@@ -13,7 +13,9 @@
  * DATA_ROOT/image/distribution/sha256/<image hex> {"manifest", "mediaType",
  * "repoDigests", "sources"}.  Layers commit one by one as they complete (a
  * later pull reuses them); the config, the image and its tag only when all
- * are there, so an interrupted pull registers nothing. */
+ * are there, so an interrupted pull registers nothing.  A blob transfer cut
+ * mid-way resumes with Range (the partial file and its running hash are
+ * kept); partial blobs of a daemon that died are swept with tmp/. */
 #ifndef BERTH_RT_REGISTRY_H
 #define BERTH_RT_REGISTRY_H
 
@@ -30,6 +32,7 @@ struct rt_store;
 #define RT_REG_MAX_TOKEN    (64u << 10) /* token responses */
 #define RT_REG_MAX_REDIRS   5
 #define RT_REG_PARALLEL     3 /* layers downloaded at once */
+#define RT_REG_RESUMES      3 /* Range retries of a cut blob transfer */
 
 #define RT_MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
 #define RT_MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
