@@ -31,27 +31,6 @@ void reg_rq_free(struct reg_rq *rq)
 	bh_buf_free(&rq->errbody);
 }
 
-/* Loopback as Docker counts it: 127.0.0.0/8, ::1, localhost. */
-static bool is_loopback(const char *host)
-{
-	return bh_str_has_prefix(host, "127.") || bh_str_has_prefix(host, "localhost") ||
-	       bh_str_has_prefix(host, "[::1]");
-}
-
-static bool insecure_listed(const char *host, const char *const *list)
-{
-	size_t hl = strcspn(host, ":");
-
-	for (; list && *list; list++) {
-		if (strcmp(*list, host) == 0)
-			return true;
-		if (strchr(*list, ':') == NULL && strlen(*list) == hl &&
-		    strncmp(*list, host, hl) == 0)
-			return true;
-	}
-	return false;
-}
-
 int reg_sess_open(struct reg_sess *s, const char *host, const char *repo, bool push,
                   const struct rt_reg_opts *o, struct bh_err *err)
 {
@@ -68,7 +47,7 @@ int reg_sess_open(struct reg_sess *s, const char *host, const char *repo, bool p
 	s->push = push;
 	s->auth = o->auth;
 	s->cancel = o->cancel;
-	s->insecure_ok = is_loopback(host) || insecure_listed(host, o->insecure);
+	s->insecure_ok = rt_reg_plain_http_allowed(host, o->insecure);
 	ca = bh_asprintf("%s/%s/ca.crt", o->certs_d ? o->certs_d : DEFAULT_CERTS_D, host);
 	if (bh_path_exists(ca))
 		s->ca_file = steal_pointer(&ca);
@@ -288,8 +267,8 @@ static int transport_err(struct reg_sess *s, CURLcode rc, const char *url, const
 	case CURLE_OPERATION_TIMEDOUT:
 		return bh_err_set(err, EIO, "%s: cannot reach registry %s: %s", url, s->host, what);
 	default:
-		return bh_err_set(err, EIO, "%s: transfer from registry %s failed: %s", url, s->host,
-		                  what);
+		return bh_err_set(err, EIO, "%s: transfer from registry %s failed: %s", url,
+		                  s->host, what);
 	}
 }
 

@@ -277,3 +277,29 @@ int rt_reg_auth_decode(const char *header, struct rt_reg_auth *out, struct bh_er
 	json_decref(o); /* jansson does not wipe: the copy lived in its heap briefly */
 	return 0;
 }
+
+/* Loopback as Docker counts it: 127.0.0.0/8, ::1, localhost. */
+static bool is_loopback(const char *host)
+{
+	size_t hl = strcspn(host, ":");
+
+	return bh_str_has_prefix(host, "127.") || bh_str_has_prefix(host, "[::1]") ||
+	       (hl == 9 && strncmp(host, "localhost", 9) == 0);
+}
+
+bool rt_reg_plain_http_allowed(const char *host, const char *const *insecure)
+{
+	size_t hl = strcspn(host, ":");
+
+	if (is_loopback(host))
+		return true;
+	for (; insecure && *insecure; insecure++) {
+		if (strcmp(*insecure, host) == 0)
+			return true;
+		/* "HOST" without a port covers every port of HOST */
+		if (strchr(*insecure, ':') == NULL && strlen(*insecure) == hl &&
+		    strncmp(*insecure, host, hl) == 0)
+			return true;
+	}
+	return false;
+}

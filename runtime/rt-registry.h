@@ -105,6 +105,10 @@ int rt_reg_auth_decode(const char *header, struct rt_reg_auth *out, struct bh_er
 /* Wipes and frees the fields. */
 void rt_reg_auth_clear(struct rt_reg_auth *a);
 
+/* May host ("h:port") be reached over plain HTTP: loopback, or listed in
+ * insecure (NULL-terminated "host" or "host:port" entries)? */
+bool rt_reg_plain_http_allowed(const char *host, const char *const *insecure);
+
 /* ---- operations (each blocks; run on a worker thread) ------------------------------- */
 struct rt_reg_opts {
 	const char *certs_d;         /* CERTS_D/HOST:PORT/ca.crt; NULL = /etc/berth/certs.d */

@@ -208,6 +208,22 @@ static void test_base64(void **state)
 	assert_true(bh_base64_decode("aGVsbG8=", 3, &out, &n) < 0); /* over max */
 }
 
+static void test_plain_http_allowed(void **state)
+{
+	const char *const list[] = {"reg.example:5000", "lab.local", NULL};
+
+	assert_true(rt_reg_plain_http_allowed("127.0.0.1:5000", NULL));
+	assert_true(rt_reg_plain_http_allowed("localhost:5000", NULL));
+	assert_true(rt_reg_plain_http_allowed("[::1]:5000", NULL));
+	assert_false(rt_reg_plain_http_allowed("localhost.evil.example:5000", NULL));
+	assert_false(rt_reg_plain_http_allowed("reg.example:5000", NULL));
+	assert_true(rt_reg_plain_http_allowed("reg.example:5000", list));
+	assert_false(rt_reg_plain_http_allowed("reg.example:5001", list));
+	assert_true(rt_reg_plain_http_allowed("lab.local:443", list));
+	assert_false(rt_reg_plain_http_allowed("lab.localx:443", list));
+	assert_false(rt_reg_plain_http_allowed("registry-1.docker.io", list));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,7 +231,7 @@ int main(void)
 	    cmocka_unit_test(test_challenge),      cmocka_unit_test(test_challenge_too_long),
 	    cmocka_unit_test(test_platform),       cmocka_unit_test(test_index_pick),
 	    cmocka_unit_test(test_manifest_parse), cmocka_unit_test(test_auth_decode),
-	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_base64),         cmocka_unit_test(test_plain_http_allowed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
