@@ -197,3 +197,32 @@ def test_image_prune_dangling(env):
     env.cli.ok("image", "prune", "-a", "-f")
     assert env.cli.ok("image", "ls", "-q").out == ""
     env.check_store()
+
+
+def test_save_of_pulled_image_keeps_its_id(pki, make_daemon, tmp_path):
+    """A pulled layer has no kept tar: save sends the compressed blob the
+    pull kept, so the config (and the image id) stay as pulled."""
+    import registry as regmod
+
+    if not TEST_IMAGE.is_file() or not regmod.available():
+        missing("docker-registry, skopeo or the test image is missing")
+    reg = regmod.Registry(mktemp_dir("arc-reg-")).start()
+    try:
+        reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "arc/bb:1")
+        ref = f"{reg.host}/arc/bb:1"
+        a = new_env(pki, make_daemon, "pull")
+        a.cli.ok("pull", "-q", ref)
+        pulled = a.image_id(ref)
+        out = tmp_path / "pulled.tar"
+        a.cli.ok("save", "-o", out, ref)
+        info = json.loads(run_skopeo("inspect", f"docker-archive:{out}"))
+        assert len(info["Layers"]) == 1
+        b = new_env(pki, make_daemon, "load")
+        assert ref in b.cli.ok("load", "-i", out).out
+        assert b.image_id(ref) == pulled
+        assert "<missing>" not in b.cli.ok("history", ref).out  # a '/' in the name routes
+        assert b.cli.ok("rmi", ref).out.startswith(f"Untagged: {ref}\n")
+        a.check_store()
+        b.check_store()
+    finally:
+        reg.stop()

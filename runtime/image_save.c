@@ -14,6 +14,7 @@
 #include <archive_entry.h>
 
 #include "runtime/rt-image-archive.h"
+#include "runtime/registry-internal.h"
 #include "runtime/rt-image-internal.h"
 
 #define MAX_SAVE    1000
@@ -97,25 +98,83 @@ static int put_file(struct save *sv, const char *name, const char *path)
 	return n < 0 ? bh_err_sys(sv->err, errno, "save: read %s", path) : 0;
 }
 
-/* The layer's tar: the kept one, else a fresh one in tmpdir.  hex is the
- * digest of what is sent, size its length. */
-static int layer_file(struct save *sv, const char *diff, char **path, char hex[65], uint64_t *size)
+/* Where a layer's bytes come from, in order of preference: the kept
+ * uncompressed tar (its digest is the diff id), the compressed blob a pull
+ * kept (registry_pull.c: same diff id once decompressed), else a fresh tar
+ * of the unpacked dir (its digest may differ from the diff id). */
+struct layer_src {
+	char *path;
+	char hex[65]; /* digest of the bytes sent */
+	uint64_t size;
+	bool same_diff;         /* the config's diff id still holds */
+	const char *media_type; /* for the OCI manifest */
+};
+
+/* A pulled image's layer descriptors from its kept manifest; NULL if none. */
+static struct rt_reg_desc *pulled_layers(struct rt_store *s, const char *id, size_t want)
+{
+	cleanup_free char *data = NULL;
+	struct rt_reg_desc cfg, *layers = NULL;
+	json_t *rec = NULL, *doc = NULL;
+	struct bh_err e;
+	size_t n = 0, len = 0;
+	char mhex[65];
+
+	if (reg_record_read(s, id + 7, &rec, &e) < 0)
+		return NULL;
+	if (rt_store_digest_hex(json_string_value(json_object_get(rec, "manifest")), mhex) == 0 &&
+	    rt_store_get_blob(s, mhex, RT_STORE_MAX_JSON, &data, &len, &e) == 0 &&
+	    (doc = json_loadb(data, len, 0, NULL)) != NULL &&
+	    (rt_reg_manifest_parse(doc, &cfg, &layers, &n, &e) < 0 || n != want)) {
+		free(layers);
+		layers = NULL;
+	}
+	json_decref(doc);
+	json_decref(rec);
+	return layers;
+}
+
+static const char *oci_layer_type(const char *mt)
+{
+	if (strstr(mt, "zstd"))
+		return MT_LAYER "+zstd";
+	if (strstr(mt, "gzip"))
+		return MT_LAYER "+gzip";
+	return MT_LAYER;
+}
+
+static int layer_file(struct save *sv, const char *diff, const struct rt_reg_desc *pulled,
+                      struct layer_src *src)
 {
 	cleanup_free char *dir = bh_asprintf("%s/layers/sha256/%s", rt_store_path(sv->s), diff);
 	cleanup_free char *kept = bh_path_join(dir, RT_LAYER_TAR);
 	cleanup_free char *root = bh_path_join(dir, "root");
+	cleanup_free char *blob = NULL;
 	struct stat st;
 
+	src->media_type = MT_LAYER;
+	src->same_diff = true;
 	if (!rt_store_layer_present(sv->s, diff))
 		return bh_err_set(sv->err, EIO, "layer sha256:%s missing from store", diff);
 	if (stat(kept, &st) == 0) {
-		*path = steal_pointer(&kept);
-		memcpy(hex, diff, 65);
-		*size = (uint64_t)st.st_size;
+		src->path = steal_pointer(&kept);
+		memcpy(src->hex, diff, 65);
+		src->size = (uint64_t)st.st_size;
 		return 0;
 	}
-	*path = bh_asprintf("%s/%s.tar", sv->tmpdir, diff);
-	return rt_tar_dir_to_file(root, RT_TAR_OVERLAY, *path, hex, size, sv->err);
+	blob = pulled ? bh_asprintf("%s/blobs/sha256/%s", rt_store_path(sv->s), pulled->hex) : NULL;
+	if (blob && stat(blob, &st) == 0 && st.st_size == pulled->size) {
+		src->path = steal_pointer(&blob);
+		memcpy(src->hex, pulled->hex, 65);
+		src->size = (uint64_t)st.st_size;
+		src->media_type = oci_layer_type(pulled->media_type);
+		return 0;
+	}
+	src->path = bh_asprintf("%s/%s.tar", sv->tmpdir, diff);
+	if (rt_tar_dir_to_file(root, RT_TAR_OVERLAY, src->path, src->hex, &src->size, sv->err) < 0)
+		return -1;
+	src->same_diff = strcmp(src->hex, diff) == 0;
+	return 0;
 }
 
 static int put_blob_file(struct save *sv, const char *hex, const char *path)
@@ -133,26 +192,33 @@ static int put_blob_mem(struct save *sv, const char *hex, const char *data, size
 }
 
 /* Sends every layer of config; rewrites its diff_ids when a re-tarred
- * layer has another digest.  layers gets [{digest, size}]. */
-static int put_layers(struct save *sv, json_t *config, json_t *layers)
+ * layer has another digest.  layers gets [{digest, size, mediaType}]. */
+static int put_layers(struct save *sv, const char *id, json_t *config, json_t *layers)
 {
 	json_t *diffs = json_object_get(json_object_get(config, "rootfs"), "diff_ids"), *d;
+	cleanup_free struct rt_reg_desc *pulled = pulled_layers(sv->s, id, json_array_size(diffs));
 	size_t i;
 
 	json_array_foreach(diffs, i, d)
 	{
-		cleanup_free char *path = NULL, *digest = NULL;
-		char diff[65], hex[65];
-		uint64_t size = 0;
+		struct layer_src src = {0};
+		cleanup_free char *digest = NULL;
+		char diff[65];
+		int r;
 		if (rt_store_digest_hex(json_string_value(d), diff) < 0)
 			return bh_err_set(sv->err, EIO, "config: bad diff_id %zu", i);
-		if (layer_file(sv, diff, &path, hex, &size) < 0 || put_blob_file(sv, hex, path) < 0)
+		r = layer_file(sv, diff, pulled ? &pulled[i] : NULL, &src);
+		if (r == 0)
+			r = put_blob_file(sv, src.hex, src.path);
+		free(src.path);
+		if (r < 0)
 			return bh_err_wrap(sv->err, "layer %zu", i);
-		digest = bh_asprintf("sha256:%s", hex);
-		if (strcmp(hex, diff) != 0)
+		digest = bh_asprintf("sha256:%s", src.hex);
+		if (!src.same_diff)
 			json_array_set_new(diffs, i, json_string(digest));
-		json_array_append_new(
-		    layers, json_pack("{ss sI}", "digest", digest, "size", (json_int_t)size));
+		json_array_append_new(layers,
+		                      json_pack("{ss sI ss}", "digest", digest, "size",
+		                                (json_int_t)src.size, "mediaType", src.media_type));
 	}
 	return 0;
 }
@@ -187,15 +253,10 @@ static void add_docker(struct save *sv, const char *cfg_hex, json_t *layers, con
 static int add_oci(struct save *sv, const char *cfg_hex, size_t cfg_len, json_t *layers,
                    const char *ref)
 {
-	json_t *l, *m, *desc;
-	size_t i;
+	json_t *m, *desc;
 	char hex[65];
 	cleanup_free char *cdig = bh_asprintf("sha256:%s", cfg_hex), *text = NULL, *mdig = NULL;
 
-	json_array_foreach(layers, i, l)
-	{
-		json_object_set_new(l, "mediaType", json_string(MT_LAYER));
-	}
 	m = json_pack("{si ss s{ss ss sI} sO}", "schemaVersion", 2, "mediaType", MT_MANIFEST,
 	              "config", "mediaType", MT_CONFIG, "digest", cdig, "size", (json_int_t)cfg_len,
 	              "layers", layers);
@@ -229,7 +290,7 @@ static int save_one(struct save *sv, const char *id, const char *ref)
 		r = bh_err_set(sv->err, EIO, "image %s: bad config", id);
 	if (r == 0) {
 		before = json_dumps(json_object_get(config, "rootfs"), JSON_COMPACT);
-		r = put_layers(sv, config, layers);
+		r = put_layers(sv, id, config, layers);
 	}
 	if (r == 0) {
 		text = json_dumps(json_object_get(config, "rootfs"), JSON_COMPACT);

@@ -676,3 +676,50 @@ int srv_h_store_check(struct srv_req *req, struct bh_err *err)
 	srv_defer(req, check_work, job_done, j);
 	return 0;
 }
+
+/* ---- names with '/' ------------------------------------------------------------------ */
+
+/* "/images/{n1}/{n2}/json": the segments joined back into {name}, then the
+ * single-segment handler runs as if the name had been one segment. */
+static int with_joined_name(struct srv_req *req, srv_handler_fn fn, struct bh_err *err)
+{
+	static const char *const parts[] = {"n1", "n2", "n3", "n4"};
+	char name[SRV_PARAM_MAX] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < 4; i++) {
+		const char *v = srv_param(req, parts[i]);
+		int n;
+		if (v == NULL)
+			break;
+		n = snprintf(name + len, sizeof(name) - len, "%s%s", len ? "/" : "", v);
+		if (n < 0 || (size_t)n >= sizeof(name) - len)
+			return bh_err_set(err, EINVAL, "image name too long");
+		len += (size_t)n;
+	}
+	/* The parts are copied: the one parameter left is the joined name. */
+	req->params.n = 1;
+	bh_strlcpy(req->params.p[0].name, "name", sizeof(req->params.p[0].name));
+	bh_strlcpy(req->params.p[0].value, name, sizeof(req->params.p[0].value));
+	return fn(req, err);
+}
+
+int srv_h_image_inspect_path(struct srv_req *req, struct bh_err *err)
+{
+	return with_joined_name(req, srv_h_image_inspect, err);
+}
+
+int srv_h_image_delete_path(struct srv_req *req, struct bh_err *err)
+{
+	return with_joined_name(req, srv_h_image_delete, err);
+}
+
+int srv_h_image_history_path(struct srv_req *req, struct bh_err *err)
+{
+	return with_joined_name(req, srv_h_image_history, err);
+}
+
+int srv_h_image_get_path(struct srv_req *req, struct bh_err *err)
+{
+	return with_joined_name(req, srv_h_image_get_one, err);
+}

@@ -38,6 +38,19 @@ const struct srv_route srv_routes[] = {
     {SRV_POST, "/commit", srv_h_commit, 0},
     {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0},
     {SRV_GET, "/_berth/store/check", srv_h_store_check, 0},
+    /* image names with '/' (registry/repo:tag): joined into {name} (h_images_archive.c) */
+    {SRV_GET, "/images/{n1}/{n2}/json", srv_h_image_inspect_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/json", srv_h_image_inspect_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/{n4}/json", srv_h_image_inspect_path, 0},
+    {SRV_DELETE, "/images/{n1}/{n2}", srv_h_image_delete_path, 0},
+    {SRV_DELETE, "/images/{n1}/{n2}/{n3}", srv_h_image_delete_path, 0},
+    {SRV_DELETE, "/images/{n1}/{n2}/{n3}/{n4}", srv_h_image_delete_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/history", srv_h_image_history_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/history", srv_h_image_history_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/{n4}/history", srv_h_image_history_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/get", srv_h_image_get_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/get", srv_h_image_get_path, 0},
+    {SRV_GET, "/images/{n1}/{n2}/{n3}/{n4}/get", srv_h_image_get_path, 0},
     /* registry (h_registry.c); a name may hold up to four '/'-separated parts */
     /* spooled: import (fromSrc=-) sends the tar as the body; pull sends none */
     {SRV_POST, "/images/create", srv_h_image_create, SRV_BODY_SPOOL | SRV_IMAGE_LOAD_MAX},

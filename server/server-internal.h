@@ -320,6 +320,11 @@ int srv_h_image_prune(struct srv_req *req, struct bh_err *err);
 int srv_h_commit(struct srv_req *req, struct bh_err *err);
 int srv_h_container_export(struct srv_req *req, struct bh_err *err);
 int srv_h_store_check(struct srv_req *req, struct bh_err *err);
+/* The same for names of 2 to 4 '/'-separated segments ({n1}/{n2}/...). */
+int srv_h_image_inspect_path(struct srv_req *req, struct bh_err *err);
+int srv_h_image_delete_path(struct srv_req *req, struct bh_err *err);
+int srv_h_image_history_path(struct srv_req *req, struct bh_err *err);
+int srv_h_image_get_path(struct srv_req *req, struct bh_err *err);
 
 /* ---- WebSocket routes (ws.c) ----------------------------------------------
  * Upgrades without a subprotocol land on protocols[0]; ESTABLISHED looks the
