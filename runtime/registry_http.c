@@ -272,22 +272,14 @@ static int transport_err(struct reg_sess *s, CURLcode rc, const char *url, const
 	}
 }
 
-/* The transfer itself; rc is the CURLcode (for the probe's fallback). */
-static int perform(struct reg_sess *s, struct reg_rq *rq, const char *authz, int *rc_out,
-                   struct bh_err *err)
+static void setup_handle(struct reg_sess *s, struct reg_rq *rq, struct xfer *x,
+                         struct curl_slist *h, const char *url, char *eb)
 {
 	CURL *c = s->curl;
-	struct xfer x = {.s = s, .rq = rq, .err = err};
-	cleanup_free char *url = full_url(s, rq->url);
-	struct curl_slist *h = req_headers(s, rq, authz);
-	char eb[CURL_ERROR_SIZE] = "";
-	CURLcode rc;
 
 	curl_easy_reset(c);
-	rq->status = 0;
-	bh_buf_free(&rq->errbody);
-	bh_buf_init(&rq->errbody, REG_ERR_BODY);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	/* only http(s), also after redirects, and a few of those at most */
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
@@ -296,21 +288,40 @@ static int perform(struct reg_sess *s, struct reg_rq *rq, const char *authz, int
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, eb);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &x);
+	curl_easy_setopt(c, CURLOPT_READDATA, x);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	set_tls(s, c);
 	set_method(c, rq);
-	rc = curl_easy_perform(c);
+}
+
+/* The transfer itself; rc is the CURLcode (for the probe's fallback). */
+static int perform(struct reg_sess *s, struct reg_rq *rq, const char *authz, int *rc_out,
+                   struct bh_err *err)
+{
+	struct xfer x = {.s = s, .rq = rq, .err = err};
+	cleanup_free char *url = full_url(s, rq->url);
+	struct curl_slist *h = req_headers(s, rq, authz);
+	char eb[CURL_ERROR_SIZE] = "";
+	CURLcode rc;
+
+	rq->status = 0;
+	bh_buf_free(&rq->errbody);
+	bh_buf_init(&rq->errbody, REG_ERR_BODY);
+	setup_handle(s, rq, &x, h, url, eb);
+	rc = curl_easy_perform(s->curl);
+	/* the handle outlives these: no dangling pointers into this frame */
+	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(h);
 	if (rc_out)
 		*rc_out = (int)rc;
@@ -318,7 +329,7 @@ static int perform(struct reg_sess *s, struct reg_rq *rq, const char *authz, int
 		return -1;
 	if (rc != CURLE_OK)
 		return transport_err(s, rc, url, eb, err);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rq->status);
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &rq->status);
 	return 0;
 }
 
