@@ -499,7 +499,10 @@ int rt_registry_pull(struct rt_store *s, const char *ref, const struct rt_reg_op
 	familiar = rt_image_ref_familiar(p.ref.name);
 	p.label = p.ref.tag ? bh_asprintf("%s:%s", familiar, p.ref.tag)
 	                    : bh_asprintf("%s@%s", familiar, p.ref.digest);
+	/* Layers are committed one by one before the image: prune must keep them. */
+	rt_store_hold(s);
 	r = pull_run(&p, err);
+	rt_store_release(s);
 	if (r == 0)
 		bh_info("pulled %s (%s)", p.label, p.mdigest);
 	reg_sess_close(&p.sess);
