@@ -1,7 +1,12 @@
 /* A small pthread worker pool.  Work that blocks (the runtime, image loads)
  * runs here so the one lws thread never waits; finished jobs queue up and
  * their done() runs on the thread that drains (the lws thread), woken by
- * wake() — lws_cancel_service() in berthd. */
+ * wake() — lws_cancel_service() in berthd.
+ *
+ * The pool starts with its base number of threads and grows, up to
+ * SRV_POOL_MAX_THREADS, whenever a job arrives while no thread is idle: some
+ * jobs wait for a long time (a stop waits up to its timeout for the exit),
+ * and a few of those must not starve quick ones like /version. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +33,10 @@ struct srv_pool {
 	struct job_queue todo;     /* guarded by lock */
 	struct job_queue finished; /* guarded by lock */
 	bool quit;
-	int nthreads;
-	pthread_t *threads;
+	int nthreads; /* guarded by lock */
+	int idle;     /* threads waiting for work; guarded by lock */
+	int queued;   /* jobs in todo; guarded by lock */
+	pthread_t threads[SRV_POOL_MAX_THREADS];
 	void (*wake)(void *);
 	void *wake_arg;
 };
@@ -82,9 +89,13 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
+		p->idle++;
 		while (p->todo.head == NULL && !p->quit)
 			pthread_cond_wait(&p->cond, &p->lock);
+		p->idle--;
 		j = queue_pop(&p->todo);
+		if (j)
+			p->queued--;
 		pthread_mutex_unlock(&p->lock);
 		if (j == NULL)
 			return NULL; /* quit and nothing left */
@@ -92,6 +103,15 @@ static void *worker_main(void *arg)
 		j->rc = j->work(j->arg, &j->err);
 		job_finished(p, j);
 	}
+}
+
+/* Under lock: one more thread, if the cap allows. */
+static void pool_grow(struct srv_pool *p)
+{
+	if (p->nthreads >= SRV_POOL_MAX_THREADS)
+		return;
+	if (pthread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
+		p->nthreads++;
 }
 
 struct srv_pool *srv_pool_new(int nthreads, void (*wake)(void *), void *wake_arg)
@@ -102,12 +122,10 @@ struct srv_pool *srv_pool_new(int nthreads, void (*wake)(void *), void *wake_arg
 	pthread_cond_init(&p->cond, NULL);
 	p->wake = wake;
 	p->wake_arg = wake_arg;
-	p->threads = bh_calloc((size_t)nthreads, sizeof(pthread_t));
-	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
-			break;
-		p->nthreads++;
-	}
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < nthreads; i++)
+		pool_grow(p);
+	pthread_mutex_unlock(&p->lock);
 	if (p->nthreads == 0) {
 		bh_error("worker pool: cannot create threads");
 		abort(); /* like an allocation failure: nothing sensible to do */
@@ -128,6 +146,8 @@ void srv_pool_submit(struct srv_pool *p, srv_work_fn work, srv_pool_done_fn done
 	}
 	pthread_mutex_lock(&p->lock);
 	queue_push(&p->todo, j);
+	if (++p->queued > p->idle)
+		pool_grow(p);
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -160,12 +180,11 @@ void srv_pool_free(struct srv_pool *p)
 	p->quit = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	for (int i = 0; i < p->nthreads; i++)
+	for (int i = 0; i < p->nthreads; i++) /* no more growth: quit is set */
 		pthread_join(p->threads[i], NULL);
 	while (srv_pool_drain(p) > 0)
 		;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
-	free(p->threads);
 	free(p);
 }

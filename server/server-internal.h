@@ -38,7 +38,8 @@ struct ctr_mgr;
 #define SRV_WRITE_CHUNK      (32 * 1024)       /* bytes per WRITEABLE callback */
 #define SRV_CONFIG_MAX       (64 * 1024)       /* --config file size */
 #define SRV_STOP_GRACE_MS    10000             /* in-flight requests get this long on SIGTERM */
-#define SRV_WORKERS          4
+#define SRV_WORKERS          4  /* base size of the worker pool */
+#define SRV_POOL_MAX_THREADS 64 /* it grows to this while jobs wait */
 /* A route's body_max with this bit set: the body goes to an unlinked temp
  * file under DATA_ROOT/tmp (req->body_fd) instead of memory; the rest of
  * body_max is the limit (large uploads such as /images/load). */

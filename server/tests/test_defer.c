@@ -182,10 +182,51 @@ static void test_info_handler_deferred(void **state)
 	srv_req_unref(req);
 }
 
+/* Jobs that block (a stop waiting for an exit) must not starve the others:
+ * the pool grows while none of its threads is idle.  Every job waits until
+ * all of them run at the same time, so with a fixed pool of 2 this would
+ * never finish. */
+#define BLOCKERS 6
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_in;
+
+static int work_gate(void *arg, struct bh_err *err)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_in++;
+	pthread_cond_broadcast(&gate_cv);
+	while (gate_in < BLOCKERS)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	return 0;
+}
+
+static void done_count(void *arg, int rc, const struct bh_err *err)
+{
+	(*(int *)arg)++;
+}
+
+static void test_pool_grows_for_blocked_jobs(void **state)
+{
+	int finished = 0;
+
+	for (int i = 0; i < BLOCKERS; i++)
+		srv_pool_submit(srv.pool, work_gate, done_count, &finished);
+	for (int woken = 0; woken < BLOCKERS; woken++) { /* one wake per job */
+		char c;
+		assert_int_equal(read(wake_pipe[0], &c, 1), 1);
+		srv_pool_drain(srv.pool);
+	}
+	assert_int_equal(finished, BLOCKERS);
+	assert_int_equal(gate_in, BLOCKERS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_pool_grows_for_blocked_jobs),
 	    cmocka_unit_test(test_error_is_mapped),
 	    cmocka_unit_test(test_client_left),
 	    cmocka_unit_test(test_call_on_loop),
