@@ -461,12 +461,13 @@ struct cli_session_result {
  * and signals included when o->tty).  Returns the exit code (0 after a
  * detach), or < 0 with cli->err: the daemon's refusal as docker words it
  * (exit 1), a transport failure or a stream without exit (exit 125). */
-int cli_stream_session(struct cli *cli, const char *path, const struct cli_session_opts *o);
+int cli_stream_session(struct cli *cli, const char *path, const struct cli_session_opts *o,
+                       bool *detached);
 
 /* cmd_attach.c, also for run -it: the attach stream of a container whose
  * name is URL-escaped already; the exit code or < 0 with cli->err. */
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
-                      const char *detach_keys);
+                      const char *detach_keys, bool *detached);
 
 int cmd_exec(struct cli *cli, int argc, char **argv);
 int cmd_exec_kill(struct cli *cli, int argc, char **argv);

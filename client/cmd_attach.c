@@ -78,7 +78,7 @@ static int container_modes(struct cli *cli, const char *esc, bool *tty, bool *op
 
 /* Shared with run -it: the attach stream of container (escaped already). */
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
-                      const char *detach_keys)
+                      const char *detach_keys, bool *detached)
 {
 	struct cli_detach keys;
 	struct bh_err err = {0};
@@ -99,7 +99,7 @@ int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool 
 	    .out_fd = 1,
 	    .err_fd = 2,
 	};
-	return cli_stream_session(cli, path, &o);
+	return cli_stream_session(cli, path, &o, detached);
 }
 
 int cmd_attach(struct cli *cli, int argc, char **argv)
@@ -120,5 +120,5 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 	if (container_modes(cli, esc, &tty, &open_stdin) < 0)
 		return -1;
 	return cli_attach_stream(cli, esc, tty, open_stdin && !p.no_stdin, p.sig_proxy,
-	                         p.detach_keys);
+	                         p.detach_keys, NULL);
 }

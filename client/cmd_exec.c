@@ -150,6 +150,7 @@ static int exec_run(struct cli *cli, struct exec_parse *p, const char *container
 		return cli_fail(cli, CLI_EXIT_CMD, "exec: %s", err.msg);
 	if (exec_create(cli, container, p->body, id, sizeof(id)) < 0)
 		return -1;
+	bh_debug("exec %s created in %s", id, container);
 	if (p->detach)
 		return exec_start_detached(cli, id, p->tty);
 	path = bh_asprintf("/exec/%s/ws", id);
@@ -162,7 +163,7 @@ static int exec_run(struct cli *cli, struct exec_parse *p, const char *container
 	    .out_fd = 1,
 	    .err_fd = 2,
 	};
-	return cli_stream_session(cli, path, &o);
+	return cli_stream_session(cli, path, &o, NULL);
 }
 
 int cmd_exec(struct cli *cli, int argc, char **argv)

@@ -303,8 +303,42 @@ static int run_attached(struct cli *cli, const struct cli_run *r, const char *id
 	return rc;
 }
 
+/* run -i / -t: the attach stream (raw terminal, stdin, detach keys) after
+ * start, the wait (sent before start) for the status.  A detach leaves the
+ * container running and skips --rm, as docker. */
+static int run_streamed(struct cli *cli, const struct cli_run *r, const char *id, bool *detached)
+{
+	struct cli_http *wh = NULL;
+	struct bh_err err = {0};
+	struct bh_buf body;
+	int status, rc;
+
+	if (begin_wait(cli, id, &wh) < 0) {
+		cli_http_close(wh);
+		return -1;
+	}
+	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
+		cli_http_close(wh);
+		cli->exit_code = start_failure_code(cli, id);
+		return -1;
+	}
+	rc = cli_attach_stream(cli, id, r->tty, r->interactive, true, NULL, detached);
+	if (rc < 0 || *detached) {
+		cli_http_close(wh);
+		return rc;
+	}
+	status = cli_http_finish(wh, &body, &err);
+	cli_http_close(wh);
+	if (status < 0)
+		return cli_fail(cli, CLI_EXIT_RUN, "waiting for %.12s: %s", id, err.msg);
+	rc = wait_result(cli, status, &body);
+	bh_buf_free(&body);
+	return rc;
+}
+
 static int run_container(struct cli *cli, const struct cli_run *r, const char *id)
 {
+	bool detached = false;
 	int rc;
 
 	if (r->detach) {
@@ -315,8 +349,11 @@ static int run_container(struct cli *cli, const struct cli_run *r, const char *i
 		printf("%s\n", id);
 		return 0;
 	}
-	rc = run_attached(cli, r, id);
-	if (r->rm)
+	if (r->interactive || r->tty)
+		rc = run_streamed(cli, r, id, &detached);
+	else
+		rc = run_attached(cli, r, id);
+	if (r->rm && !detached)
 		remove_quietly(cli, id);
 	return rc;
 }
@@ -330,6 +367,10 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	rc = cli_run_parse(cli, "run", argc, argv, &r);
 	if (rc < 0)
 		return rc;
+	if (r.interactive && r.tty && !r.detach && !cli_term_isatty(0)) {
+		cli_run_free(&r);
+		return cli_fail(cli, CLI_EXIT_CMD, "the input device is not a TTY");
+	}
 	rc = create_container(cli, &r, CLI_EXIT_RUN, id, sizeof(id));
 	if (rc == 0)
 		rc = run_container(cli, &r, id);

@@ -66,7 +66,8 @@ static const char run_usage[] =
     "      --network none|host  network mode\n"
     "      --restart POLICY     no | on-failure[:N] | always | unless-stopped\n"
     "  -l, --label K=V          set a label\n"
-    "  -i, -t                   need the streams feature (not yet implemented)\n";
+    "  -i, --interactive        keep stdin open and forward it\n"
+    "  -t, --tty                allocate a terminal (with -i, stdin must be one)\n";
 
 /* The parse in progress: the pieces of the body gathered from the flags. */
 struct run_parse {
@@ -242,10 +243,6 @@ static int finish_body(struct cli *cli, struct run_parse *p, int npos, char **po
 	struct cli_run *r = p->r;
 	json_t *b = r->body, *cmd;
 
-	if (r->tty || r->interactive)
-		return cli_fail(cli, CLI_EXIT_RUN,
-		                "berth %s: -%c needs the streams feature (not yet implemented)",
-		                r->cmd, r->tty ? 't' : 'i');
 	if (npos < 1)
 		return cli_fail(cli, CLI_EXIT_RUN,
 		                "%s: requires at least 1 argument: IMAGE [COMMAND] [ARG...]",
@@ -286,12 +283,17 @@ static void body_attach(struct cli_run *r, struct run_parse *p)
 {
 	json_t *b = r->body;
 	bool attach = !r->detach;
+	int rows, cols;
 
-	json_object_set_new(b, "AttachStdin", json_false());
+	json_object_set_new(b, "AttachStdin", json_boolean(attach && r->interactive));
 	json_object_set_new(b, "AttachStdout", json_boolean(attach));
 	json_object_set_new(b, "AttachStderr", json_boolean(attach));
-	json_object_set_new(b, "Tty", json_false());
-	json_object_set_new(b, "OpenStdin", json_false());
+	json_object_set_new(b, "Tty", json_boolean(r->tty));
+	json_object_set_new(b, "OpenStdin", json_boolean(r->interactive));
+	json_object_set_new(b, "StdinOnce", json_boolean(attach && r->interactive));
+	/* The first size with the create, so a shell never starts at 80x24. */
+	if (r->tty && cli_term_size(0, &rows, &cols) == 0)
+		json_object_set_new(b, "ConsoleSize", json_pack("[i,i]", rows, cols));
 	if (json_array_size(p->env) > 0)
 		json_object_set(b, "Env", p->env);
 	if (json_object_size(p->labels) > 0)

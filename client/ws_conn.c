@@ -481,6 +481,8 @@ static void make_key(char key[32], char accept[32])
 	EVP_EncodeBlock((unsigned char *)accept, sha, sizeof(sha));
 }
 
+/* No Sec-WebSocket-Protocol: streams.md makes it optional, and berthd's lws
+ * drops an upgrade that offers one it does not list. */
 static int send_upgrade(struct cli_ws *ws, const struct ctx_target *t, const char *path,
                         const char *key, uint64_t deadline, struct bh_err *err)
 {
@@ -491,7 +493,6 @@ static int send_upgrade(struct cli_ws *ws, const struct ctx_target *t, const cha
 	                                     "Connection: Upgrade\r\n"
 	                                     "Sec-WebSocket-Key: %s\r\n"
 	                                     "Sec-WebSocket-Version: 13\r\n"
-	                                     "Sec-WebSocket-Protocol: berth.stream.v1\r\n"
 	                                     "User-Agent: berth/" BERTH_VERSION "\r\n\r\n",
 	                                     BERTH_API_VERSION, path, host, key);
 	size_t len = strlen(req);

@@ -260,7 +260,8 @@ static int session_end(struct cli *cli, const struct cli_session_result *res, in
 	                "stream: the daemon closed it without an exit status");
 }
 
-int cli_stream_session(struct cli *cli, const char *path, const struct cli_session_opts *o)
+int cli_stream_session(struct cli *cli, const char *path, const struct cli_session_opts *o,
+                       bool *detached)
 {
 	struct cli_session_result res;
 	struct session s = {.o = o, .res = &res, .stdin_open = o->stdin_on};
@@ -290,6 +291,8 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
 	cli_ws_free(s.ws);
 	free(s.in);
 	free(s.fwd);
+	if (detached != NULL)
+		*detached = res.detached;
 	bh_debug("stream %s: out offset %llu, in offset %llu", path,
 	         (unsigned long long)res.out_offset, (unsigned long long)res.in_offset);
 	return session_end(cli, &res, rc, &err);
