@@ -290,7 +290,8 @@ static void body_attach(struct cli_run *r, struct run_parse *p)
 	json_object_set_new(b, "AttachStderr", json_boolean(attach));
 	json_object_set_new(b, "Tty", json_boolean(r->tty));
 	json_object_set_new(b, "OpenStdin", json_boolean(r->interactive));
-	json_object_set_new(b, "StdinOnce", json_boolean(attach && r->interactive));
+	if (attach && r->interactive)
+		json_object_set_new(b, "StdinOnce", json_true());
 	/* The first size with the create, so a shell never starts at 80x24. */
 	if (r->tty && cli_term_size(0, &rows, &cols) == 0)
 		json_object_set_new(b, "ConsoleSize", json_pack("[i,i]", rows, cols));
