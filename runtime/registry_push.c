@@ -259,6 +259,10 @@ int rt_registry_login(const char *registry, const struct rt_reg_opts *o, struct 
 		host += 8;
 	else if (bh_str_has_prefix(host, "http://"))
 		host += 7;
+	/* "https://index.docker.io/v1/" (what docker login sends): the host only */
+	cleanup_free char *hostonly = bh_strndup(host, strcspn(host, "/"));
+
+	host = hostonly;
 	if (*host == '\0' || strcmp(host, "docker.io") == 0 || strcmp(host, "index.docker.io") == 0)
 		host = "registry-1.docker.io";
 	if (reg_sess_open(&s, host, NULL, false, o, err) < 0)
