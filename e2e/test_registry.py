@@ -688,3 +688,28 @@ def test_cut_transfer_resumes_with_range(node, registries, tmp_path):
         assert [i["Id"] for i in image_list(c.d, c.pki)] == [cfg]
     finally:
         proxy.close()
+
+
+def test_docker_cli_login_and_private_pull(node, registries, tmp_path):
+    import subprocess
+    if not os.path.exists(DOCKER):
+        pytest.skip(f"{DOCKER} not installed")
+    ht = tmp_path / "htpasswd"
+    regmod.make_htpasswd(ht, "bob", "pw-of-bob")
+    reg = registries(htpasswd=ht)
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "priv/bb:latest", "--format", "v2s2",
+                    creds=("bob", "pw-of-bob"))
+    c = node()
+    env = regmod.clean_env(DOCKER_HOST=f"unix://{c.d.sock}", DOCKER_CONFIG=tmp_path / "docker")
+
+    def docker(*args, stdin=None):
+        return subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True,
+                              input=stdin, timeout=60)
+
+    p = docker("login", "-u", "bob", "--password-stdin", reg.host, stdin="nope\n")
+    assert p.returncode != 0 and "unauthorized" in p.stderr, p.stderr
+    p = docker("login", "-u", "bob", "--password-stdin", reg.host, stdin="pw-of-bob\n")
+    assert p.returncode == 0 and "Login Succeeded" in p.stdout, p.stderr
+    p = docker("pull", f"{reg.host}/priv/bb:latest")
+    assert p.returncode == 0 and "Downloaded newer image" in p.stdout, p.stderr
+    assert "pw-of-bob" not in c.d.log_text()
