@@ -230,6 +230,8 @@ def test_pull_multi_platform_index_picks_amd64(node, registries, tmp_path):
     assert arm_cfg in {i["Id"] for i in image_list(c.d, c.pki)}
     p = c.run("pull", "--platform", "linux/s390x", f"{reg.host}/multi:latest")
     assert p.returncode == 1 and "no matching manifest for linux/s390x" in p.err, p.err
+    p = c.run("pull", "--platform", "linux", f"{reg.host}/multi:latest")
+    assert p.returncode == 1 and 'invalid platform "linux"' in p.err, p.err
 
 
 def test_unknown_tag_is_a_clear_404(node, plain_reg):

@@ -204,6 +204,7 @@ int srv_h_image_create(struct srv_req *req, struct bh_err *err)
 	const char *platform = srv_query_get(&req->query, "platform");
 	struct reg_job *j;
 	struct rt_reg_ref check;
+	struct rt_platform plat;
 
 	/* Docker's import shares this endpoint: the tar body (h_images_archive.c). */
 	if (srv_query_get(&req->query, "fromSrc") != NULL)
@@ -219,6 +220,10 @@ int srv_h_image_create(struct srv_req *req, struct bh_err *err)
 	}
 	rt_reg_ref_free(&check);
 	j->opts.platform = j->platform[0] ? j->platform : NULL;
+	if (j->opts.platform && rt_platform_parse(j->opts.platform, &plat, err) < 0) {
+		job_free(j);
+		return -1; /* a 400 before any registry is asked */
+	}
 	start_stream_job(req, j, pull_work);
 	return 0;
 }
