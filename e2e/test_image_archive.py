@@ -147,6 +147,12 @@ def test_import_then_run(env, tmp_path):
 
 
 def test_export_has_container_files(env):
+    env.cli.ok("create", "--name", "fresh", "busybox", "true")  # never started: no upper dir
+    p = env.cli.run("export", "fresh")
+    assert p.returncode == 0, p.err
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as t:
+        assert t.getmember("bin/busybox").isfile()
+    env.cli.ok("rm", "fresh")
     env.cli.ok("create", "--name", "ex", "busybox", "true")
     env.cli.ok("start", "ex")
     env.cli.ok("wait", "ex")

@@ -26,10 +26,12 @@ static char *overlay_opts(char *const *layers, const char *upper, struct bh_err 
 	while (layers && layers[n])
 		n++;
 	bh_buf_init(&b, MAX_OPTS);
-	int bad = bh_buf_printf(&b, "lowerdir=%s", upper);
+	/* A container never started has no upper dir yet: its image alone. */
+	bool has_upper = bh_path_exists(upper);
+	int bad = bh_buf_printf(&b, "lowerdir=%s", has_upper ? upper : "");
 
 	for (size_t i = n; i-- > 0;)
-		bad |= bh_buf_printf(&b, ":%s", layers[i]);
+		bad |= bh_buf_printf(&b, "%s%s", has_upper || i + 1 < n ? ":" : "", layers[i]);
 	if (bad < 0 || b.data == NULL || strchr(b.data, ',') != NULL) {
 		bh_buf_free(&b);
 		bh_err_set(err, E2BIG, "export: too many layers for one overlay mount");
@@ -42,16 +44,18 @@ static char *overlay_opts(char *const *layers, const char *upper, struct bh_err 
 
 static int tar_mounted(const char *dir, rt_sink_fn sink, void *arg, struct bh_err *err)
 {
+	struct rt_sink_gate gate = {.fn = sink, .arg = arg};
 	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct archive *a;
 	int r;
 
 	if (fd < 0)
 		return bh_err_sys(err, errno, "open %s", dir);
-	a = rt_tar_writer_new(sink, arg, err);
+	a = rt_tar_writer_new(rt_sink_gate, &gate, err);
 	if (a == NULL)
 		return -1;
 	r = rt_tar_dir(fd, a, RT_TAR_PLAIN, err);
+	gate.shut = r < 0;
 	if (archive_write_close(a) != ARCHIVE_OK && r == 0)
 		r = bh_err_set(err, EIO, "export: %s", archive_error_string(a));
 	archive_write_free(a);
@@ -67,6 +71,10 @@ int rt_rootfs_export(struct rt_store *s, char *const *layers, const char *upper,
 
 	if (opts == NULL)
 		return -1;
+	/* overlayfs wants two lower dirs without an upper one: a one-layer
+	 * image of a container never started is that layer as it is. */
+	if (!bh_path_exists(upper) && layers && layers[0] && !layers[1])
+		return tar_mounted(layers[0], sink, arg, err) < 0 ? bh_err_wrap(err, "export") : 0;
 	dir = rt_store_mkdtemp(s, "export", err);
 	if (dir == NULL)
 		return bh_err_wrap(err, "export");

@@ -344,6 +344,16 @@ static int save_all(struct save *sv, char *const *refs)
 		n++;
 	if (n == 0 || n > MAX_SAVE)
 		return bh_err_set(sv->err, EINVAL, "save: 1 to %d images", MAX_SAVE);
+	/* Every image and layer is checked before the first byte: most errors
+	 * then reach the client as a status, not as a truncated stream. */
+	for (size_t i = 0; i < n; i++) {
+		char id[RT_IMAGE_ID_LEN];
+		char **dirs = NULL;
+		if (rt_image_resolve(sv->s, refs[i], id, sv->err) < 0 ||
+		    rt_image_layer_dirs(sv->s, id, &dirs, sv->err) < 0)
+			return bh_err_wrap(sv->err, "save %s", refs[i]);
+		rt_image_strv_free(dirs);
+	}
 	if (put_header(sv, "blobs", 0, true) < 0 || put_header(sv, "blobs/sha256", 0, true) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -374,6 +384,7 @@ int rt_image_save(struct rt_store *s, char *const *refs, enum rt_save_format fmt
                   void *arg, struct bh_err *err)
 {
 	struct save sv = {.s = s, .fmt = fmt, .err = err};
+	struct rt_sink_gate gate = {.fn = sink, .arg = arg};
 	struct bh_err ignored;
 	int r = -1;
 
@@ -381,8 +392,10 @@ int rt_image_save(struct rt_store *s, char *const *refs, enum rt_save_format fmt
 	sv.repositories = json_object();
 	sv.index = json_array();
 	sv.tmpdir = rt_store_mkdtemp(s, "save", err);
-	if (sv.tmpdir != NULL && (sv.a = rt_tar_writer_new(sink, arg, err)) != NULL) {
+
+	if (sv.tmpdir != NULL && (sv.a = rt_tar_writer_new(rt_sink_gate, &gate, err)) != NULL) {
 		r = save_all(&sv, refs);
+		gate.shut = r < 0;
 		if (archive_write_close(sv.a) != ARCHIVE_OK && r == 0)
 			r = bh_err_set(err, EIO, "save: %s", archive_error_string(sv.a));
 		archive_write_free(sv.a);

@@ -67,6 +67,13 @@ static int sink_close(struct archive *a, void *cd)
 	return ARCHIVE_OK;
 }
 
+int rt_sink_gate(void *gate, const void *data, size_t len, struct bh_err *err)
+{
+	struct rt_sink_gate *g = gate;
+
+	return g->shut ? 0 : g->fn(g->arg, data, len, err);
+}
+
 struct archive *rt_tar_writer_new(rt_sink_fn sink, void *arg, struct bh_err *err)
 {
 	struct archive *a = archive_write_new();

@@ -40,6 +40,15 @@ int rt_tar_dir(int dirfd, struct archive *a, enum rt_tar_mode mode, struct bh_er
 /* A new deterministic tar writer (pax restricted, no compression) that
  * sends its bytes to sink. */
 struct archive *rt_tar_writer_new(rt_sink_fn sink, void *arg, struct bh_err *err);
+/* A sink in front of another that can be shut: after a failure the writer's
+ * end-of-archive blocks must not reach the client (a truncated stream must
+ * not look like a complete tar, and no byte may precede an error reply). */
+struct rt_sink_gate {
+	rt_sink_fn fn;
+	void *arg;
+	bool shut;
+};
+int rt_sink_gate(void *gate, const void *data, size_t len, struct bh_err *err);
 /* Writes the tree of dir into file path (created 0600) and returns its
  * sha256 hex and size. */
 int rt_tar_dir_to_file(const char *dir, enum rt_tar_mode mode, const char *path, char hex[65],

@@ -34,6 +34,8 @@ struct tstream {
 	struct srv_req *req; /* a reference */
 	lws_sorted_usec_list_t retry;
 	bool retry_armed, posted, client_gone, finishing, failed;
+	bool begun;        /* the 200 headers went out (with the first bytes) */
+	struct bh_err err; /* the producer's error; written before finish is posted */
 	ts_produce_fn produce;
 	struct rt_store *store;
 	char **names; /* save: refs; export: layer dirs */
@@ -72,6 +74,12 @@ static bool ts_pump_locked(struct tstream *ts)
 	size_t off = 0;
 	bool full = false;
 
+	/* The status waits for the first bytes: an error before them (no such
+	 * layer, a mount that fails) is still a proper error reply. */
+	if (!ts->begun && ts->pending.len > 0 && !ts->client_gone) {
+		srv_stream_begin(ts->req, 200, "application/x-tar");
+		ts->begun = true;
+	}
 	while (off < ts->pending.len && !ts->client_gone) {
 		size_t n = ts->pending.len - off;
 		n = n > TS_CHUNK ? TS_CHUNK : n;
@@ -95,6 +103,12 @@ static bool ts_pump_locked(struct tstream *ts)
 static void ts_end(struct tstream *ts)
 {
 	ts->req->on_close = NULL;
+	if (!ts->begun && ts->failed) {
+		srv_reply_error(ts->req, &ts->err);
+		return;
+	}
+	if (!ts->begun)
+		srv_stream_begin(ts->req, 200, "application/x-tar");
 	if (ts->failed && ts->req->wsi != NULL)
 		lws_set_timeout(ts->req->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	else
@@ -171,12 +185,11 @@ static int ts_sink(void *arg, const void *data, size_t len, struct bh_err *err)
 static void *ts_main(void *arg)
 {
 	struct tstream *ts = arg;
-	struct bh_err err = {0};
 
-	if (ts->produce(ts, &err) < 0) {
+	if (ts->produce(ts, &ts->err) < 0) {
 		ts->failed = true;
-		if (err.code != EPIPE)
-			bh_warn("%s: %s", ts->what, err.msg);
+		if (ts->err.code != EPIPE)
+			bh_warn("%s: %s", ts->what, ts->err.msg);
 	}
 	srv_call_on_loop(ts->req, ts_finish_on_loop, ts);
 	return NULL;
@@ -219,13 +232,13 @@ static int ts_start(struct srv_req *req, struct tstream *ts, struct bh_err *err)
 
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	srv_stream_begin(req, 200, "application/x-tar");
 	req->on_close = ts_client_left;
 	req->on_close_arg = ts;
 	r = pthread_create(&t, &a, ts_main, ts);
 	pthread_attr_destroy(&a);
 	if (r != 0) {
 		ts->failed = true;
+		bh_err_set(&ts->err, r, "image stream: cannot start a thread");
 		ts_end(ts);
 		ts_free(ts);
 		bh_warn("image stream: thread: %s", strerror(r));
