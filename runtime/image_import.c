@@ -86,7 +86,7 @@ static int decompress_to(int fd, const char *path, char hex[65], struct bh_err *
 	return r;
 }
 
-static json_t *base_config(const char *created, json_t *changes, const char *comment)
+static json_t *base_config(const char *created, json_t *changes)
 {
 	struct utsname u;
 	json_t *cfg, *run = json_object();
@@ -96,7 +96,6 @@ static json_t *base_config(const char *created, json_t *changes, const char *com
 		json_object_update(run, changes);
 	cfg = json_pack("{ss ss ss so}", "architecture", rt_arch_from_machine(u.machine), "os",
 	                "linux", "created", created, "config", run);
-	(void)comment;
 	return cfg;
 }
 
@@ -118,7 +117,7 @@ int rt_image_import(struct rt_store *s, int fd, json_t *changes, const char *ref
 		return bh_err_wrap(err, "import");
 	}
 	bh_rfc3339_now(created);
-	config = base_config(created, changes, comment);
+	config = base_config(created, changes);
 	hist = json_pack("{ss ss ss}", "created", created, "created_by", "", "comment",
 	                 comment && *comment ? comment : "Imported from -");
 	r = rt_image_finish_layer(s, tmpdir, hex, config, hist, ref, id, err);

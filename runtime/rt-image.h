@@ -7,13 +7,15 @@
  *   blobs/sha256/<hex>          verified blobs: image configs; for images pulled
  *                               from a registry also their manifest and compressed
  *                               layer blobs, as fetched (push sends the same bytes,
- *                               so digests survive a round trip).  Loaded layer tars
- *                               are not kept, only unpacked: save must re-tar.
+ *                               so digests survive a round trip).
  *   distribution/sha256/<hex>.json  pulled images: manifest digest, media type,
  *                               RepoDigests, source repositories (rt-registry.h)
  *   imagedb/sha256/<hex>        one small JSON per image present (id = config digest)
  *   layers/sha256/<diffid hex>/ root/ (the unpacked tree, an overlayfs lowerdir),
- *                               size, and "committed" written last
+ *                               size, and "committed" written last; layer.tar, the
+ *                               uncompressed tar of that diff id, for layers that
+ *                               were loaded, committed or imported (save sends it:
+ *                               rt-image-archive.h)
  *   repositories.json           the tag index, written atomically
  *   tmp/                        work space, emptied by rt_store_open()
  *
