@@ -97,6 +97,9 @@ int bh_read_file(const char *path, size_t max, char **out, size_t *out_len, stru
  * Readers see either the old or the new content, never a mix. */
 int bh_write_file_atomic(const char *path, const void *data, size_t len, int mode,
 			 struct bh_err *err);
+/* write(2) until every byte is out (retries EINTR and short writes); -1 with
+ * errno set on failure. */
+int bh_write_all(int fd, const void *data, size_t len);
 /* mkdir -p; every directory it creates gets mode.  Existing ones are kept. */
 int bh_mkdir_p(const char *path, int mode, struct bh_err *err);
 /* rm -rf of a directory tree (does not follow symlinks). */

@@ -43,7 +43,7 @@ int bh_read_file(const char *path, size_t max, char **out, size_t *out_len, stru
 	return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int bh_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -85,7 +85,7 @@ int bh_write_file_atomic(const char *path, const void *data, size_t len, int mod
 	fd = mkstemp(tmp);
 	if (fd < 0)
 		return bh_err_sys(err, errno, "create temporary file for %s", path);
-	if (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, (mode_t)mode) < 0 || bh_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);

@@ -21,21 +21,6 @@
 #define READ_BLOCK 65536
 #define CHANGE_MAX 4096
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int copy_raw(struct archive *a, int out, char hex[65], struct bh_err *err)
 {
@@ -50,7 +35,7 @@ static int copy_raw(struct archive *a, int out, char hex[65], struct bh_err *err
 		if (total > IMPORT_MAX)
 			r = bh_err_set(err, EFBIG, "decompressed tar larger than %llu bytes",
 			               IMPORT_MAX);
-		else if (write_all(out, buf, (size_t)n) < 0)
+		else if (bh_write_all(out, buf, (size_t)n) < 0)
 			r = bh_err_sys(err, errno, "write layer tar");
 		else
 			rt_store_sha256_update(h, buf, (size_t)n);

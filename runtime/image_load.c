@@ -113,19 +113,6 @@ static int archive_fail(struct load *l, struct archive *a, const char *name)
 	                  name, msg);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int stage_data(struct load *l, struct archive *a, struct member *m)
 {
@@ -144,7 +131,7 @@ static int stage_data(struct load *l, struct archive *a, struct member *m)
 		m->size += (uint64_t)n;
 		if (l->total > MAX_TOTAL)
 			n = -2;
-		else if (write_all(fd, buf, (size_t)n) < 0)
+		else if (bh_write_all(fd, buf, (size_t)n) < 0)
 			n = -3;
 		if (n < 0)
 			break;
@@ -309,7 +296,7 @@ static la_ssize_t hashed_read(struct archive *a, void *cd, const void **buf)
 		return -1;
 	}
 	rt_store_sha256_update(x->h, x->buf, (size_t)r);
-	if (x->keep_fd >= 0 && r > 0 && write_all(x->keep_fd, x->buf, (size_t)r) < 0) {
+	if (x->keep_fd >= 0 && r > 0 && bh_write_all(x->keep_fd, x->buf, (size_t)r) < 0) {
 		archive_set_error(a, errno, "keep layer tar: %s", strerror(errno));
 		return -1;
 	}
