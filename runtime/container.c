@@ -195,19 +195,25 @@ static int init_setup(const struct init_args *a, struct bh_err *err)
 		return -1;
 	if ((s->terminal || a->console) && ioctl(0, TIOCSCTTY, 0) < 0)
 		return bh_err_sys(err, errno, "make stdin the controlling terminal");
+	return rt_proc_lockdown(s, a->prog, err);
+}
+
+int rt_proc_lockdown(const struct rt_spec *s, const struct rt_seccomp_prog *prog,
+                     struct bh_err *err)
+{
 	if (rt_caps_drop_bounding(s, err) < 0)
 		return -1;
 	/* Without no_new_privs only a privileged process may load a filter. */
-	if (!s->no_new_privs && rt_seccomp_load(a->prog, err) < 0)
+	if (!s->no_new_privs && rt_seccomp_load(prog, err) < 0)
 		return -1;
 	if (rt_caps_apply_identity(s, err) < 0)
 		return -1;
-	/* The cwd is resolved inside the new root, as the container's user. */
+	/* The cwd is resolved inside the container's root, as its user. */
 	if (chdir(s->cwd) < 0)
 		return bh_err_sys(err, errno, "chdir to the working directory %s", s->cwd);
 	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return bh_err_sys(err, errno, "no_new_privs");
-	if (s->no_new_privs && rt_seccomp_load(a->prog, err) < 0)
+	if (s->no_new_privs && rt_seccomp_load(prog, err) < 0)
 		return -1;
 	umask(022);
 	return 0;

@@ -232,21 +232,8 @@ static int proc_setup(const struct exec_args *a, struct bh_err *err)
 		return -1;
 	if (proc_io(a, err) < 0 || rt_proc_rlimits(s, err) < 0)
 		return -1;
-	if (rt_caps_drop_bounding(s, err) < 0)
-		return -1;
-	if (!s->no_new_privs && rt_seccomp_load(a->prog, err) < 0)
-		return -1;
-	if (rt_caps_apply_identity(s, err) < 0)
-		return -1;
-	/* In the container's root (the joined mount namespace's), as its user. */
-	if (chdir(s->cwd) < 0)
-		return bh_err_sys(err, errno, "chdir to the working directory %s", s->cwd);
-	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return bh_err_sys(err, errno, "no_new_privs");
-	if (s->no_new_privs && rt_seccomp_load(a->prog, err) < 0)
-		return -1;
-	umask(022);
-	return 0;
+	/* The same lock-down, in the same order, as the container's init. */
+	return rt_proc_lockdown(s, a->prog, err);
 }
 
 static void __attribute__((noreturn)) proc_main(const struct exec_args *a)

@@ -173,6 +173,12 @@ int rt_proc_oom_score(const struct rt_spec *s, struct bh_err *err);
 void rt_proc_reset_signals(void);
 /* execvp of s->args with the container's PATH; returns the errno to report. */
 int rt_proc_exec(const struct rt_spec *s);
+/* The last steps before execve, in the order that matters: bounding set,
+ * seccomp (early, while still privileged, unless no_new_privs allows it
+ * later), uid/gid and capabilities, cwd, no_new_privs, seccomp, umask.
+ * Shared by the container's init and exec'd processes. */
+int rt_proc_lockdown(const struct rt_spec *s, const struct rt_seccomp_prog *prog,
+                     struct bh_err *err);
 /* Inside the container (its mount namespace, before the capabilities are
  * dropped): opens the container's /dev/pts/ptmx, sets c->rows x c->cols,
  * makes the slave fds 0-2 (bind-mounted on /dev/console if console), and
