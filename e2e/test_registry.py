@@ -372,15 +372,56 @@ def test_push_pull_round_trip_keeps_the_digest(node, registries):
     assert ids_a == ids_b
 
 
-def test_push_of_a_loaded_image_is_refused_clearly(node, registries):
+def push_digest(out, tag):
+    """The digest `berth push` printed for tag."""
+    for line in out.splitlines():
+        if line.startswith(f"{tag}: digest: sha256:"):
+            return line.split()[2]
+    raise AssertionError(out)
+
+
+def test_push_of_a_loaded_image_builds_a_manifest(node, registries):
     reg = registries()
-    c = node()
-    c.ok("load", "-i", TEST_IMAGE)
-    c.ok("tag", "busybox", f"{reg.host}/loaded:latest")
-    p = c.run("push", f"{reg.host}/loaded:latest")
-    assert p.returncode == 1 and "only pulled images can be pushed" in p.err, p.err
-    p = c.run("tag", "nosuch", f"{reg.host}/x:1")
+    a = node()
+    a.ok("load", "-i", TEST_IMAGE)
+    a.ok("tag", "busybox", f"{reg.host}/loaded:latest")
+    p = a.ok("push", f"{reg.host}/loaded:latest")
+    digest = push_digest(p.out, "latest")
+    got, _, man = reg.manifest("loaded", "latest", ACCEPT_ALL)
+    assert got == digest
+    assert man["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert all(l["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar"
+               for l in man["layers"])
+    ids_a = {i["Id"] for i in image_list(a.d, a.pki)}
+    rd = [d for i in image_list(a.d, a.pki) for d in i["RepoDigests"]]
+    assert f"{reg.host}/loaded@{digest}" in rd, rd
+    # pushing twice: the kept manifest, identical digest, nothing uploaded
+    p = a.ok("push", f"{reg.host}/loaded:latest")
+    assert push_digest(p.out, "latest") == digest and "Pushed" not in p.out, p.out
+    b = node()
+    p = b.ok("pull", f"{reg.host}/loaded:latest")
+    assert f"Digest: {digest}" in p.out, p.out
+    assert {i["Id"] for i in image_list(b.d, b.pki)} == ids_a
+    assert store_ok(a) is True and store_ok(b) is True
+    p = a.run("tag", "nosuch", f"{reg.host}/x:1")
     assert p.returncode == 1 and "No such image: nosuch" in p.err
+
+
+def test_push_of_a_committed_image_runs_on_a_second_daemon(node, registries):
+    reg = registries()
+    a = node()
+    a.ok("load", "-i", TEST_IMAGE)
+    a.ok("run", "--name", "c1", "busybox", "sh", "-c", "echo committed > /added")
+    ref = f"{reg.host}/committed:v1"
+    a.ok("commit", "c1", ref)
+    a.ok("rm", "c1")
+    digest = push_digest(a.ok("push", ref).out, "v1")
+    assert push_digest(a.ok("push", ref).out, "v1") == digest
+    b = node()
+    p = b.ok("pull", ref)
+    assert f"Digest: {digest}" in p.out, p.out
+    assert b.ok("run", "--rm", ref, "cat", "/added").out == "committed\n"
+    assert store_ok(b) is True
 
 
 # ---- TLS ----------------------------------------------------------------------------

@@ -85,4 +85,9 @@ char *reg_blob_path(struct rt_store *st, const char *hex);
 int reg_layer_unpack(struct rt_store *st, const char *file, const char *diff_hex, char **tmpdir,
                      uint64_t *size, struct bh_err *err);
 
+/* Loaded, imported or committed images have no registry manifest: builds
+ * a Docker v2 schema 2 one (uncompressed layers from their kept layer.tar,
+ * registry_manifest.c), stores it and records it as if pulled. */
+int reg_manifest_build(struct rt_store *st, const char *id, struct bh_err *err);
+
 #endif

@@ -1,9 +1,9 @@
 /* Push: the image's stored manifest is sent unchanged (so its digest stays
- * the one it was pulled with), after every blob it names: a HEAD says which
- * the registry has; a blob known to come from another repository of the
- * same registry is mounted from there; the rest goes up monolithically
- * (POST uploads/ -> 202 Location, PUT Location&digest=).  Login checks
- * credentials against /v2/. */
+ * the one it was pulled with; a loaded, imported or committed image gets
+ * one built and kept on its first push, registry_manifest.c), after every blob it names: a HEAD
+ * says which the registry has; a blob known to come from another repository of the same registry is
+ * mounted from there; the rest goes up monolithically (POST uploads/ -> 202 Location, PUT
+ * Location&digest=).  Login checks credentials against /v2/. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,14 +162,19 @@ static int load_manifest(struct push *p, const char *id, char **data, size_t *le
                          struct bh_err *err)
 {
 	char hex[65];
+	struct bh_err ignored;
 
-	if (reg_record_read(p->st, id + 7, &p->rec, err) < 0 ||
-	    rt_store_digest_hex(json_string_value(json_object_get(p->rec, "manifest")), hex) < 0)
-		return bh_err_set(
-		    err, ENOTSUP,
-		    "push %s: image %.19s was not pulled from a registry (no manifest "
-		    "and layer blobs in the store); only pulled images can be pushed",
-		    p->label, id);
+	if (reg_record_read(p->st, id + 7, &p->rec, &ignored) < 0 ||
+	    rt_store_digest_hex(json_string_value(json_object_get(p->rec, "manifest")), hex) < 0) {
+		/* loaded, imported or committed: build (once) and keep a manifest */
+		json_decref(p->rec);
+		p->rec = NULL;
+		if (reg_manifest_build(p->st, id, err) < 0 ||
+		    reg_record_read(p->st, id + 7, &p->rec, err) < 0 ||
+		    rt_store_digest_hex(json_string_value(json_object_get(p->rec, "manifest")),
+		                        hex) < 0)
+			return bh_err_wrap(err, "push %s", p->label);
+	}
 	return rt_store_get_blob(p->st, hex, RT_REG_MAX_MANIFEST, data, len, err);
 }
 
