@@ -147,11 +147,32 @@ static int stdin_eof(struct session *s, struct bh_err *err)
 	return send_control(s, msg, cli_stream_control_eof(msg, sizeof(msg)), err);
 }
 
+/* Reads what stdin has now, up to one frame: a pipe fed in small writes
+ * still makes few large frames (fewer per-frame costs on both sides). */
+static ssize_t read_stdin(struct session *s, size_t want)
+{
+	struct pollfd p = {.fd = s->o->in_fd, .events = POLLIN};
+	size_t got = 0;
+	ssize_t n;
+
+	for (int i = 0; i < 64 && got < want; i++) {
+		if (i > 0 && (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)))
+			break;
+		n = read(s->o->in_fd, s->in + got, want - got);
+		if (n <= 0)
+			return got > 0 ? (ssize_t)got : n; /* EOF or error: next time */
+		got += (size_t)n;
+		if (s->o->tty)
+			break; /* keystrokes go at once */
+	}
+	return (ssize_t)got;
+}
+
 /* One read of stdin: filtered for the detach keys, then one stdin frame. */
 static int on_stdin(struct session *s, struct bh_err *err)
 {
 	uint8_t hdr[9];
-	ssize_t n = read(s->o->in_fd, s->in, CLI_STREAM_DATA_MAX - CLI_DETACH_MAX);
+	ssize_t n = read_stdin(s, CLI_STREAM_DATA_MAX - CLI_DETACH_MAX);
 	size_t out = (size_t)n;
 	const uint8_t *p = s->in;
 
