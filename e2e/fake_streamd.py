@@ -104,7 +104,24 @@ class Session:
                 return
             self.data(chan, b)
 
+    def flood(self, total):
+        """Cmd ["__flood__", N]: N zero bytes in 256 KiB frames, as fast as
+        Python can send them: measures the client, not a container."""
+        chunk = bytes(256 * 1024)
+        self.control({"type": "hello", "offset": 0, "tty": False, "stdin": False})
+        threading.Thread(target=self.reader, args=(None, None, False), daemon=True).start()
+        sent = 0
+        while sent < total:
+            n = min(len(chunk), total - sent)
+            self.h.wfile.write(ws_frame(b"\x01" + struct.pack("!Q", sent) + chunk[:n]))
+            sent += n
+        self.h.wfile.flush()
+        self.control({"type": "exit", "code": 0, "signal": 0, "oom": False})
+        self.closed.wait(10)
+
     def run(self):
+        if self.ex["Cmd"][0] == "__flood__":
+            return self.flood(int(self.ex["Cmd"][1]))
         ex, tty = self.ex, self.ex["Tty"]
         env = dict(os.environ, **dict(e.split("=", 1) for e in ex.get("Env") or []))
         if tty:

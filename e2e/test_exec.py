@@ -141,6 +141,13 @@ def test_stdout_stderr_apart(rcli):
     assert (p.returncode, p.out, p.err) == (0, "out\nout2\n", "err\n")
 
 
+def test_detached_exec_runs_on(rcli):
+    p = rcli.run("exec", "-d", "ex", "sh", "-c", "echo done > /tmp/detached")
+    assert (p.returncode, p.out) == (0, ""), p.err
+    wait_for(lambda: rcli.run("exec", "ex", "cat", "/tmp/detached").out == "done\n", 10,
+             "the detached exec's file")
+
+
 def test_tty_needs_a_terminal(rcli):
     p = rcli.run("exec", "-it", "ex", "sh", input=b"")
     assert p.returncode == 1
