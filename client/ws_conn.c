@@ -309,11 +309,14 @@ static int out_reserve(struct cli_ws *ws, size_t more, struct bh_err *err)
 	if (ws->out_len - ws->out_off + more > CLI_WS_OUT_MAX)
 		return bh_err_set(err, ENOBUFS, "websocket: output queue over %d bytes",
 		                  CLI_WS_OUT_MAX);
-	memmove(ws->out, ws->out + ws->out_off, ws->out_len - ws->out_off);
-	ws->out_len -= ws->out_off;
-	ws->out_off = 0;
+	if (ws->out_off > 0) {
+		memmove(ws->out, ws->out + ws->out_off, ws->out_len - ws->out_off);
+		ws->out_len -= ws->out_off;
+		ws->out_off = 0;
+	}
 	if (ws->out_len + more > ws->out_cap) {
-		ws->out_cap = ws->out_len + more;
+		size_t cap = ws->out_cap * 2;
+		ws->out_cap = cap > ws->out_len + more ? cap : ws->out_len + more;
 		ws->out = bh_realloc(ws->out, ws->out_cap);
 	}
 	return 0;
