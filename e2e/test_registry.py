@@ -342,6 +342,39 @@ def test_manifest_pointing_at_a_missing_blob(node, registries, tmp_path):
     assert p.returncode == 1, p.out
     assert ref in p.err and blobs[1] in p.err and "blob unknown" in p.err, p.err
     assert image_list(c.d, c.pki) == []
+    # consistent; the blob fetched before the failure is kept for a retry,
+    # and reported as an orphan until prune removes it
+    problems = store_ok(c)["Problems"]
+    assert problems and all(x.startswith("orphan ") for x in problems), problems
+    c.ok("image", "prune", "-f")
+    assert not (c.d.data_root / "image" / "blobs" / "sha256" / blobs[0][7:]).exists()
+    assert store_ok(c) is True
+
+
+def test_rmi_removes_blobs_no_image_references(node, registries, tmp_path):
+    reg = registries()
+    shared = {"shared/one": b"1\n"}
+    _, a_blobs, a_cfg = multi_layer_layout(tmp_path / "a", [shared, {"two": b"2\n"}])
+    _, b_blobs, b_cfg = multi_layer_layout(tmp_path / "b", [shared, {"four": b"4\n"}])
+    reg.skopeo_copy(f"oci:{tmp_path / 'a'}:latest", "gc/a:latest")
+    reg.skopeo_copy(f"oci:{tmp_path / 'b'}:latest", "gc/b:latest")
+    a_man, _, _ = reg.manifest("gc/a", "latest", ACCEPT_ALL)
+    b_man, _, _ = reg.manifest("gc/b", "latest", ACCEPT_ALL)
+    c = node()
+    c.ok("pull", f"{reg.host}/gc/a")
+    c.ok("pull", f"{reg.host}/gc/b")
+    blobs = c.d.data_root / "image" / "blobs" / "sha256"
+    records = c.d.data_root / "image" / "distribution" / "sha256"
+    assert all((blobs / d[7:]).is_file() for d in a_blobs + b_blobs + [a_man, b_man])
+    c.ok("rmi", f"{reg.host}/gc/a")
+    # a's own layer blob, manifest, config and record are gone; the shared blob stays
+    for d in (a_blobs[1], a_man, a_cfg):
+        assert not (blobs / d[7:]).exists(), d
+    assert not (records / f"{a_cfg[7:]}.json").exists()
+    assert all((blobs / d[7:]).is_file() for d in b_blobs + [b_man, b_cfg])
+    assert store_ok(c) is True
+    c.ok("rmi", f"{reg.host}/gc/b")
+    assert not [p for p in blobs.iterdir()] and not [p for p in records.iterdir()]
     assert store_ok(c) is True
 
 

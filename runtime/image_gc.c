@@ -1,5 +1,6 @@
 /* Image garbage and checks: history, untag-all (rmi -f of an image in use),
- * prune (dangling or unused images, then layer dirs no image references)
+ * prune (dangling or unused images, then layer dirs, blobs and registry
+ * records no image references: registry_gc.c)
  * and the store consistency check.  Changes run under the store's mutex:
  * a load or pull re-checks its known layers under the same mutex before it
  * commits (layers_still_present in image_load.c), so pruning never
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "runtime/rt-image-archive.h"
+#include "runtime/registry-internal.h"
 #include "runtime/rt-image-internal.h"
 
 static bool strv_has(char *const *v, const char *s)
@@ -264,6 +266,8 @@ static int prune_locked(struct rt_store *s, bool all, char *const *keep, json_t 
 	}
 	if (r == 0)
 		r = sweep_layers(s, deleted, reclaimed, err);
+	if (r == 0)
+		r = reg_gc_sweep(s, reclaimed, err); /* blobs and registry records */
 	rt_image_strv_free(ids);
 	json_decref(index);
 	return r;
@@ -391,6 +395,7 @@ int rt_store_check(struct rt_store *s, json_t **problems, struct bh_err *err)
 	check_dir(blobs, true, false, p);
 	check_dir(imagedb, true, false, p);
 	check_dir(layers, true, true, p);
+	reg_gc_check(s, p);
 	pthread_mutex_unlock(&s->lock);
 	*problems = p;
 	return 0;

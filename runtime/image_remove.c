@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rt-image-internal.h"
+#include "runtime/registry-internal.h"
 
 /* The diff id hexes of image id, lowest first. */
 static int diff_hexes(struct rt_store *s, const char *id, char ***out, struct bh_err *err)
@@ -93,6 +93,9 @@ static int delete_image(struct rt_store *s, const char *id, json_t *report, stru
 		if (r == 0)
 			report_add(report, "Deleted", layer);
 	}
+	/* its manifest and layer blobs, unless another image names them */
+	if (r == 0)
+		r = reg_gc_sweep(s, NULL, err);
 	rt_image_strv_free(diffs);
 	rt_image_strv_free(used);
 	return r;

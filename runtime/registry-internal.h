@@ -90,4 +90,12 @@ int reg_layer_unpack(struct rt_store *st, const char *file, const char *diff_hex
  * registry_manifest.c), stores it and records it as if pulled. */
 int reg_manifest_build(struct rt_store *st, const char *id, struct bh_err *err);
 
+/* Garbage (registry_gc.c; caller holds st->lock): removes blobs no present
+ * image references (its config; its record's manifest and the blobs that
+ * names) and records of absent images, adding their bytes to *reclaimed
+ * (may be NULL).  Does nothing while the store is held (a pull runs). */
+int reg_gc_sweep(struct rt_store *st, uint64_t *reclaimed, struct bh_err *err);
+/* Appends one line per orphan blob or record to problems. */
+void reg_gc_check(struct rt_store *st, json_t *problems);
+
 #endif

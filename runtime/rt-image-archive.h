@@ -96,13 +96,16 @@ int rt_image_untag_all(struct rt_store *s, const char *id, json_t *report, struc
 
 /* Deletes dangling images (no tag), or with all every image, except those
  * in keep (ids "sha256:..." used by containers; NULL-terminated, may be
- * NULL); then layer dirs no image references.  *out is Docker's
+ * NULL); then layer dirs, blobs and registry records no image references
+ * (all kept while the store is held by a pull).  *out is Docker's
  * {"ImagesDeleted": [...], "SpaceReclaimed": N}. */
 int rt_image_prune(struct rt_store *s, bool all, char *const *keep, json_t **out,
                    struct bh_err *err);
 
 /* Consistency check: every tag names a present image, every image's config
- * blob verifies and its layers are committed, no temp leftovers.  *problems
+ * blob verifies and its layers are committed, no temp leftovers, no orphan
+ * blob or registry record (not checked while a pull holds the store; a
+ * failed pull's fetched blobs are orphans until prune).  *problems
  * is a new JSON array of one-line strings (empty when all is well). */
 int rt_store_check(struct rt_store *s, json_t **problems, struct bh_err *err);
 

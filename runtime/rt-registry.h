@@ -126,9 +126,11 @@ typedef void (*rt_reg_progress_fn)(void *arg, json_t *event);
  * not found: manifest unknown"; ENOENT, EACCES (unauthorized), EIO. */
 int rt_registry_pull(struct rt_store *s, const char *ref, const struct rt_reg_opts *o,
                      rt_reg_progress_fn fn, void *arg, struct bh_err *err);
-/* Pushes the local image ref (which must have been pulled: its manifest and
- * layer blobs are in the store) to its registry, blobs first (existence
- * check, cross-repo mount), then the same manifest bytes. */
+/* Pushes the local image ref to its registry, blobs first (existence
+ * check, cross-repo mount), then the same manifest bytes: a pulled image's
+ * own manifest; for a loaded, imported or committed image one built and
+ * kept on its first push (Docker v2s2, uncompressed layers from the kept
+ * layer.tar), so every push of it gives the same digest. */
 int rt_registry_push(struct rt_store *s, const char *ref, const struct rt_reg_opts *o,
                      rt_reg_progress_fn fn, void *arg, struct bh_err *err);
 /* Checks the credentials in o->auth against registry's /v2/ (EACCES). */

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "runtime/rt-image-archive.h"
+#include "runtime/registry-internal.h"
 #include "runtime/rt-image-internal.h"
 
 struct fixture {
@@ -382,6 +383,86 @@ static void test_prune_respects_pull_hold(void **state)
 	rt_store_close(s);
 }
 
+static bool blob_present(struct rt_store *s, const char *hex)
+{
+	cleanup_free char *path = reg_blob_path(s, hex);
+
+	return bh_path_exists(path);
+}
+
+/* The hexes of the manifest recorded for id and of its layer blobs. */
+static void manifest_blobs(struct rt_store *s, const char *id, char mhex[65], char lhex[][65],
+                           size_t n)
+{
+	cleanup_free char *data = NULL;
+	struct rt_reg_desc cfg, *layers = NULL;
+	json_t *rec = NULL, *man;
+	struct bh_err err;
+	size_t len = 0, got = 0;
+
+	assert_int_equal(reg_record_read(s, id + 7, &rec, &err), 0);
+	assert_int_equal(
+	    rt_store_digest_hex(json_string_value(json_object_get(rec, "manifest")), mhex), 0);
+	assert_int_equal(rt_store_get_blob(s, mhex, 1 << 20, &data, &len, &err), 0);
+	man = json_loadb(data, len, 0, NULL);
+	assert_int_equal(rt_reg_manifest_parse(man, &cfg, &layers, &got, &err), 0);
+	assert_int_equal(got, n);
+	for (size_t i = 0; i < n; i++)
+		memcpy(lhex[i], layers[i].hex, 65);
+	free(layers);
+	json_decref(man);
+	json_decref(rec);
+}
+
+/* Blobs and records no image references go with rmi and prune (never
+ * while the store is held); a shared layer blob stays; the check reports
+ * orphans. */
+static void test_blob_garbage(void **state)
+{
+	struct fixture *f = *state;
+	cleanup_free char *data = path_in(f, "data");
+	char base[RT_IMAGE_ID_LEN], child[RT_IMAGE_ID_LEN], bm[65], cm[65], bl[1][65], cl[2][65];
+	char stray[65];
+	struct rt_store *s = NULL;
+	struct bh_err err;
+	json_t *pr = NULL, *p = NULL;
+
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(rt_store_open(data, &s, &err), 0);
+	import_base(f, s, base);
+	commit_child(f, s, base, child);
+	assert_int_equal(reg_manifest_build(s, base, &err), 0);
+	assert_int_equal(reg_manifest_build(s, child, &err), 0);
+	manifest_blobs(s, base, bm, bl, 1);
+	manifest_blobs(s, child, cm, cl, 2);
+	assert_string_equal(bl[0], cl[0]); /* the shared base layer */
+	assert_store_ok(s);
+	assert_int_equal(rt_image_remove(s, "child:1", false, NULL, &err), 0);
+	assert_false(blob_present(s, cm) || blob_present(s, cl[1]) || blob_present(s, child + 7));
+	assert_true(blob_present(s, bm) && blob_present(s, bl[0]));
+	assert_store_ok(s);
+	/* an unreferenced blob is an orphan for the check and garbage for prune */
+	rt_store_sha256_hex("stray", 5, stray);
+	assert_int_equal(rt_store_put_blob(s, "stray", 5, stray, &err), 0);
+	assert_int_equal(rt_store_check(s, &p, &err), 0);
+	assert_int_equal(json_array_size(p), 1);
+	assert_non_null(strstr(json_string_value(json_array_get(p, 0)), "orphan"));
+	json_decref(p);
+	/* held (a pull runs): rmi and prune keep every blob */
+	rt_store_hold(s);
+	assert_int_equal(rt_image_remove(s, "base:1", false, NULL, &err), 0);
+	assert_int_equal(rt_image_prune(s, true, NULL, &pr, &err), 0);
+	json_decref(pr);
+	assert_true(blob_present(s, bm) && blob_present(s, bl[0]) && blob_present(s, stray));
+	rt_store_release(s);
+	assert_int_equal(rt_image_prune(s, false, NULL, &pr, &err), 0);
+	json_decref(pr);
+	assert_false(blob_present(s, bm) || blob_present(s, bl[0]) || blob_present(s, stray));
+	assert_store_ok(s);
+	rt_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(test_apply_change),
 	    cmocka_unit_test_setup_teardown(test_store_import_commit_save_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prune_respects_pull_hold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blob_garbage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
