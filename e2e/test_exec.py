@@ -148,6 +148,16 @@ def test_detached_exec_runs_on(rcli):
              "the detached exec's file")
 
 
+def test_foreign_client_cert_fails_fast(rcli, other_pki):
+    """A daemon that refuses our certificate (at the exec create, before any
+    stream) gives one error line and 125, not a hang."""
+    t0 = time.monotonic()
+    p = rcli.run("-H", rcli.daemon.host, "--tls-dir", other_pki.dir, "exec", "ex", "true",
+                 timeout=40)
+    assert p.returncode == 125 and p.err.startswith("berth: "), p.err
+    assert time.monotonic() - t0 < 30
+
+
 def test_tty_needs_a_terminal(rcli):
     p = rcli.run("exec", "-it", "ex", "sh", input=b"")
     assert p.returncode == 1
