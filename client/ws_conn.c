@@ -416,7 +416,7 @@ static int on_frame(void *arg, int opcode, uint8_t *data, size_t len, struct bh_
 	}
 }
 
-/* Reads what is ready (up to a few buffers, so writes get their turn) and
+/* Reads what is ready (a bounded number of reads, so writes get their turn) and
  * dispatches complete messages.  1 at end of stream or after a close frame. */
 int cli_ws_read(struct cli_ws *ws, struct bh_err *err)
 {
@@ -424,7 +424,10 @@ int cli_ws_read(struct cli_ws *ws, struct bh_err *err)
 	size_t space;
 	ssize_t n;
 
-	for (int round = 0; round < 8 && !ws->eof; round++) {
+	/* TLS hands out one record per read; bytes OpenSSL holds already
+	 * would not wake poll(), so those are always taken. */
+	for (int round = 0; !ws->eof && (round < 32 || (ws->ssl && SSL_pending(ws->ssl) > 0));
+	     round++) {
 		space = cli_ws_rx_space(&ws->rx, &at);
 		n = io_read(ws, at, space, err);
 		if (n == CLI_WS_AGAIN)
