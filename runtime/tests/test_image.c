@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -648,6 +649,140 @@ static void test_attack_via_load_registers_nothing(void **state)
 	assert_outside_untouched(f);
 }
 
+/* ---- sparse bomb --------------------------------------------------------- */
+
+#define BOMB_SIZE (10ULL << 30) /* what each sparse entry declares */
+
+/* A numeric tar field: octal, or GNU base-256 (high bit set, big-endian)
+ * when the value needs more digits than the field has (>= 8 GiB in 12). */
+static void tar_octal(char *field, size_t width, uint64_t v)
+{
+	char tmp[32];
+
+	if (v >> (3 * (width - 1)) != 0) {
+		memset(field, 0, width);
+		for (size_t i = width - 1; i > 0 && v; i--, v >>= 8)
+			field[i] = (char)(v & 0xff);
+		field[0] = (char)0x80;
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%0*llo", (int)width - 1, (unsigned long long)v);
+	memcpy(field, tmp, width - 1);
+}
+
+/* One GNU old-style sparse header ('S'): realsize BOMB_SIZE, two 512-byte
+ * data blocks (at 0 and at the very end); 1024 stored bytes follow. */
+static void sparse_header(unsigned char h[512], const char *name)
+{
+	unsigned sum = 0;
+
+	memset(h, 0, 512);
+	snprintf((char *)h, 100, "%s", name);
+	tar_octal((char *)h + 100, 8, 0644);
+	tar_octal((char *)h + 108, 8, 0);
+	tar_octal((char *)h + 116, 8, 0);
+	tar_octal((char *)h + 124, 12, 1024); /* stored bytes */
+	tar_octal((char *)h + 136, 12, 0);
+	h[156] = 'S';
+	memcpy(h + 257, "ustar  ", 8); /* GNU magic + version */
+	tar_octal((char *)h + 386, 12, 0);
+	tar_octal((char *)h + 398, 12, 512);
+	tar_octal((char *)h + 410, 12, BOMB_SIZE - 512);
+	tar_octal((char *)h + 422, 12, 512);
+	tar_octal((char *)h + 483, 12, BOMB_SIZE); /* realsize */
+	memset(h + 148, ' ', 8);
+	for (size_t i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
+/* A tar of n sparse entries "bombN", each declaring BOMB_SIZE bytes while
+ * storing 1 KiB: n * 10 GiB once unpacked.  Caller frees. */
+static char *sparse_bomb_tar(size_t n, size_t *len)
+{
+	size_t per = 512 + 1024;
+	char *buf = bh_calloc(1, n * per + 1024); /* end: two zero blocks */
+
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "bomb%zu", i);
+		sparse_header((unsigned char *)buf + i * per, name);
+		memset(buf + i * per + 512, 'B', 1024);
+	}
+	*len = n * per + 1024;
+	return buf;
+}
+
+static int unpack_bytes(struct fixture *f, const char *tar, size_t len,
+                        const struct rt_layer_limits *lim, struct bh_err *err)
+{
+	cleanup_free char *layer = fpath(f, "layer");
+	cleanup_close int rootfd = open(layer, O_RDONLY | O_DIRECTORY);
+	struct archive *a = archive_read_new();
+	int r;
+
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_memory(a, tar, len), ARCHIVE_OK);
+	r = rt_layer_unpack(rootfd, a, lim, NULL, err);
+	archive_read_free(a);
+	return r;
+}
+
+static double now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Decompression bomb, sparse kind: the DECLARED size of a sparse entry
+ * counts against the limit (not the 1 KiB it stores), so a 10 GiB sparse
+ * file is refused by a 1 GiB limit, and seven of them (70 GiB) by the
+ * default 64 GiB one, in bounded time, with nothing outside touched. */
+static void test_attack_sparse_bomb(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 0;
+	cleanup_free char *one = sparse_bomb_tar(1, &len);
+	cleanup_free char *seven = NULL;
+	struct rt_layer_limits lim;
+	struct bh_err err;
+	double t0 = now_secs();
+
+	rt_layer_limits_default(&lim);
+	lim.max_bytes = 1ULL << 30;
+	assert_int_equal(unpack_bytes(f, one, len, &lim, &err), -1);
+	assert_int_equal(err.code, EFBIG);
+	assert_non_null(strstr(err.msg, "bomb0"));
+	rt_layer_limits_default(&lim);
+	assert_true(lim.max_bytes < 7 * BOMB_SIZE);
+	seven = sparse_bomb_tar(7, &len);
+	assert_int_equal(unpack_bytes(f, seven, len, &lim, &err), -1);
+	assert_int_equal(err.code, EFBIG);
+	assert_true(now_secs() - t0 < 5.0);
+	assert_outside_untouched(f);
+}
+
+/* The same bomb through the full loader: refused quickly, nothing
+ * registered, no partial layer dir, no temp leftovers. */
+static void test_attack_sparse_bomb_via_load(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 0;
+	cleanup_free char *tar = sparse_bomb_tar(7, &len);
+	cleanup_free char *path = fpath(f, "bomb.tar");
+	struct bh_err err;
+	double t0 = now_secs();
+
+	make_image(path, "bomb:latest", tar, len, NULL, 0);
+	assert_int_equal(rt_image_load_path(f->s, path, NULL, &err), -1);
+	assert_int_equal(err.code, EFBIG);
+	assert_true(now_secs() - t0 < 5.0);
+	assert_store_empty(f);
+	assert_outside_untouched(f);
+}
+
 /* Legitimate content still works: hardlinks inside the layer, UTF-8 names,
  * a file replacing a directory, a directory entry over an existing one. */
 static void test_legit_links_and_names(void **state)
@@ -986,6 +1121,8 @@ int main(void)
 	    T(test_attack_hardlink_to_host_file),
 	    T(test_attack_symlinked_dir_swap),
 	    T(test_attack_via_load_registers_nothing),
+	    T(test_attack_sparse_bomb),
+	    T(test_attack_sparse_bomb_via_load),
 	    T(test_legit_links_and_names),
 	    T(test_limits),
 	    T(test_whiteouts_and_metadata),
