@@ -232,3 +232,71 @@ def test_save_of_pulled_image_keeps_its_id(pki, make_daemon, tmp_path):
         b.check_store()
     finally:
         reg.stop()
+
+
+def _tar_num(v, width):
+    """A tar numeric field: octal, or GNU base-256 when it does not fit."""
+    if v < 8 ** (width - 1):
+        return b"%0*o\0" % (width - 1, v)
+    return b"\x80" + v.to_bytes(width - 1, "big")
+
+
+def sparse_bomb_layer(n, size=10 << 30):
+    """n GNU sparse entries, each declaring size bytes and storing 1 KiB."""
+    out = b""
+    for i in range(n):
+        h = bytearray(512)
+        name = b"bomb%d" % i
+        h[0:len(name)] = name
+        h[100:108] = _tar_num(0o644, 8)
+        h[108:116] = _tar_num(0, 8)
+        h[116:124] = _tar_num(0, 8)
+        h[124:136] = _tar_num(1024, 12)
+        h[136:148] = _tar_num(0, 12)
+        h[156:157] = b"S"
+        h[257:265] = b"ustar  \0"
+        h[386:410] = _tar_num(0, 12) + _tar_num(512, 12)
+        h[410:434] = _tar_num(size - 512, 12) + _tar_num(512, 12)
+        h[483:495] = _tar_num(size, 12)
+        h[148:156] = b" " * 8
+        h[148:155] = b"%06o\0" % sum(h)
+        out += bytes(h) + b"B" * 1024
+    return out + b"\0" * 1024
+
+
+def test_load_of_a_sparse_bomb_is_refused_quickly(env, tmp_path):
+    """Seven 10 GiB sparse files (70 GiB declared, over the 64 GiB layer
+    limit): a clear client error in bounded time, nothing registered."""
+    import hashlib
+    import time
+
+    layer = sparse_bomb_layer(7)
+    diff = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["bomb:latest"],
+                            "Layers": ["layer/layer.tar"]}]).encode()
+    path = tmp_path / "bomb.tar"
+    with tarfile.open(path, "w") as t:
+        for name, data in (("layer/layer.tar", layer), ("config.json", config),
+                           ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    before = env.cli.ok("image", "ls", "-q").out
+    t0 = time.monotonic()
+    p = env.cli.run("load", "-i", path)
+    assert time.monotonic() - t0 < 10
+    assert p.returncode == 1 and "bomb0" not in p.out, p.out
+    assert "layer entry bomb6: layer larger than" in p.err, p.err
+    from conftest import https_conn
+    c = https_conn(env.daemon, env.pki)
+    c.request("POST", "/v1.43/images/load", body=path.read_bytes(),
+              headers={"Content-Type": "application/x-tar"})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    assert 400 <= r.status < 500 and b"larger than" in body, (r.status, body)
+    assert env.cli.ok("image", "ls", "-q").out == before
+    layers = env.daemon.data_root / "image" / "layers" / "sha256"
+    assert len(list(layers.iterdir())) == 1  # busybox only, no partial layer dir
