@@ -457,6 +457,28 @@ def test_push_of_a_committed_image_runs_on_a_second_daemon(node, registries):
     assert store_ok(b) is True
 
 
+def test_push_of_a_commit_on_a_pulled_image(node, registries):
+    """The pulled base layer has no kept tar: it goes up as the compressed
+    blob its pull kept; the committed layer as its kept tar."""
+    reg = registries()
+    reg.skopeo_copy(f"docker-archive:{TEST_IMAGE}", "base/bb:1", "--format", "v2s2")
+    _, _, base_man = reg.manifest("base/bb", "1", ACCEPT_ALL)
+    a = node()
+    a.ok("pull", f"{reg.host}/base/bb:1")
+    a.ok("run", "--name", "c1", f"{reg.host}/base/bb:1", "sh", "-c", "echo on-pulled > /added")
+    ref = f"{reg.host}/child/bb:2"
+    a.ok("commit", "c1", ref)
+    a.ok("rm", "c1")
+    digest = push_digest(a.ok("push", ref).out, "2")
+    _, _, man = reg.manifest("child/bb", "2", ACCEPT_ALL)
+    assert man["layers"][0] == base_man["layers"][0]
+    assert man["layers"][1]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar"
+    b = node()
+    assert f"Digest: {digest}" in b.ok("pull", ref).out
+    assert b.ok("run", "--rm", ref, "cat", "/added").out == "on-pulled\n"
+    assert store_ok(a) is True and store_ok(b) is True
+
+
 # ---- TLS ----------------------------------------------------------------------------
 
 
