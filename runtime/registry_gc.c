@@ -113,7 +113,8 @@ static int remove_orphan(void *arg, const char *path, const char *hex, struct bh
 	struct stat sb;
 
 	(void)hex;
-	if (stat(path, &sb) == 0 && reclaimed)
+	/* a blob hard-linked from a kept layer.tar frees nothing by itself */
+	if (stat(path, &sb) == 0 && reclaimed && sb.st_nlink == 1)
 		*reclaimed += (uint64_t)sb.st_size;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return bh_err_sys(err, errno, "remove %s", path);

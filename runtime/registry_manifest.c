@@ -74,8 +74,10 @@ static int pulled_desc(struct rt_store *st, const char *rec_hex, const char *hex
 		diffs = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
 		for (i = 0; r < 0 && i < n && i < json_array_size(diffs); i++) {
 			cleanup_free char *blob = reg_blob_path(st, layers[i].hex);
-			const char *d = json_string_value(json_array_get(diffs, i));
-			if (d && strcmp(d + 7, hex) == 0 && bh_path_exists(blob)) {
+			char dh[65];
+			if (rt_store_digest_hex(json_string_value(json_array_get(diffs, i)), dh) ==
+			        0 &&
+			    strcmp(dh, hex) == 0 && bh_path_exists(blob)) {
 				*desc =
 				    descriptor(layers[i].media_type, layers[i].size, layers[i].hex);
 				r = 0;
@@ -133,12 +135,12 @@ static int build_doc(struct rt_store *st, const char *id, size_t clen, json_t *c
 	json_array_foreach(diffs, i, d)
 	{
 		char hex[65];
-		if (rt_store_digest_hex(json_string_value(d), hex) < 0 ||
-		    layer_desc(st, hex, &desc, err) < 0) {
+		int r = rt_store_digest_hex(json_string_value(d), hex) < 0
+		            ? bh_err_set(err, EINVAL, "bad diff id in image %s", id)
+		            : layer_desc(st, hex, &desc, err);
+		if (r < 0) {
 			json_decref(layers);
-			return rt_store_digest_hex(json_string_value(d), hex) < 0
-			           ? bh_err_set(err, EINVAL, "bad diff id in image %s", id)
-			           : -1;
+			return -1;
 		}
 		json_array_append_new(layers, desc);
 	}
