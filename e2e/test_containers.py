@@ -356,7 +356,6 @@ def test_fake_run_unknown_image_exits_125(berth, fake):
     (["--cpus", "-1"], "invalid --cpus \"-1\""),
     (["--pids-limit", "x"], "invalid --pids-limit \"x\""),
     (["--restart", "sometimes"], "invalid --restart \"sometimes\""),
-    (["-t"], "berth run: -t needs the streams feature (not yet implemented)"),
 ])
 def test_fake_run_bad_flags_send_nothing(berth, fake, args, needle):
     p = fcli(berth, fake, "run", *args, "busybox", "true")

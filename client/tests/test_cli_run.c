@@ -164,8 +164,6 @@ static void test_bad_values(void **state)
 	char *conflict[] = {"run", "--rm", "--restart", "always", "busybox", NULL};
 	char *env[] = {"run", "-e", "=x", "busybox", NULL};
 	char *noimage[] = {"run", "--rm", NULL};
-	char *tty[] = {"run", "-t", "busybox", NULL};
-	char *it[] = {"run", "-it", "busybox", NULL};
 	char *unknown[] = {"run", "--bogus", "busybox", NULL};
 	char *create_d[] = {"create", "-d", "busybox", NULL};
 	char *envfile[] = {"run", "--env-file", "/nonexistent/berth-env", "busybox", NULL};
@@ -180,8 +178,6 @@ static void test_bad_values(void **state)
 	check_refused("run", conflict, "conflicting options: --restart and --rm");
 	check_refused("run", env, "environment variable");
 	check_refused("run", noimage, "requires at least 1 argument");
-	check_refused("run", tty, "berth run: -t needs the streams feature (not yet implemented)");
-	check_refused("run", it, "needs the streams feature");
 	check_refused("run", unknown, "unknown option --bogus");
 	check_refused("create", create_d, "unknown option -d");
 	check_refused("run", envfile, "--env-file");
