@@ -495,7 +495,9 @@ int rt_layer_unpack(int rootfd, struct archive *a, const struct rt_layer_limits 
 		int ar = archive_read_next_header(a, &e);
 		if (ar == ARCHIVE_EOF)
 			break;
-		if (ar < ARCHIVE_WARN) {
+		/* Not only FAILED/FATAL: RETRY ("Damaged tar archive") too.  A
+		 * layer other tools would read differently is refused. */
+		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
 			r = bh_err_set(err, EIO, "layer: bad tar after %llu entries: %s",
 			               (unsigned long long)u.entries, archive_error_string(a));
 			break;

@@ -736,6 +736,26 @@ static double now_secs(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A damaged header in the middle of a layer (libarchive: ARCHIVE_RETRY,
+ * "Damaged tar archive") fails the unpack: tools that resync differently
+ * must not see different layer contents. */
+static void test_damaged_header_fails(void **state)
+{
+	struct fixture *f = *state;
+	const struct ent ents[] = {{"a", F, "hello", 0}, {"b", F, "world", 0}};
+	struct rt_layer_limits lim;
+	struct bh_err err;
+	size_t len = 0;
+	cleanup_free char *tar = make_tar(ents, N(ents), NULL, &len);
+
+	assert_true(len >= 3 * 512);
+	tar[1024 + 148] ^= 0x01; /* second header's checksum field */
+	rt_layer_limits_default(&lim);
+	assert_int_equal(unpack_bytes(f, tar, len, &lim, &err), -1);
+	assert_int_equal(err.code, EIO);
+	assert_non_null(strstr(err.msg, "bad tar"));
+}
+
 /* Decompression bomb, sparse kind: the DECLARED size of a sparse entry
  * counts against the limit (not the 1 KiB it stores), so a 10 GiB sparse
  * file is refused by a 1 GiB limit, and seven of them (70 GiB) by the
@@ -1122,6 +1142,7 @@ int main(void)
 	    T(test_attack_symlinked_dir_swap),
 	    T(test_attack_via_load_registers_nothing),
 	    T(test_attack_sparse_bomb),
+	    T(test_damaged_header_fails),
 	    T(test_attack_sparse_bomb_via_load),
 	    T(test_legit_links_and_names),
 	    T(test_limits),
