@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import ssl
 import struct
 import threading
@@ -16,16 +17,27 @@ import time
 
 import pytest
 
-from conftest import Daemon, client_ssl_context, mktemp_dir, wait_for
+from conftest import Berth, Daemon, client_ssl_context, mktemp_dir, wait_for
 from test_container_api import (
     HEX64,
     Api,
+    force_cleanup,
     load_busybox,
     monitors_for,
     need_root_and_image,
     remove_all,
 )
-from wsclient import CONTROL, STDERR, STDOUT, Closed, HandshakeError, Session, tls_ws, unix_ws
+from wsclient import (
+    CONTROL,
+    STDERR,
+    STDOUT,
+    Closed,
+    HandshakeError,
+    Session,
+    WebSocket,
+    tls_ws,
+    unix_ws,
+)
 
 
 class ExecApi(Api):
@@ -442,3 +454,74 @@ def test_server_closes_a_client_that_stays_after_exit(env):
     took = time.monotonic() - start
     assert 8 <= took <= 20, f"closed after {took:.1f}s (docs/streams.md: 10 s)"
     s.ws.close()
+
+
+# ---- denial of service: a client whose stdin is always full ------------------------
+
+
+def _ping(api):
+    status, _, body = api.call("GET", "/_ping")
+    return status == 200 and body == b"OK"
+
+
+def test_cli_full_stdin_pipe_cannot_wedge_berthd(pki, no_stray_daemons):
+    """`berth exec -i c cat` with 100 MB on an always-full stdin pipe and
+    stdout read concurrently made berthd spin inside lws (rx flow control
+    with TLS data OpenSSL had already decrypted): afterwards it answered
+    nothing and ignored SIGTERM.  The exec must finish (or fail) in bounded
+    time, berthd must still answer /_ping, and exit 0 on SIGTERM."""
+    need_root_and_image()
+    d = Daemon(pki.dir, mktemp_dir("exec-dos-d-"))
+    d.start()
+    api = ExecApi(d, pki)
+    cli = Berth(mktemp_dir("exec-dos-cli-"))
+    try:
+        load_busybox(api)
+        cid = api.create(Cmd=["sleep", "100000"])
+        api.start(cid)
+        cli.ok("context", "create", "e2e", "--host", d.host, "--tls-dir", pki.dir)
+        cli.ok("context", "use", "e2e")
+        data = os.urandom(100 * 1024 * 1024)
+        p = subprocess.run([cli.path, "exec", "-i", cid, "cat"], input=data,
+                           capture_output=True, env=cli.env(), timeout=60)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert len(p.stdout) == len(data)
+        assert hashlib.sha256(p.stdout).digest() == hashlib.sha256(data).digest()
+        assert _ping(api)
+        for c in api.json("GET", "/containers/json?all=1"):
+            api.rm(c["Id"])
+        assert d.stop() == 0, d.log_text()[-4000:]
+    finally:
+        if d.proc.poll() is None:
+            d.kill()
+            force_cleanup(d)
+
+
+# ---- the berth.stream.v1 subprotocol -------------------------------------------------
+
+
+def _ws_with_subprotocol(api, path, proto):
+    raw = socket.create_connection(api.daemon.addr, timeout=60)
+    ctx = client_ssl_context(api.pki.ca, api.pki.cert, api.pki.key)
+    s = ctx.wrap_socket(raw, server_hostname=api.daemon.addr[0])
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               f"Sec-WebSocket-Protocol: {proto}\r\n"
+               f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    ws = WebSocket(s)
+    status, headers = ws._read_head()
+    return ws, status, headers
+
+
+def test_offered_subprotocol_is_selected(env):
+    api, cid = env
+    eid = api.exec_create(cid, ["sh", "-c", "echo sub; exit 5"])
+    ws, status, headers = _ws_with_subprotocol(api, f"/exec/{eid}/ws", "berth.stream.v1")
+    assert status == 101, (status, headers)
+    assert headers.get("sec-websocket-protocol") == "berth.stream.v1", headers
+    s = Session(ws)
+    assert s.finish()["code"] == 5
+    assert bytes(s.out[STDOUT]) == b"sub\n"
+    # and without a subprotocol, as before
+    e, out, _ = api.run(cid, ["echo", "plain"])
+    assert e["code"] == 0 and out == b"plain\n"

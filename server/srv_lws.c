@@ -372,6 +372,13 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
 static const struct lws_protocols protocols[] = {
     {.name = "http", .callback = http_callback, .per_session_data_size = sizeof(struct srv_conn)},
+    /* docs/streams.md: a client may offer this subprotocol; lws refuses an
+     * upgrade whose offered names match no entry.  The same callback serves
+     * it: the upgrade gets a fresh srv_conn (identity is read again in
+     * ESTABLISHED) and dispatches on the URI like protocols[0]. */
+    {.name = "berth.stream.v1",
+     .callback = http_callback,
+     .per_session_data_size = sizeof(struct srv_conn)},
     {.name = "berth-signal", .callback = signal_callback},
     /* attach sockets of exec/attach streams (stream.c) */
     {.name = "berth-stream", .callback = stream_callback},

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include <libwebsockets.h>
 
 #include "runtime/rt-monitor.h"
@@ -22,6 +24,11 @@
 #define SLOT_SIZE    (LWS_PRE + SRV_SF_HDR + SRV_SF_OUT_PAYLOAD)
 #define EXIT_CLOSE_S 10 /* the client closes after exit, or we do */
 #define CTL_MSG_MAX  1024
+/* Client bytes that arrive before the monitor is connected are kept (not
+ * dropped: a quick client sends stdin and eof at once) up to this bound;
+ * more is a policy violation (1008). */
+#define EARLY_MAX (SRV_SF_DATA_MAX + 64 * 1024)
+#define EARLY_HDR 5 /* [binary | final << 1][u32 length] */
 
 struct slot {
 	uint8_t *buf; /* SLOT_SIZE; frame at buf + LWS_PRE */
@@ -45,6 +52,8 @@ struct sess {
 	char error_msg[CTL_MSG_MAX];
 	int close_code; /* != 0: send error_msg, then close */
 	bool rx_paused, failed;
+	bool pre_connect;    /* the monitor connect has not finished yet */
+	struct bh_buf early; /* what the client sent meanwhile (EARLY_HDR records) */
 	struct srv_sf_rx rx;
 };
 
@@ -54,6 +63,7 @@ static void sess_unref(struct sess *s)
 		return;
 	for (int i = 0; i < OUT_SLOTS; i++)
 		free(s->slots[i].buf);
+	bh_buf_free(&s->early);
 	free(s);
 }
 
@@ -63,9 +73,27 @@ static void want_write(struct sess *s)
 		lws_callback_on_writable(s->ws->wsi);
 }
 
+/* Bytes OpenSSL has decrypted already and lws has not read yet. */
+static bool tls_pending(struct lws *wsi)
+{
+	SSL *ssl = lws_get_ssl(lws_get_network_wsi(wsi));
+
+	return ssl != NULL && SSL_pending(ssl) > 0;
+}
+
+/* DoS (a client whose stdin is always full made berthd spin for good):
+ * lws 4.1.6 force-services a connection whose TLS layer holds decrypted
+ * bytes, and with rx flow disabled nothing consumes them, so the service
+ * thread loops in _lws_plat_service_forced_tsi and never polls again (no
+ * other client, no SIGTERM).  So rx is disabled only while OpenSSL holds
+ * nothing; until then the callers keep taking frames, which is bounded:
+ * at most the rest of one TLS record (16 KiB) arrives per RECEIVE, and each
+ * RECEIVE retries the pause; the queues behind have hard bounds (1008). */
 static void rx_pause(struct sess *s, bool pause)
 {
 	if (s->ws == NULL || s->rx_paused == pause)
+		return;
+	if (pause && tls_pending(s->ws->wsi))
 		return;
 	s->rx_paused = pause;
 	lws_rx_flow_control(s->ws->wsi, pause ? 0 : 1);
@@ -87,7 +115,8 @@ static void sess_fail(struct sess *s, int code, const char *msg)
 	free(text);
 	json_decref(j);
 	s->close_code = code;
-	rx_pause(s, true);
+	/* No rx pause here: what still comes is ignored (s->failed), and the
+	 * close follows in the next WRITEABLE. */
 	want_write(s);
 }
 
@@ -304,16 +333,63 @@ static int on_control(void *arg, const struct srv_sf_ctl *c, struct bh_err *err)
 
 static const struct srv_sf_rx_ops rx_ops = {.on_stdin = on_stdin, .on_control = on_control};
 
+/* Before the monitor is connected: keep the raw frames (bounded). */
+static void early_keep(struct sess *s, const void *data, size_t len, bool binary, bool final)
+{
+	uint8_t hdr[EARLY_HDR];
+
+	hdr[0] = (uint8_t)(binary | final << 1);
+	hdr[1] = (uint8_t)(len >> 24);
+	hdr[2] = (uint8_t)(len >> 16);
+	hdr[3] = (uint8_t)(len >> 8);
+	hdr[4] = (uint8_t)len;
+	if (len > EARLY_MAX || bh_buf_append(&s->early, hdr, sizeof(hdr)) < 0 ||
+	    bh_buf_append(&s->early, data, len) < 0) {
+		sess_fail(s, 1008, "too much input before the process was connected");
+		return;
+	}
+	rx_pause(s, true);
+}
+
+static int feed(struct sess *s, const void *data, size_t len, bool binary, bool final)
+{
+	struct bh_err err;
+
+	bh_err_clear(&err);
+	if (srv_sf_rx_feed(&s->rx, data, len, binary, final, &rx_ops, s, &err) < 0) {
+		sess_fail(s, srv_sf_close_code(err.code), err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The monitor is connected (or never will be): replay what came early. */
+static void early_replay(struct sess *s)
+{
+	size_t off = 0;
+
+	s->pre_connect = false;
+	while (!s->failed && s->early.len - off >= EARLY_HDR) {
+		const uint8_t *h = (const uint8_t *)s->early.data + off;
+		size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
+		if (feed(s, h + EARLY_HDR, len, h[0] & 1, h[0] & 2) < 0)
+			break;
+		off += EARLY_HDR + len;
+	}
+	bh_buf_free(&s->early);
+	bh_buf_init(&s->early, EARLY_MAX);
+}
+
 int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final)
 {
 	struct sess *s = ws->user;
-	struct bh_err err;
 
 	if (s == NULL || s->failed)
 		return 0;
-	bh_err_clear(&err);
-	if (srv_sf_rx_feed(&s->rx, data, len, binary, final, &rx_ops, s, &err) < 0)
-		sess_fail(s, srv_sf_close_code(err.code), err.msg);
+	if (s->pre_connect)
+		early_keep(s, data, len, binary, final);
+	else
+		feed(s, data, len, binary, final);
 	return 0;
 }
 
@@ -383,8 +459,11 @@ static struct sess *sess_new(struct srv_ws *ws)
 	s->ws = ws;
 	s->srv = ws->srv;
 	srv_sf_rx_init(&s->rx);
+	bh_buf_init(&s->early, EARLY_MAX);
+	s->pre_connect = true;
 	ws->user = s;
-	/* Nothing from the client until the monitor is connected. */
+	/* Nothing from the client until the monitor is connected (what lws
+	 * delivers meanwhile is kept in s->early). */
 	rx_pause(s, true);
 	return s;
 }
@@ -457,6 +536,8 @@ static void exec_done(void *arg, int rc, const struct bh_err *err)
 	} else {
 		sess_fail(s, 1011, err->msg);
 	}
+	if (s->ws != NULL)
+		early_replay(s);
 	sess_unref(s);
 	free(j);
 }
@@ -494,6 +575,7 @@ int srv_stream_exec_open(struct srv_ws *ws, struct bh_err *err)
 	s->want_stdout = info.attach_stdout;
 	s->want_stderr = info.attach_stderr;
 	if (info.state == SRV_EXEC_EXITED) {
+		s->pre_connect = false;
 		on_hello(s, 0, s->tty, false);
 		queue_exit(s, info.exit_code, 0, false);
 		return 0;
