@@ -483,7 +483,13 @@ static void vhost_info_tls(struct srv_server *srv, struct lws_context_creation_i
 	info->ssl_ca_filepath = paths[2];
 	info->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
 	info->alpn = "http/1.1"; /* STACK.md: no h2 */
-	info->ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION;
+	info->ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION |
+	                        SSL_OP_CIPHER_SERVER_PREFERENCE;
+	/* Streams move GiBs: AES-128-GCM costs both ends less CPU than the
+	 * AES-256 that OpenSSL clients offer first, at a security level that
+	 * is still ample (128-bit). */
+	info->tls1_3_plus_cipher_list =
+	    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 }
 
 static void vhost_info(struct srv_listener *l, struct lws_context_creation_info *info)
