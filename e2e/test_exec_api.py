@@ -525,3 +525,28 @@ def test_offered_subprotocol_is_selected(env):
     # and without a subprotocol, as before
     e, out, _ = api.run(cid, ["echo", "plain"])
     assert e["code"] == 0 and out == b"plain\n"
+
+
+def test_stdin_and_eof_sent_before_hello_are_kept(env):
+    """Frames that arrive before berthd has connected to the monitor (the
+    connect runs on the worker pool) are kept and replayed, not dropped."""
+    api, cid = env
+    data = os.urandom(200 * 1024)
+    s = api.session(api.exec_create(cid, ["cat"], AttachStdin=True))
+    s.write(data, chunk=50 * 1024)  # at once, without waiting for hello
+    s.control(type="eof")
+    e = s.finish()
+    assert e["code"] == 0 and s.hello is not None
+    assert bytes(s.out[STDOUT]) == data
+
+
+@pytest.mark.parametrize("proto", ["berth-signal", "berth-stream", "no-such-protocol"])
+def test_internal_or_unknown_subprotocol_is_refused(env, proto):
+    api, cid = env
+    eid = api.exec_create(cid, ["true"])
+    try:
+        ws, status, _ = _ws_with_subprotocol(api, f"/exec/{eid}/ws", proto)
+    except (ConnectionError, OSError):
+        return  # dropped: refused
+    ws.sock.close()
+    assert status != 101

@@ -352,6 +352,10 @@ static int signal_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	struct srv_server *srv;
 	struct signalfd_siginfo si;
 
+	/* A client offering this protocol's name as a subprotocol would get a
+	 * WebSocket nobody serves: refuse the upgrade. */
+	if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+		return 1;
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
 	srv = server_of(wsi);
@@ -367,6 +371,8 @@ static int signal_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len)
 {
+	if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+		return 1; /* an internal protocol, never a subprotocol (see above) */
 	return srv_bridge_lws_callback(wsi, (int)reason, user, in, len);
 }
 
