@@ -272,99 +272,6 @@ static json_t *member_json(struct load *l, struct member *m)
 
 /* Reads the decompressed layer through a raw libarchive reader, hashing as
  * the tar reader consumes it: one pass verifies the diff id and unpacks. */
-struct hashed {
-	struct archive *raw;
-	struct rt_sha256 *h;
-	uint64_t n, max;
-	int keep_fd; /* archive helper: the kept uncompressed layer tar (RT_LAYER_TAR), or -1 */
-	char buf[READ_BLOCK];
-};
-
-static la_ssize_t hashed_read(struct archive *a, void *cd, const void **buf)
-{
-	struct hashed *x = cd;
-	la_ssize_t r = archive_read_data(x->raw, x->buf, sizeof(x->buf));
-
-	if (r < 0) {
-		archive_set_error(a, EIO, "%s", archive_error_string(x->raw));
-		return -1;
-	}
-	x->n += (uint64_t)r;
-	if (x->n > x->max) {
-		archive_set_error(a, EFBIG, "decompressed layer larger than %llu bytes",
-		                  (unsigned long long)x->max);
-		return -1;
-	}
-	rt_store_sha256_update(x->h, x->buf, (size_t)r);
-	if (x->keep_fd >= 0 && r > 0 && bh_write_all(x->keep_fd, x->buf, (size_t)r) < 0) {
-		archive_set_error(a, errno, "keep layer tar: %s", strerror(errno));
-		return -1;
-	}
-	*buf = x->buf;
-	return r;
-}
-
-static int drain(struct hashed *x, struct bh_err *err)
-{
-	const void *p;
-	la_ssize_t r;
-
-	while ((r = hashed_read(x->raw, x, &p)) > 0)
-		;
-	if (r < 0)
-		return bh_err_set(err, EIO, "layer: %s", archive_error_string(x->raw));
-	return 0;
-}
-
-static int unpack_tar(struct hashed *x, int rootfd, uint64_t *size, struct bh_err *err)
-{
-	struct archive *tar = archive_read_new();
-	struct rt_layer_limits lim;
-	int r;
-
-	rt_layer_limits_default(&lim);
-	archive_read_support_format_tar(tar);
-	if (archive_read_open(tar, x, NULL, hashed_read, NULL) != ARCHIVE_OK)
-		r = bh_err_set(err, EINVAL, "layer: %s", archive_error_string(tar));
-	else
-		r = rt_layer_unpack(rootfd, tar, &lim, size, err);
-	archive_read_free(tar);
-	return r < 0 ? r : drain(x, err);
-}
-
-static int unpack_verified(struct member *m, int rootfd, const char *diff_hex, uint64_t *size,
-                           const char *keep, struct bh_err *err)
-{
-	struct hashed *x = bh_calloc(1, sizeof(*x));
-	struct archive_entry *e;
-	char got[65];
-	int r;
-
-	/* The decompressed tar is kept beside root/ so that save (image_save.c)
-	 * sends the very bytes of the diff id: same image id after a round trip. */
-	x->keep_fd = open(keep, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	x->raw = archive_read_new();
-	x->h = rt_store_sha256_new();
-	x->max = (64ULL << 30) + (1ULL << 30); /* the layer limit plus tar headers */
-	archive_read_support_filter_all(x->raw);
-	archive_read_support_format_raw(x->raw);
-	if (archive_read_open_filename(x->raw, m->file, READ_BLOCK) != ARCHIVE_OK ||
-	    archive_read_next_header(x->raw, &e) != ARCHIVE_OK)
-		r = bh_err_set(err, EINVAL, "layer: %s", archive_error_string(x->raw));
-	else
-		r = unpack_tar(x, rootfd, size, err);
-	rt_store_sha256_final(x->h, got);
-	archive_read_free(x->raw);
-	if (x->keep_fd >= 0)
-		close(x->keep_fd);
-	free(x);
-	if (r == 0 && strcmp(got, diff_hex) != 0)
-		r = bh_err_set(err, EINVAL, "content has diff id sha256:%s, config says sha256:%s",
-		               got, diff_hex);
-	return r;
-}
-
 static int layer_known(struct load *l, const char *hex, uint64_t *size)
 {
 	for (size_t i = 0; i < l->npl; i++)
@@ -397,7 +304,10 @@ static int ensure_layer(struct load *l, struct member *m, const char *hex, uint6
 	if (mkdir(root, 0755) < 0 || (rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return bh_err_sys(l->err, errno, "create %s", root);
 	keep = bh_path_join(p.tmpdir, RT_LAYER_TAR);
-	if (unpack_verified(m, rootfd, hex, &l->pl[l->npl - 1].size, keep, l->err) < 0)
+	/* The decompressed tar is kept beside root/ so that save (image_save.c)
+	 * sends the very bytes of the diff id: same image id after a round trip. */
+	if (rt_layer_unpack_verified(m->file, rootfd, hex, keep, &l->pl[l->npl - 1].size,
+	                             l->err) < 0)
 		return bh_err_wrap(l->err, "layer %s", m->name);
 	*size = l->pl[l->npl - 1].size;
 	return 0;

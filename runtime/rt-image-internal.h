@@ -38,6 +38,12 @@ void rt_store_sha256_hex(const void *data, size_t len, char hex[65]);
 int rt_store_digest_hex(const char *digest, char hex[65]);
 bool rt_store_is_hex64(const char *s);
 
+/* Unpacks the layer blob at file (plain, gzip or zstd) into rootfd and checks
+ * that the decompressed stream's sha256 is diff_hex, in one pass (layer_verify.c).
+ * keep (may be NULL): also writes the decompressed tar there (0600, O_EXCL). */
+int rt_layer_unpack_verified(const char *file, int rootfd, const char *diff_hex,
+                             const char *keep, uint64_t *size, struct bh_err *err);
+
 /* Verifies data against hex (if non-NULL) and stores it as a blob. */
 int rt_store_put_blob(struct rt_store *s, const void *data, size_t len, const char *hex,
                       struct bh_err *err);
