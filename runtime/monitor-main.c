@@ -372,32 +372,6 @@ static int make_console(int sv[2], struct bh_err *err)
 	return 0;
 }
 
-/* The runtime is trusted (our sealed starter), the payload still checked.
- * (Not rt_console_recv: that would link the whole runtime into the monitor.) */
-static int recv_master(int sock, int *master, struct bh_err *err)
-{
-	char byte;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	struct cmsghdr *c;
-	ssize_t n;
-
-	mh.msg_control = u.buf;
-	mh.msg_controllen = sizeof(u.buf);
-	/* The master was sent before the starter reported success. */
-	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR)
-		;
-	c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
-		return bh_err_set(err, EPROTO, "console socket: no pty master from the runtime");
-	memcpy(master, CMSG_DATA(c), sizeof(int));
-	return 0;
-}
-
 static int make_pipes(struct mon *m, int stdio[3], struct bh_err *err)
 {
 	int p[2];
@@ -530,7 +504,7 @@ static int start_with_console(struct mon *m, struct bh_err *err)
 		return -1;
 	r = mon_start_container(m->o, stdio, sv[1], &m->cpid, err);
 	close(sv[1]);
-	if (r == 0 && recv_master(sv[0], &master, err) < 0) {
+	if (r == 0 && rt_console_recv(sv[0], 0, &master, err) < 0) {
 		kill(m->cpid, SIGKILL);
 		waitpid(m->cpid, NULL, 0);
 		r = -1;

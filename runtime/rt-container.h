@@ -176,6 +176,8 @@ int rt_container_start_console(const struct rt_container_opts *o, const struct r
 /* Receives the pty master (close-on-exec) sent by a console setup; waits up
  * to timeout_ms (< 0: forever).  The peer must be trusted to send one fd. */
 int rt_console_recv(int sock, int timeout_ms, int *master, struct bh_err *err);
+/* Sends fd (the pty master) over sock (console-fd.c). */
+int rt_console_send(int sock, int fd, struct bh_err *err);
 
 /* The exec spec file that berthd writes for `berth-monitor --exec`:
  * {"args":[...], "env":["K=V",...], "cwd":"/dir", "user":"u[:g]"}. */
