@@ -274,6 +274,22 @@ static int begin_wait(struct cli *cli, const char *id, struct cli_http **wh)
 	return 0;
 }
 
+/* The wait goes out before the start (on its own connection, *wh), so no
+ * exit can slip between them; a failed start maps to docker's 125/126/127. */
+static int wait_then_start(struct cli *cli, const char *id, struct cli_http **wh)
+{
+	if (begin_wait(cli, id, wh) < 0) {
+		cli_http_close(*wh);
+		return -1;
+	}
+	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
+		cli_http_close(*wh);
+		cli->exit_code = start_failure_code(cli, id);
+		return -1;
+	}
+	return 0;
+}
+
 static int run_attached(struct cli *cli, const struct cli_run *r, const char *id)
 {
 	struct proxy px = {cli, id};
@@ -282,15 +298,8 @@ static int run_attached(struct cli *cli, const struct cli_run *r, const char *id
 	struct bh_buf body;
 	int status, rc;
 
-	if (begin_wait(cli, id, &wh) < 0) {
-		cli_http_close(wh);
+	if (wait_then_start(cli, id, &wh) < 0)
 		return -1;
-	}
-	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
-		cli_http_close(wh);
-		cli->exit_code = start_failure_code(cli, id);
-		return -1;
-	}
 	proxy_signals(true);
 	follow_output(cli, id, &px);
 	status = cli_http_finish(wh, &body, &err);
@@ -313,15 +322,8 @@ static int run_streamed(struct cli *cli, const struct cli_run *r, const char *id
 	struct bh_buf body;
 	int status, rc;
 
-	if (begin_wait(cli, id, &wh) < 0) {
-		cli_http_close(wh);
+	if (wait_then_start(cli, id, &wh) < 0)
 		return -1;
-	}
-	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
-		cli_http_close(wh);
-		cli->exit_code = start_failure_code(cli, id);
-		return -1;
-	}
 	rc = cli_attach_stream(cli, id, r->tty, r->interactive, true, NULL, detached);
 	if (rc < 0 || *detached) {
 		cli_http_close(wh);
