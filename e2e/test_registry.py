@@ -378,6 +378,173 @@ def test_rmi_removes_blobs_no_image_references(node, registries, tmp_path):
     assert store_ok(c) is True
 
 
+# ---- layer semantics and malformed manifests -------------------------------------
+
+
+def tree_tar(entries):
+    """A deterministic tar of [(name, bytes or None for a directory)], in this order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 0
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(ti)
+            else:
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def busybox_base():
+    """The busybox test image's layer blob (as is) and config, from its OCI layout."""
+    with tarfile.open(TEST_IMAGE) as t:
+        def blob(d):
+            return t.extractfile(f"blobs/sha256/{d[7:]}").read()
+        idx = json.loads(t.extractfile("index.json").read())
+        man = json.loads(blob(idx["manifests"][0]["digest"]))
+        assert len(man["layers"]) == 1, man
+        return blob(man["layers"][0]["digest"]), json.loads(blob(man["config"]["digest"]))
+
+
+def test_two_layer_image_with_whiteouts_gives_the_expected_tree(node, registries, tmp_path):
+    reg = registries()
+    base_gz, cfg = busybox_base()
+    layer_a = tree_tar([
+        ("data/", None), ("data/gone", b"gone\n"), ("data/keep", b"keep\n"),
+        ("dir-gone/", None), ("dir-gone/f", b"f\n"),
+        ("opq/", None), ("opq/old1", b"1\n"), ("opq/old2", b"2\n"),
+    ])
+    layer_b = tree_tar([  # the opaque marker before the directory's new entries, as Docker does
+        (".wh.dir-gone", b""),
+        ("data/", None), ("data/.wh.gone", b""),
+        ("opq/", None), ("opq/.wh..wh..opq", b""), ("opq/new", b"new\n"),
+    ])
+    lay = OciLayout(tmp_path / "oci")
+    ls = []
+    for data, mt in ((base_gz, "application/vnd.oci.image.layer.v1.tar+gzip"),
+                     (gzip.compress(layer_a, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip"),
+                     (layer_b, "application/vnd.oci.image.layer.v1.tar")):
+        d = lay.blob(data)
+        d["mediaType"] = mt
+        ls.append(d)
+    cfg["rootfs"]["diff_ids"] += [sha(layer_a), sha(layer_b)]
+    cfg["history"] = cfg.get("history", []) + [
+        {"created": "1970-01-01T00:00:00Z", "created_by": f"e2e whiteouts layer {n}"}
+        for n in ("A", "B")]
+    cd = lay.blob(json.dumps(cfg, sort_keys=True).encode())
+    cd["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": cd, "layers": ls}).encode()
+    md = lay.blob(m)
+    md["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+    lay.single(md)
+    reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "wh/tree:latest")
+    c = node()
+    ref = f"{reg.host}/wh/tree:latest"
+    p = c.ok("pull", ref)
+    assert p.out.count("Pull complete") == 3, p.out
+    assert [i["Id"] for i in image_list(c.d, c.pki)] == [cd["digest"]]
+    script = ("ls -a /data; echo =; ls -a /opq; echo =; ls -a /; echo =; "
+              "test -e /dir-gone && echo dir-gone-exists; "
+              "cat /data/keep /opq/new; echo =; find / -xdev -name '.wh.*'; echo end")
+    p = c.ok("run", "--rm", ref, "sh", "-c", script)
+    data, opq, root, rest, found = p.out.split("=\n")
+    assert data.split() == [".", "..", "keep"], p.out
+    assert opq.split() == [".", "..", "new"], p.out
+    assert "dir-gone" not in root.split() and "data" in root.split() and "bin" in root.split(), p.out
+    assert rest == "keep\nnew\n", p.out
+    assert found == "end\n", p.out  # no .wh. name anywhere in the container's tree
+    assert ".wh." not in p.out, p.out
+    assert c.ok("ps", "-a", "-q").out == ""
+    assert store_ok(c) is True
+
+
+class BadManifestServer:
+    """A plain-HTTP "registry" on loopback: /v2/ answers 200, /v2/<name>/manifests/<tag>
+    answers 200 with the body set for that tag and a valid manifest Content-Type,
+    everything else 404.  Records the paths asked for."""
+
+    def __init__(self, bodies, ctype="application/vnd.oci.image.manifest.v1+json"):
+        import http.server
+        srv = self
+        self.bodies = bodies  # {"name/manifests/tag": bytes}
+        self.paths = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _answer(self):
+                srv.paths.append((self.command, self.path))
+                path = self.path.split("?", 1)[0]
+                body, headers = b"{}", {"Content-Type": "application/json"}
+                status = 200 if path == "/v2/" else 404
+                key = path[len("/v2/"):] if path.startswith("/v2/") else None
+                if key in srv.bodies:
+                    body = srv.bodies[key]
+                    status = 200
+                    headers = {"Content-Type": ctype, "Docker-Content-Digest": sha(body)}
+                elif status == 404:
+                    body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}'
+                self.send_response(status)
+                headers["Docker-Distribution-API-Version"] = "registry/2.0"
+                headers["Content-Length"] = str(len(body))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = _answer
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.host = f"127.0.0.1:{self.srv.server_address[1]}"
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+        self.t.join(timeout=10)
+
+
+def test_malformed_manifest_is_a_clear_error(node):
+    cfg = {"mediaType": "application/vnd.oci.image.config.v1+json",
+           "digest": "sha256:" + "ab" * 32, "size": 2}
+    bodies = {
+        "bad/json/manifests/v1": b'{"schemaVersion": 2, "layers": [',
+        "bad/garbage/manifests/v1": b"\x00\x8f not json at all \xff",
+        "bad/schema/manifests/v1": json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cfg, "layers": {"not": "an array"}}).encode(),
+        "bad/nolayers/manifests/v1": json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cfg}).encode(),
+    }
+    srv = BadManifestServer(bodies)
+    try:
+        c = node()
+        for key in bodies:
+            name = key.split("/manifests/")[0]
+            ref = f"{srv.host}/{name}:v1"
+            p = c.run("pull", ref)
+            assert p.returncode == 1, (ref, p.out, p.err)
+            lines = [l for l in p.err.splitlines() if l.strip()]
+            assert len(lines) == 1, (ref, p.err)
+            assert ref in lines[0] and "malformed manifest" in lines[0], (ref, p.err)
+            assert ("GET", f"/v2/{key}") in srv.paths, srv.paths
+            assert image_list(c.d, c.pki) == [], ref
+            assert store_ok(c) is True, ref
+        # the whole store: nothing registered, no blob fetched
+        store = c.d.data_root / "image"
+        assert not any((store / "imagedb" / "sha256").iterdir())
+        assert not any(p for p in srv.paths if "/blobs/" in p[1]), srv.paths
+    finally:
+        srv.close()
+
+
 # ---- push ---------------------------------------------------------------------------
 
 
