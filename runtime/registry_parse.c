@@ -218,7 +218,7 @@ int rt_reg_manifest_parse(json_t *doc, struct rt_reg_desc *config, struct rt_reg
 	if (desc_parse(json_object_get(doc, "config"), config, err) < 0)
 		return bh_err_wrap(err, "manifest config");
 	if (!json_is_array(ls) || json_array_size(ls) > MAX_LAYERS)
-		return bh_err_set(err, EINVAL, "manifest: layers missing or more than %d",
+		return bh_err_set(err, EINVAL, "layers missing, not an array or more than %d",
 		                  MAX_LAYERS);
 	v = bh_calloc(json_array_size(ls) + 1, sizeof(*v));
 	json_array_foreach(ls, i, d)
