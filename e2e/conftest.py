@@ -8,6 +8,7 @@ BERTH_E2E_STRICT=1 (scripts/test sets it) a missing binary fails the run
 instead of skipping it.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -56,6 +57,17 @@ _STARTED_PIDS = []
 _DAEMONS = []
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 _SESSION_TMP = tempfile.mkdtemp(prefix="berth-e2e-")
+
+# Container cgroups (v1: the pids hierarchy; v2: the unified root) that exist
+# before the session: only the ones the session makes are its business.
+_CGROUP_GLOBS = ("/sys/fs/cgroup/pids/berth/*", "/sys/fs/cgroup/berth/*")
+
+
+def _berth_cgroups():
+    return {d for g in _CGROUP_GLOBS for d in glob.glob(g) if os.path.isdir(d)}
+
+
+_CGROUPS_AT_START = _berth_cgroups()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -447,6 +459,21 @@ def _strays():
     return out
 
 
+def _stray_containers():
+    """Containers this session started that still have processes (a test
+    that left one running, or a monitor that died under it): {cgroup: pids}."""
+    out = {}
+    for d in sorted(_berth_cgroups() - _CGROUPS_AT_START):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+        if pids:
+            out[d] = pids
+    return out
+
+
 def _sanitizer_reports():
     """ASan/LSan/UBSan reports in the log of any daemon of this session
     (also those a test stopped itself without checking the exit status)."""
@@ -477,11 +504,19 @@ def no_stray_daemons():
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    containers = _stray_containers()
+    for pids in containers.values():
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     reports = _sanitizer_reports()
     mounts = _mounts_under(_SESSION_TMP)
     for m in reversed(mounts):  # innermost last in mountinfo
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
     assert not strays, f"processes left running at session end: {strays}"
+    assert not containers, f"containers left running at session end: {containers}"
     assert not mounts, f"mounts left under {_SESSION_TMP} at session end: {mounts}"
     assert not reports, "sanitizer reports in berthd logs:\n" + "\n\n".join(reports)
