@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "runtime/runtime.h"
+#include "runtime/tests/monitor-frames.h"
 
 #define PASSWD "root:x:0:0::/:/bin/sh\nnobody:x:65534:65533::/:/bin/sh\n"
 
@@ -611,55 +612,9 @@ static void mon_start(struct mon *m, const char *const *args, bool tty, bool ope
 		fail_msg("monitor: %s", err.msg);
 }
 
-static void wait_gone(pid_t pid)
-{
-	int fd = pidfd_open(pid, 0);
-	struct pollfd p = {.fd = fd, .events = POLLIN};
 
-	if (fd < 0) {
-		assert_int_equal(errno, ESRCH);
-		return;
-	}
-	assert_int_equal(poll(&p, 1, 30000), 1);
-	close(fd);
-}
 
-static void send_frame(int fd, int type, const void *data, size_t len)
-{
-	uint8_t hdr[RT_MONITOR_FRAME_HDR];
 
-	rt_frame_header(hdr, type, (uint32_t)len);
-	assert_int_equal(send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL), sizeof(hdr));
-	if (len > 0)
-		assert_int_equal(send(fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static void read_exact(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		assert_true(n > 0);
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-static size_t read_frame(int fd, uint8_t *type, char *buf, size_t cap)
-{
-	uint8_t hdr[RT_MONITOR_FRAME_HDR];
-	uint32_t len;
-
-	read_exact(fd, hdr, sizeof(hdr));
-	assert_int_equal(rt_frame_parse(hdr, type, &len), 0);
-	assert_true(len < cap);
-	read_exact(fd, buf, len);
-	buf[len] = '\0';
-	return len;
-}
 
 /* Reads frames until exit: stdout/stderr into out/err (may be NULL). */
 static void read_to_exit(int fd, struct bh_buf *out, struct bh_buf *err, char *exit_json)

@@ -25,6 +25,7 @@
 
 #include "runtime/rt-container.h"
 #include "runtime/rt-monitor.h"
+#include "runtime/tests/monitor-frames.h"
 
 struct fx {
 	char tmp[PATH_MAX];
@@ -118,58 +119,10 @@ static void spawn(struct fx *f, const struct rt_monitor_opts *o)
 }
 
 /* Waits (no polling loop: a pidfd) until pid is gone; fails after 30 s. */
-static void wait_gone(pid_t pid)
-{
-	int fd = pidfd_open(pid, 0);
-	struct pollfd p;
 
-	if (fd < 0) {
-		assert_int_equal(errno, ESRCH);
-		return;
-	}
-	p.fd = fd;
-	p.events = POLLIN;
-	assert_int_equal(poll(&p, 1, 30000), 1);
-	close(fd);
-}
 
-static void read_exact(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		assert_true(n > 0);
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-static void send_frame(int fd, int type, const void *data, size_t len)
-{
-	uint8_t hdr[RT_MONITOR_FRAME_HDR];
-
-	rt_frame_header(hdr, type, (uint32_t)len);
-	assert_int_equal(send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL), sizeof(hdr));
-	if (len > 0)
-		assert_int_equal(send(fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
-}
 
 /* Reads one frame; returns its payload length (payload in buf, NUL-ended). */
-static size_t read_frame(int fd, uint8_t *type, char *buf, size_t cap)
-{
-	uint8_t hdr[RT_MONITOR_FRAME_HDR];
-	uint32_t len;
-
-	read_exact(fd, hdr, sizeof(hdr));
-	assert_int_equal(rt_frame_parse(hdr, type, &len), 0);
-	assert_true(len < cap);
-	read_exact(fd, buf, len);
-	buf[len] = '\0';
-	return len;
-}
 
 struct session {
 	struct bh_buf out, err;
