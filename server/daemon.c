@@ -60,6 +60,9 @@ int srv_unix_peer_identity(int fd, struct srv_identity *id)
 	memset(id, 0, sizeof(*id));
 	id->is_unix = true;
 	id->uid = cred.uid;
+	id->role = SRV_ROLE_ADMIN; /* the socket is root-only (0660 root:root) */
+	snprintf(id->addr, sizeof(id->addr), "unix");
+	snprintf(id->name, sizeof(id->name), "unix:uid=%u", (unsigned)cred.uid);
 	snprintf(id->text, sizeof(id->text), "unix:uid=%u", (unsigned)cred.uid);
 	return 0;
 }

@@ -143,6 +143,17 @@ struct srv_params {
 };
 const char *srv_param(const struct srv_req *req, const char *name);
 
+/* Roles, lowest first: a route names the least role that may call it.
+ * SRV_ROLE_ENROLL routes need no trusted identity at all (enrollment with a
+ * token); every other route needs an identity from the trust store (TLS) or
+ * the root-only unix socket (admin). */
+enum srv_role {
+	SRV_ROLE_ENROLL = 0,
+	SRV_ROLE_VIEWER,   /* read-only: ps, logs, inspect, images, events */
+	SRV_ROLE_OPERATOR, /* plus run/exec/attach/stop/start/pull/... */
+	SRV_ROLE_ADMIN,    /* plus trust management, daemon settings */
+};
+
 /* Who is calling: a client certificate or a unix-socket peer. */
 struct srv_identity {
 	bool is_unix;
@@ -150,6 +161,9 @@ struct srv_identity {
 	char cn[256];         /* tls */
 	char fingerprint[65]; /* tls: sha-256 of the DER, hex */
 	char text[300];       /* for logs: "cn=alice fp=0123456789ab" or "unix:uid=0" */
+	char addr[64];        /* source: "127.0.0.1:5555", "[::1]:5555" or "unix" */
+	char name[64];        /* trust-store identity name ("" until known) */
+	enum srv_role role;   /* from the trust store; unix socket: admin */
 };
 
 /* Called on the lws thread when the client goes away before the response
@@ -262,6 +276,7 @@ struct srv_route {
 	const char *pattern; /* "/containers/{id}/start" */
 	srv_handler_fn fn;
 	size_t body_max; /* request body limit; 0 = SRV_BODY_MAX_DEFAULT */
+	enum srv_role role; /* the least role that may call it */
 };
 
 enum srv_match { SRV_MATCH_FOUND, SRV_MATCH_NOT_FOUND, SRV_MATCH_BAD_METHOD };
@@ -333,6 +348,7 @@ int srv_h_image_get_path(struct srv_req *req, struct bh_err *err);
 struct srv_ws;
 struct srv_ws_route {
 	const char *pattern;
+	enum srv_role role; /* the least role that may open it */
 	int (*on_open)(struct srv_ws *ws, struct bh_err *err);
 	int (*on_rx)(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
 	void (*on_close)(struct srv_ws *ws);
@@ -413,6 +429,8 @@ void srv_reload_tls(struct srv_server *srv);
 /* Unix-socket preparation: refuse a live socket, remove a stale one. */
 int srv_unix_prepare(const char *path, struct bh_err *err);
 int srv_unix_peer_identity(int fd, struct srv_identity *id);
+/* "1.2.3.4:5", "[::1]:5", "unix" or "?" for a connected socket (tls.c). */
+void srv_peer_address(int fd, char *out, size_t size);
 /* Graceful stop: every listening socket of the process stops accepting;
  * new connections are refused while accepted ones carry on. */
 void srv_stop_accepting(void);

@@ -184,27 +184,33 @@ int srv_tls_reload(void *const *ssl_ctxs, size_t n, const char *dir, struct bh_e
 	return r;
 }
 
-static void peer_address(X509_STORE_CTX *xctx, char *out, size_t size)
+void srv_peer_address(int fd, char *out, size_t size)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[64] = "?";
-	int port = 0;
 
 	snprintf(out, size, "?");
-	if (ssl == NULL || getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &len) < 0)
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return;
 	if (ss.ss_family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
+		snprintf(out, size, "%s:%d", host, ntohs(a->sin_port));
 	} else if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
+		snprintf(out, size, "[%s]:%d", host, ntohs(a->sin6_port));
+	} else if (ss.ss_family == AF_UNIX) {
+		snprintf(out, size, "unix");
 	}
-	snprintf(out, size, "%s:%d", host, port);
+}
+
+static void peer_address(X509_STORE_CTX *xctx, char *out, size_t size)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+
+	srv_peer_address(ssl ? SSL_get_fd(ssl) : -1, out, size);
 }
 
 static void reject_log(X509_STORE_CTX *xctx, const char *why)
@@ -283,5 +289,6 @@ int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *er
 	}
 	r = identity_from_der(der, (size_t)len, id, err);
 	OPENSSL_free(der);
+	srv_peer_address(SSL_get_fd(ssl), id->addr, sizeof(id->addr));
 	return r;
 }

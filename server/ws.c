@@ -20,15 +20,17 @@ static int echo_rx(struct srv_ws *ws, const void *data, size_t len, bool binary,
 }
 
 static const struct srv_ws_route ws_routes[] = {
-    {.pattern = "/_ws/echo", .on_rx = echo_rx},
+    {.pattern = "/_ws/echo", .role = SRV_ROLE_VIEWER, .on_rx = echo_rx},
     /* docs/streams.md */
     {.pattern = "/exec/{id}/ws",
+     .role = SRV_ROLE_OPERATOR,
      .check = srv_stream_exec_check,
      .on_open = srv_stream_exec_open,
      .on_rx = srv_stream_ws_rx,
      .on_close = srv_stream_ws_close,
      .on_writeable = srv_stream_ws_writeable},
     {.pattern = "/containers/{id}/attach/ws",
+     .role = SRV_ROLE_OPERATOR,
      .check = srv_stream_attach_check,
      .on_open = srv_stream_attach_open,
      .on_rx = srv_stream_ws_rx,
@@ -38,7 +40,7 @@ static const struct srv_ws_route ws_routes[] = {
 
 static bool ws_path_match(const char *pattern, const char *path, struct srv_params *params)
 {
-	struct srv_route one = {SRV_GET, pattern, NULL, 0};
+	struct srv_route one = {SRV_GET, pattern, NULL, 0, SRV_ROLE_ENROLL};
 	const struct srv_route *out;
 
 	return srv_route_match(&one, 1, SRV_GET, path, &out, params) == SRV_MATCH_FOUND;

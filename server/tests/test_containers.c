@@ -323,7 +323,7 @@ static void test_body_spool(void **state)
 {
 	char dir[] = "/tmp/berth-spool-XXXXXX";
 	struct srv_server srv;
-	struct srv_route route = {SRV_POST, "/x", dummy, SRV_BODY_SPOOL | 10};
+	struct srv_route route = {SRV_POST, "/x", dummy, SRV_BODY_SPOOL | 10, SRV_ROLE_ENROLL};
 	struct srv_req *req;
 	struct bh_err err;
 	char back[16] = "";

@@ -138,10 +138,14 @@ static int h_held(struct srv_req *req, struct bh_err *err)
 }
 
 static const struct srv_route test_routes[] = {
-    {SRV_POST, "/body", h_body, 0},        {SRV_GET, "/big", h_big, 0},
-    {SRV_GET, "/deferred", h_deferred, 0}, {SRV_GET, "/stream", h_stream, 0},
-    {SRV_GET, "/hold", h_hold, 0},         {SRV_GET, "/_ping", srv_h_ping, 0},
-    {SRV_GET, "/held", h_held, 0},         {SRV_POST, "/small", h_body, 10},
+    {SRV_POST, "/body", h_body, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/big", h_big, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/deferred", h_deferred, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/stream", h_stream, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/hold", h_hold, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/_ping", srv_h_ping, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/held", h_held, 0, SRV_ROLE_ENROLL},
+    {SRV_POST, "/small", h_body, 10, SRV_ROLE_ENROLL},
 };
 
 /* ---- client -------------------------------------------------------------------- */

@@ -16,9 +16,11 @@ static int h_dummy(struct srv_req *req, struct bh_err *err)
 }
 
 static const struct srv_route table[] = {
-    {SRV_GET, "/containers/json", h_dummy, 0},    {SRV_POST, "/containers/{id}/start", h_dummy, 0},
-    {SRV_DELETE, "/containers/{id}", h_dummy, 0}, {SRV_GET, "/containers/{id}/json", h_dummy, 0},
-    {SRV_POST, "/exec/{id}/resize", h_dummy, 0},
+    {SRV_GET, "/containers/json", h_dummy, 0, SRV_ROLE_ENROLL},
+    {SRV_POST, "/containers/{id}/start", h_dummy, 0, SRV_ROLE_ENROLL},
+    {SRV_DELETE, "/containers/{id}", h_dummy, 0, SRV_ROLE_ENROLL},
+    {SRV_GET, "/containers/{id}/json", h_dummy, 0, SRV_ROLE_ENROLL},
+    {SRV_POST, "/exec/{id}/resize", h_dummy, 0, SRV_ROLE_ENROLL},
 };
 #define N (sizeof(table) / sizeof(table[0]))
 
