@@ -391,6 +391,56 @@ int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *er
  * each SSL_CTX of ssl_ctxs.  Files that do not load or match change nothing. */
 int srv_tls_reload(void *const *ssl_ctxs, size_t n, const char *dir, struct bh_err *err);
 
+/* ---- trust store (trust.c) -------------------------------------------------
+ * DATA_ROOT/trust.json: the identities allowed in, keyed by the sha-256 of
+ * their certificate's DER (lowercase hex), and the pending enrollment tokens
+ * (only the sha-256 of each secret).  Written atomically, 0600.  Every
+ * function: any thread (one mutex). */
+struct srv_trust;
+struct srv_trust_entry {
+	char name[64];
+	char fingerprint[65];
+	enum srv_role role;
+	int64_t created, expires, last_seen; /* unix seconds; expires = cert notAfter */
+	bool revoked;
+};
+struct srv_token {
+	char name[64];
+	enum srv_role role;
+	int64_t expires;
+	int cert_days;
+};
+/* A missing file is an empty store; a file that does not parse is an error
+ * naming it (never "trust nothing" or "trust everything" silently). */
+int srv_trust_open(const char *data_root, struct srv_trust **out, struct bh_err *err);
+/* Flushes a pending last_seen, frees. */
+void srv_trust_free(struct srv_trust *t);
+/* 0 + *out when fp is trusted now; -1 with err saying why (unknown, revoked, expired) */
+int srv_trust_check(struct srv_trust *t, const char *fp, struct srv_trust_entry *out,
+                    struct bh_err *err);
+int srv_trust_add(struct srv_trust *t, const struct srv_trust_entry *e, struct bh_err *err);
+/* revokes every entry whose name or fingerprint matches; returns how many (0 -> ENOENT error) */
+int srv_trust_revoke(struct srv_trust *t, const char *name_or_fp, struct bh_err *err);
+json_t *srv_trust_list_json(struct srv_trust *t);
+void srv_trust_seen(struct srv_trust *t, const char *fp, int64_t now); /* in memory; flushed lazily */
+/* Tokens: only the SHA-256 of the secret is stored. take() finds an unexpired unused token,
+ * marks it used durably, then returns 0: single use even across a crash. */
+int srv_trust_token_add(struct srv_trust *t, const struct srv_token *tok,
+                        const uint8_t secret_sha256[32], struct bh_err *err);
+int srv_trust_token_take(struct srv_trust *t, const uint8_t secret_sha256[32],
+                         struct srv_token *out, struct bh_err *err);
+bool srv_trust_tokens_pending(struct srv_trust *t);
+/* Is a last_seen write due (dirty, and the last write >= 60 s ago)? */
+bool srv_trust_flush_due(struct srv_trust *t, int64_t now);
+/* Writes the store now (last_seen included). */
+int srv_trust_flush(struct srv_trust *t, struct bh_err *err);
+/* True once when the store was created by this open (no trust.json before):
+ * first start, when TLS_DIR/cert.pem is entered as admin. */
+bool srv_trust_is_new(struct srv_trust *t);
+/* "viewer" ... ; srv_role_parse: -1 on an unknown name. */
+const char *srv_role_name(enum srv_role role);
+int srv_role_parse(const char *s, enum srv_role *out);
+
 /* ---- the daemon (srv_lws.c, daemon.c) ------------------------------------- */
 struct srv_listener {
 	struct srv_listen spec;
@@ -419,11 +469,16 @@ struct srv_server {
 	/* Graceful stop began (lws thread): end endless streams (logs -f, wait)
 	 * so that the in-flight requests can finish.  May be NULL. */
 	void (*on_stop)(struct srv_server *srv);
+	struct srv_trust *trust; /* trust.c; NULL in tests: TLS peers get no role */
 };
 
 int srv_lws_start(struct srv_server *srv, struct bh_err *err);
 int srv_lws_run(struct srv_server *srv);
 void srv_lws_stop(struct srv_server *srv);
+/* Any thread: closes every connection (REST keep-alive, long responses,
+ * WebSocket streams) whose client certificate has fingerprint fp, on the
+ * lws thread (at once when called there). */
+void srv_conns_close_fingerprint(struct srv_server *srv, const char *fp);
 /* SIGHUP: reload TLS material into every TCP listener. */
 void srv_reload_tls(struct srv_server *srv);
 /* Unix-socket preparation: refuse a live socket, remove a stale one. */
