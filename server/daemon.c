@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -202,6 +203,29 @@ static int prepare_unix_sockets(struct srv_server *srv, struct bh_err *err)
 	return 0;
 }
 
+/* Every client connection is an fd, and lws sizes its table from this
+ * limit and stops accepting when it is full: with a login shell's 1024 the
+ * 1000th client waited in the backlog until it gave up.  The soft limit goes
+ * up to the hard one (the administrator's cap), at most BERTHD_NOFILE so that
+ * lws's per-fd tables stay small. */
+#define BERTHD_NOFILE 65536
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	want = rl.rlim_max < BERTHD_NOFILE ? rl.rlim_max : BERTHD_NOFILE;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		bh_warn("cannot raise the open-file limit to %llu: %s", (unsigned long long)want,
+		        strerror(errno));
+}
+
 /* SIGTERM, SIGINT and SIGHUP arrive on a signalfd read by the event loop:
  * no work in signal handlers.  Blocked before any thread exists, so the
  * workers inherit the mask. */
@@ -291,6 +315,7 @@ static int start(struct srv_server *srv, struct bh_err *err)
 	/* Check the TLS files before anything is created or bound. */
 	if (srv->cfg.tls_dir != NULL && srv_tls_check_dir(srv->cfg.tls_dir, err) < 0)
 		return -1;
+	raise_fd_limit();
 	if (prepare_dirs(srv, err) < 0 || pid_file_check(srv, err) < 0 ||
 	    containers_open(srv, err) < 0 || prepare_unix_sockets(srv, err) < 0 ||
 	    signals_setup(srv, err) < 0 || srv_lws_start(srv, err) < 0)

@@ -1,0 +1,161 @@
+"""Load on one berthd, loopback only, bounded in time and count: 1000
+concurrent keep-alive mTLS clients pinging, 200 concurrent exec streams, and
+slowloris-style clients (silent, half a request, garbage instead of TLS) that
+must neither block a normal client nor be kept open past berthd's timeouts.
+
+Each test starts its own daemon (make_daemon) and stops it at the end."""
+
+import http.client
+import os
+import resource
+import socket
+import ssl
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import client_ssl_context, tls_connect, wait_for
+
+CLIENTS = 1000
+PINGS_AFTER_ALL_OPEN = 3
+
+
+@contextmanager
+def nofile_soft(limit):
+    """The test process's soft RLIMIT_NOFILE set to limit for the block (what
+    a daemon spawned inside it inherits), restored afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@contextmanager
+def enough_fds(need):
+    """The test process needs `need` fds of its own: raise the soft limit
+    (never above the hard one, which this host caps at 20000)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need} needed by the test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def daemon_nofile(d):
+    with open(f"/proc/{d.proc.pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no 'Max open files' in /proc/PID/limits")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class PingClient(threading.Thread):
+    """One keep-alive connection: pings until every client is connected
+    (so none idles past the keep-alive timeout), then a few more."""
+
+    def __init__(self, addr, ctx, board):
+        super().__init__(daemon=True)
+        self.addr, self.ctx, self.board = addr, ctx, board
+        self.pings = 0
+        self.error = None
+
+    def ping(self, conn):
+        conn.request("GET", "/_ping")
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200 or body != b"OK":
+            raise AssertionError(f"GET /_ping: {r.status} {body[:100]!r}")
+        self.pings += 1
+
+    def run(self):
+        conn = http.client.HTTPSConnection(*self.addr, context=self.ctx, timeout=60)
+        try:
+            conn.connect()
+            self.ping(conn)
+            self.board.opened()
+            while not self.board.all_open.wait(1.0):
+                self.ping(conn)
+            for _ in range(PINGS_AFTER_ALL_OPEN):
+                self.ping(conn)
+            self.board.finished()
+            # Stay connected until every client is through: the 1000 are
+            # really open at the same time.
+            self.board.all_done.wait(60)
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.error = f"{type(e).__name__}: {e}"
+            self.board.failed()
+        finally:
+            conn.close()
+
+
+class Board:
+    def __init__(self, n):
+        self.n = n
+        self.lock = threading.Lock()
+        self.open = self.done = self.errors = 0
+        self.all_open = threading.Event()
+        self.all_done = threading.Event()
+
+    def opened(self):
+        with self.lock:
+            self.open += 1
+            if self.open == self.n:
+                self.all_open.set()
+
+    def finished(self):
+        with self.lock:
+            self.done += 1
+            if self.done == self.n:
+                self.all_done.set()
+
+    def failed(self):
+        with self.lock:
+            self.errors += 1
+        # one failure: nobody waits for the full house any more
+        self.all_open.set()
+        self.all_done.set()
+
+
+def test_1000_keepalive_mtls_clients(make_daemon, pki):
+    # berthd inherits a small soft fd limit (the usual 1024 of a login
+    # shell, here 512): it must raise its own soft limit to serve 1000.
+    with nofile_soft(512):
+        d = make_daemon(pki.dir)
+    assert daemon_nofile(d) >= CLIENTS + 64, f"berthd's fd limit: {daemon_nofile(d)}"
+    ctx = client_ssl_context(pki.ca, pki.cert, pki.key)
+    board = Board(CLIENTS)
+    old_stack = threading.stack_size(256 * 1024)
+    t0 = time.monotonic()
+    with enough_fds(CLIENTS + 256):
+        try:
+            clients = [PingClient(d.addr, ctx, board) for _ in range(CLIENTS)]
+            for c in clients:
+                c.start()
+        finally:
+            threading.stack_size(old_stack)
+        assert board.all_open.wait(45), f"only {board.open} of {CLIENTS} connected in 45 s"
+        fds_at_peak = open_fds(d.proc.pid)
+        assert board.all_done.wait(45), f"only {board.done} of {CLIENTS} finished"
+        for c in clients:
+            c.join(30)
+    elapsed = time.monotonic() - t0
+    errors = [c.error for c in clients if c.error]
+    assert not errors, f"{len(errors)} of {CLIENTS} clients failed, first: {errors[:3]}"
+    pings = sum(c.pings for c in clients)
+    assert all(c.pings >= 1 + PINGS_AFTER_ALL_OPEN for c in clients)
+    assert fds_at_peak >= CLIENTS, f"berthd had only {fds_at_peak} fds open at the peak"
+    print(f"{CLIENTS} clients, {pings} pings, 0 errors, {elapsed:.1f}s, "
+          f"berthd fds at peak {fds_at_peak}")
+    # berthd lets go of them all
+    wait_for(lambda: open_fds(d.proc.pid) < 100, 20, "berthd to close the client connections")
