@@ -110,4 +110,81 @@ void pki_fingerprint_der(const uint8_t *der, size_t len, char out[PKI_FINGERPRIN
  * matching private key; the error names the offending file. */
 int pki_check_pair(const char *cert_path, const char *key_path, struct bh_err *err);
 
+/* ---- enrollment (pki-csr.c, pki-token.c) ----------------------------------
+ * A client makes its key locally and sends only a CSR; berthd's CA signs it
+ * for the identity a token (or the caller's certificate) names.  The CSR is
+ * hostile: its signature is verified and nothing but its public key is used. */
+#define PKI_PIN_LEN       44          /* base64 of a SHA-256, padded */
+#define PKI_CSR_MAX       (16 * 1024) /* largest CSR PEM accepted */
+#define PKI_ENROLL_CN     "berth-enroll" /* CN of the throwaway self-signed cert */
+
+/* SHA-256 of a certificate's SubjectPublicKeyInfo in base64: libcurl's
+ * CURLOPT_PINNEDPUBLICKEY "sha256//<pin>". */
+int pki_spki_pin_der(const uint8_t *der, size_t len, char out[PKI_PIN_LEN + 1],
+                     struct bh_err *err);
+int pki_spki_pin_file(const char *cert_path, char out[PKI_PIN_LEN + 1], struct bh_err *err);
+
+/* What a client needs to enroll: a fresh P-256 key, a CSR signed with it and a
+ * self-signed clientAuth certificate of the same key, valid for an hour, that
+ * it presents during the enrollment handshake.  All PEM, owned; key wiped by
+ * pki_enroll_kit_free. */
+struct pki_enroll_kit {
+	char *key;
+	char *csr;
+	char *self_cert;
+};
+int pki_enroll_kit_make(const char *cn, struct pki_enroll_kit *out, struct bh_err *err);
+void pki_enroll_kit_free(struct pki_enroll_kit *kit);
+/* A CSR (PEM, owned) for the existing key in key_path (renewal). */
+int pki_csr_for_key_file(const char *key_path, const char *cn, char **csr_pem, struct bh_err *err);
+
+/* Signs a client certificate (EKU clientAuth, subject O=berth,CN=name: never
+ * taken from the CSR) for the public key of csr_pem with the CA in ca_dir
+ * (ca.pem, ca-key.pem).  Valid from an hour ago for days (1..PKI_MAX_DAYS),
+ * never past the CA.  Refuses a CSR that does not parse, whose signature does
+ * not verify or whose key is not ECDSA P-256 / RSA >= 2048.  *cert_pem and
+ * *ca_pem are owned by the caller.  A missing ca-key.pem fails with ENOTSUP. */
+struct pki_csr_sign_opts {
+	const char *ca_dir;
+	const char *csr_pem;
+	size_t csr_len;
+	const char *name;
+	int days;
+};
+int pki_csr_sign(const struct pki_csr_sign_opts *o, char **cert_pem, char **ca_pem,
+                 struct bh_err *err);
+/* Checks a CSR without signing it: parses, verifies its signature. */
+int pki_csr_check(const char *csr_pem, size_t len, struct bh_err *err);
+
+/* The DER of the first certificate of a PEM text (owned), for fingerprints. */
+int pki_pem_first_der(const char *pem, size_t len, uint8_t **der, size_t *der_len,
+                      struct bh_err *err);
+
+/* Enrollment token: "berth1-" + base64url(JSON {"n": name, "a": ["host:port",
+ * ...], "p": pin, "s": secret}).  The text is hostile on decode (a user pastes
+ * it): bounded, every field checked. */
+#define PKI_TOKEN_PREFIX     "berth1-"
+#define PKI_TOKEN_MAX        4096 /* longest token text */
+#define PKI_TOKEN_MAX_ADDRS  16
+#define PKI_TOKEN_ADDR_MAX   300 /* "host:port", "[v6]:port" */
+#define PKI_TOKEN_SECRET_LEN 64  /* hex of 32 random bytes */
+struct pki_token {
+	char name[PKI_MAX_NAME + 1];
+	char addrs[PKI_TOKEN_MAX_ADDRS][PKI_TOKEN_ADDR_MAX];
+	size_t n_addrs;
+	char pin[PKI_PIN_LEN + 1];
+	char secret[PKI_TOKEN_SECRET_LEN + 1];
+};
+/* *out owned by the caller (it holds the secret: wipe it). */
+int pki_token_encode(const struct pki_token *t, char **out, struct bh_err *err);
+int pki_token_decode(const char *text, struct pki_token *t, struct bh_err *err);
+void pki_token_wipe(struct pki_token *t);
+/* 32 random bytes as hex. */
+int pki_token_secret_new(char out[PKI_TOKEN_SECRET_LEN + 1], struct bh_err *err);
+/* SHA-256 of the secret's 32 bytes (what berthd stores); -1 unless secret is
+ * 64 hex digits. */
+int pki_token_secret_hash(const char *secret, uint8_t out[32]);
+/* Checks "host:port" / "[v6]:port" (port 1..65535, host a DNS name or IP). */
+int pki_token_check_addr(const char *addr, struct bh_err *err);
+
 #endif
