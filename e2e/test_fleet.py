@@ -10,15 +10,29 @@ Needs root, iproute2, nsenter, docker-registry, skopeo and the busybox test
 image.  Everything (daemons, containers, namespaces, bridge, registry) is
 removed at the end of the module, also when a test fails."""
 
+import base64
+import http.client
+import json
 import os
+import re
+import ssl
+import statistics
+import subprocess
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Berth, mktemp_dir
-from fleet import FLEET_SIZE, Fleet, tools_missing
+from conftest import Berth, client_ssl_context, mktemp_dir, scrubbed_env, wait_for
+from fleet import FLEET_SIZE, Fleet, tools_missing, unix_call
 from test_containers import TEST_IMAGE, missing
+from wsclient import STDOUT, Closed, HandshakeError, Session, tls_ws
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the fleet needs root")
+
+TOKEN_RE = re.compile(r"berth1-[A-Za-z0-9_-]+")
+CTR = "fl"  # the long-running container every host gets
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +50,125 @@ def fleet(no_stray_daemons):
         f.teardown()
 
 
+@pytest.fixture(scope="module")
+def feat(fleet):
+    """Which issue-6 features the CLI under test has (each test that needs a
+    missing one says so in its skip reason)."""
+    c = fleet.cli
+
+    def helptext(*a):
+        p = c.run(*a, "--help")
+        return p.returncode, p.out + p.err
+
+    create = helptext("context", "create")[1]
+    bundle = c.run("version", env={"BERTH_CONTEXT_BUNDLE": "not-a-bundle"})
+    return types.SimpleNamespace(
+        trust=helptext("trust")[0] == 0,
+        enroll="--token" in create,
+        protected="--protected" in create,
+        fanout="--parallel" in helptext()[1],
+        bundle="BERTH_CONTEXT_BUNDLE" in bundle.err,
+    )
+
+
+def need(have, what):
+    if not have:
+        pytest.skip(f"{what}: not in the tree yet")
+
+
+# ---- helpers -----------------------------------------------------------------
+
+
 def netns_inode(pid):
     return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+def make_token(fleet, h, name, role="operator", expires="15m"):
+    p = fleet.cli.ok("-c", h.name, "trust", "add", name, "--role", role, "--expires", expires)
+    m = TOKEN_RE.search(p.out)
+    assert m, f"trust add {name} printed no token: {p.out!r} {p.err!r}"
+    return m.group(0)
+
+
+def issue_cert(fleet, name, days=30):
+    out = mktemp_dir(f"cert-{name}-") / "tls"
+    fleet.cli.ok("certs", "issue", name, "--ca-dir", fleet.ca, "--out", out, "--days", days)
+    return out
+
+
+def trust_cert(fleet, h, name, tls, role):
+    fleet.cli.ok("-c", h.name, "trust", "add", name, "--cert", tls / "cert.pem", "--role", role)
+
+
+def ctx_for(tls):
+    return client_ssl_context(tls / "ca.pem", tls / "cert.pem", tls / "key.pem")
+
+
+def tls_api(h, ctx, method, path, body=None):
+    c = http.client.HTTPSConnection(h.ip, h.port, context=ctx, timeout=15)
+    try:
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        c.request(method, path, None if body is None else json.dumps(body), hdrs)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def inspect(h, name):
+    st, body = unix_call(h.sock, "GET", f"/containers/{name}/json")
+    return json.loads(body) if st == 200 else None
+
+
+def ensure_running(fleet, h):
+    """The long-running container CTR on h (pulled from the fleet registry),
+    made through the admin context unless an earlier test made it."""
+    c = inspect(h, CTR)
+    if c is None:
+        fleet.cli.ok("-c", h.name, "pull", fleet.image, timeout=60)
+        fleet.cli.ok("-c", h.name, "run", "-d", "--name", CTR, fleet.image, "sleep", "3600")
+    elif not c["State"]["Running"]:
+        fleet.cli.ok("-c", h.name, "start", CTR)
+    c = inspect(h, CTR)
+    assert c["State"]["Running"], c["State"]
+    return c
+
+
+def exec_create(h, ctx, cmd):
+    st, body = tls_api(h, ctx, "POST", f"/containers/{CTR}/exec",
+                       {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+    assert st == 201, (st, body[:300])
+    return json.loads(body)["Id"]
+
+
+def pids_in_pidns_of(pid, argv):
+    """Processes running argv (exactly) in the pid namespace of pid."""
+    want = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")[:-1]
+            if cmd == argv and os.stat(f"/proc/{d}/ns/pid").st_ino == want:
+                out.append(int(d))
+        except OSError:
+            continue
+    return out
+
+
+def lines_by_context(text):
+    """{context: [rest of line]} for output lines prefixed with a context name."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*\[?(fleet-\d\d)\]?[:\s|]\s*(.*)$", line)
+        if m:
+            out.setdefault(m.group(1), []).append(m.group(2))
+    return out
+
+
+# ---- the fleet itself ----------------------------------------------------------
 
 
 def test_fleet_hosts_each_in_own_namespace_and_reachable(fleet):
@@ -47,3 +178,310 @@ def test_fleet_hosts_each_in_own_namespace_and_reachable(fleet):
     for h in fleet.hosts:
         v = fleet.cli.json("-c", h.name, "version", "--format", "json")
         assert v["Server"]["Version"], v
+
+
+# ---- enrollment --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ops(fleet, feat):
+    """A CLI holding contexts fleet-01..fleet-20 for an operator identity of
+    its own on each host, enrolled with a token per host (context create
+    --token: the key is made here and never leaves).  Until enrollment is in
+    the tree the contexts use the admin cert, so fan-out is still tested."""
+    cli = Berth(mktemp_dir("fleet-ops-"))
+    cli.tokens = {}
+    if feat.enroll:
+        with ThreadPoolExecutor(4) as pool:
+            toks = pool.map(lambda h: make_token(fleet, h, f"op-{h.index:02d}"), fleet.hosts)
+            cli.tokens = dict(zip((h.name for h in fleet.hosts), toks))
+        for h in fleet.hosts:
+            cli.ok("context", "create", h.name, "--token", cli.tokens[h.name])
+    else:
+        for h in fleet.hosts:
+            cli.ok("context", "create", h.name, "--host", h.host, "--tls-dir", fleet.ca)
+    return cli
+
+
+def ctx_tls_dir(cli, name):
+    """The directory of a stored context's ca.pem, cert.pem and key.pem."""
+    key = next((cli.config / "contexts" / name).rglob("key.pem"))
+    assert {"ca.pem", "cert.pem"} <= {f.name for f in key.parent.iterdir()}, key.parent
+    return key.parent
+
+
+def trust_entries(h):
+    st, body = unix_call(h.sock, "GET", "/_berth/trust")
+    assert st == 200, (st, body[:300])
+    js = json.loads(body)
+    return js if isinstance(js, list) else next(v for v in js.values() if isinstance(v, list))
+
+
+def field(entry, key):
+    return entry.get(key, entry.get(key.lower()))
+
+
+def test_enroll_each_host_with_a_token(fleet, feat, ops):
+    need(feat.enroll, "berth context create --token")
+    for h in fleet.hosts:
+        mine = [e for e in trust_entries(h) if field(e, "Name") == f"op-{h.index:02d}"]
+        assert len(mine) == 1, (h.name, trust_entries(h))
+        assert field(mine[0], "Role") == "operator", mine
+        # the enrolled cert works on its own host, and is refused by another
+        # (each daemon's trust store knows only its own identities)
+        ops.ok("-c", h.name, "ps")
+    tls = ctx_tls_dir(ops, fleet.hosts[0].name)
+    assert (tls / "key.pem").stat().st_mode & 0o777 == 0o600
+    p = ops.run("-H", fleet.hosts[1].host, "--tls-dir", tls, "ps")
+    assert p.returncode == 125, (p.returncode, p.out, p.err)
+
+
+def test_token_replayed_wrong_or_expired_is_refused(fleet, feat, ops):
+    need(feat.enroll, "berth context create --token")
+    cli = Berth(mktemp_dir("fleet-replay-"))
+    used = ops.tokens[fleet.hosts[0].name]
+    p = cli.run("context", "create", "again", "--token", used)
+    assert p.returncode != 0 and "token" in p.err.lower(), (p.returncode, p.err)
+    h = fleet.hosts[1]
+    fresh = make_token(fleet, h, "late", "viewer", expires="1s")
+    deadline = time.time() + 1.5
+    while time.time() < deadline:  # the token's lifetime has to pass: wall-clock, not a race
+        time.sleep(deadline - time.time())
+    p = cli.run("context", "create", "late", "--token", fresh)
+    assert p.returncode != 0 and "token" in p.err.lower(), (p.returncode, p.err)
+    wrong = make_token(fleet, h, "wrong", "viewer")
+    body = json.loads(base64.urlsafe_b64decode(wrong[len("berth1-"):] + "=="))
+    body["s"] = "0" * 64
+    forged = "berth1-" + base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+    p = cli.run("context", "create", "wrong", "--token", forged)
+    assert p.returncode != 0 and "token" in p.err.lower(), (p.returncode, p.err)
+    names = [field(e, "Name") for e in trust_entries(h)]
+    assert "late" not in names and "wrong" not in names, names
+    assert "again" not in cli.run("context", "ls").out
+
+
+# ---- fan-out -------------------------------------------------------------------
+
+
+def test_fanout_pull_run_exec_ps_across_the_fleet(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    names = {h.name for h in fleet.hosts}
+    p = ops.ok("-c", "fleet-*", "pull", fleet.image, timeout=120)
+    assert set(lines_by_context(p.out)) == names, p.out
+    p = ops.ok("-c", "fleet-*", "run", "-d", "--name", CTR, fleet.image, "sleep", "3600",
+               timeout=60)
+    got = lines_by_context(p.out)
+    assert set(got) == names, p.out
+    for h in fleet.hosts:
+        c = inspect(h, CTR)
+        assert c and c["State"]["Running"] and c["Id"].startswith(got[h.name][0].strip()), c
+    p = ops.ok("-c", "fleet-*", "exec", CTR, "uptime", timeout=60)
+    got = lines_by_context(p.out)
+    assert set(got) == names, p.out
+    assert all("load average" in " ".join(v) for v in got.values()), p.out
+    res = ops.json("-c", "fleet-*", "ps", "--format", "json")
+    assert sorted(r["Context"] for r in res) == sorted(names), res
+    for r in res:
+        assert r["ExitCode"] == 0 and not r.get("Error"), r
+        assert any(f"/{CTR}" in c.get("Names", []) or c.get("Names") == CTR
+                   for c in r["Result"]), r
+    p = ops.ok("-c", "fleet-*", "ps")
+    assert "CONTEXT" in p.out.splitlines()[0], p.out
+    assert sum(1 for line in p.out.splitlines()[1:] if CTR in line) == FLEET_SIZE, p.out
+
+
+def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda h: ensure_running(fleet, h), fleet.hosts))
+    victim = fleet.hosts[6]
+    marker = [b"sleep", b"3"]
+    cmd = [ops.path, "-c", "fleet-*", "exec", CTR, "sh", "-c", "sleep 3; echo done"]
+    proc = subprocess.Popen(cmd, env=ops.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        init = inspect(victim, CTR)["State"]["Pid"]
+        wait_for(lambda: pids_in_pidns_of(init, marker), 20, f"the exec on {victim.name}")
+        victim.crash()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if victim.proc.poll() is not None:
+            victim.restart()
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    assert proc.returncode != 0, (out, err)
+    got = lines_by_context(out)
+    done = {n for n, lines in got.items() if "done" in lines}
+    assert done == {h.name for h in fleet.hosts} - {victim.name}, (out, err)
+    assert victim.name in err, err
+    others = [h.name for h in fleet.hosts if h is not victim]
+    assert not any(n in err for n in others), err
+
+
+# ---- roles and revocation ------------------------------------------------------
+
+
+def test_viewer_cannot_exec_not_even_with_a_handcrafted_upgrade(fleet, feat):
+    need(feat.trust, "berth trust")
+    h = fleet.hosts[2]
+    ensure_running(fleet, h)
+    tls = issue_cert(fleet, "watcher")
+    trust_cert(fleet, h, "watcher", tls, "viewer")
+    v = Berth(mktemp_dir("fleet-viewer-"))
+    v.ok("context", "create", "v", "--host", h.host, "--tls-dir", tls)
+    assert CTR in v.ok("-c", "v", "ps").out  # reading is allowed
+    p = v.run("-c", "v", "exec", CTR, "touch", "/tmp/pwned")
+    assert p.returncode != 0, p.out
+    assert "needs role operator" in p.err and "watcher is viewer" in p.err, p.err
+    # an exec the admin made; the viewer tries to start it by upgrading itself
+    admin = ctx_for(fleet.ca)
+    eid = exec_create(h, admin, ["touch", "/tmp/pwned"])
+    for path in (f"/exec/{eid}/ws", f"/v1.43/exec/{eid}/ws"):
+        with pytest.raises(HandshakeError) as e:
+            tls_ws(h.addr, ctx_for(tls), path).close()
+        assert e.value.status == 403, e.value
+        assert b"needs role operator" in e.value.body, e.value.body
+    st, body = unix_call(h.sock, "GET", f"/exec/{eid}/json")
+    assert st == 200 and json.loads(body)["Pid"] == 0, body  # never started
+    p = fleet.cli.run("-c", h.name, "exec", CTR, "test", "-e", "/tmp/pwned")
+    assert p.returncode == 1, (p.returncode, p.err)
+
+
+def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet, feat):
+    need(feat.trust, "berth trust")
+    h = fleet.hosts[3]
+    ensure_running(fleet, h)
+    tls = issue_cert(fleet, "leaver")
+    trust_cert(fleet, h, "leaver", tls, "operator")
+    ctx = ctx_for(tls)
+    eid = exec_create(h, ctx, ["sh", "-c", "echo ready; exec sleep 60"])
+    s = Session(tls_ws(h.addr, ctx, f"/exec/{eid}/ws"))
+    try:
+        s.pump(until=lambda s: b"ready" in s.out[STDOUT])
+        fleet.cli.ok("-c", h.name, "trust", "revoke", "leaver")
+        t0 = time.monotonic()
+        s.ws.sock.settimeout(1.0)
+        with pytest.raises((Closed, ConnectionError, ssl.SSLError, OSError)) as e:
+            s.pump()  # an exit frame would mean the stream outlived the revoke
+        closed = time.monotonic() - t0
+        assert not isinstance(e.value, TimeoutError), "stream still open 1s after revoke"
+        refused = None
+        try:
+            st, body = tls_api(h, ctx, "GET", "/_ping")
+            refused = st == 403 or st == 401
+        except (ssl.SSLError, ConnectionError, OSError):
+            refused = True
+        elapsed = time.monotonic() - t0
+    finally:
+        s.ws.sock.close()
+    assert refused, "a new connection of the revoked identity was served"
+    assert elapsed < 1.0, f"closed after {closed:.3f}s, refused after {elapsed:.3f}s"
+    print(f"revoke: stream closed {closed * 1000:.0f} ms, new connection refused "
+          f"{elapsed * 1000:.0f} ms after the CLI returned")
+    names = {field(e, "Name"): e for e in trust_entries(h)}
+    assert field(names["leaver"], "Revoked") is True, names["leaver"]
+
+
+def test_expired_client_cert_fails_saying_so(fleet, feat):
+    need(False, "the client naming its own expired cert (client/http.c change pending)")
+    h = fleet.hosts[4]
+    tls = issue_cert(fleet, "old", days=-1)
+    if feat.trust:  # trusted by name: only the expiry may refuse it
+        fleet.cli.run("-c", h.name, "trust", "add", "old", "--cert", tls / "cert.pem")
+    p = Berth(mktemp_dir("fleet-old-")).run("-H", h.host, "--tls-dir", tls, "ps")
+    assert p.returncode == 125, (p.returncode, p.out, p.err)
+    assert "expired" in p.err, p.err
+    assert "expired" in h.log_text()
+
+
+# ---- safe context selection, CI without files ------------------------------------
+
+
+def test_protected_context_refuses_rm_unless_named_with_c(fleet, feat):
+    need(feat.protected, "berth context create --protected")
+    h = fleet.hosts[7]
+    ensure_running(fleet, h)
+    fleet.cli.ok("-c", h.name, "run", "-d", "--name", "keep", fleet.image, "sleep", "3600")
+    p = Berth(mktemp_dir("fleet-prod-"))
+    p.ok("context", "create", "prod", "--host", h.host, "--tls-dir", fleet.ca, "--protected")
+    p.ok("context", "use", "prod")
+    for env in (None, {"BERTH_CONTEXT": "prod"}):
+        r = p.run("rm", "-f", "keep", env=env)
+        assert r.returncode == 1, (r.returncode, r.out, r.err)
+        assert '"prod"' in r.err and h.host in r.err and "-c prod" in r.err, r.err
+        assert inspect(h, "keep") is not None
+    if feat.fanout:
+        r = p.run("-c", "pro*", "rm", "-f", "keep")
+        assert r.returncode == 1 and '"prod"' in r.err, (r.returncode, r.err)
+        assert inspect(h, "keep") is not None
+    p.ok("-c", "prod", "rm", "-f", "keep")
+    assert inspect(h, "keep") is None
+
+
+@pytest.fixture
+def readonly_empty_home():
+    d = mktemp_dir("ro-home-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0555", "tmpfs", d],
+                   check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d], check=True)
+
+
+def test_context_bundle_with_a_readonly_empty_home(fleet, feat, ops, readonly_empty_home):
+    need(feat.bundle, "BERTH_CONTEXT_BUNDLE")
+    h = fleet.hosts[8]
+    ensure_running(fleet, h)
+    exported = mktemp_dir("fleet-bundle-") / "ctx"
+    ops.ok("context", "export", h.name, exported)
+    bundle = base64.b64encode(exported.read_bytes()).decode()
+    exported.unlink()  # the bundle is all there is: no file holds the key now
+    env = scrubbed_env(HOME=readonly_empty_home, BERTH_CONTEXT_BUNDLE=bundle)
+    for args, want in ((["ps"], CTR), (["exec", CTR, "uptime"], "load average"),
+                       (["-c", h.name, "version"], "Server")):
+        r = subprocess.run([ops.path] + args, env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        assert r.returncode == 0, (args, r.returncode, r.stderr.decode(errors="replace"))
+        assert want in out, (args, out)
+    assert os.listdir(readonly_empty_home) == []
+
+
+# ---- the fan-out benchmark (bench/fleet runs this with more runs) ----------------
+
+BENCH_RUNS = int(os.environ.get("BERTH_FLEET_BENCH_RUNS", "5"))
+
+
+def median_seconds(cli, args, runs):
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        cli.ok(*args)
+        times.append(time.monotonic() - t0)
+    return statistics.median(times)
+
+
+def test_fanout_ps_time_over_1_10_20_hosts(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    sels = (("1 host (-c fleet-01)", "fleet-01", 1),
+            ("10 hosts (-c 'fleet-0*,fleet-10')", "fleet-0*,fleet-10", 10),
+            ("20 hosts (-c 'fleet-*')", "fleet-*", 20))
+    rows = []
+    for label, sel, n in sels:
+        p = ops.ok("-c", sel, "ps", "--format", "json")
+        got = json.loads(p.out)
+        got = got if isinstance(got, list) else [got]
+        assert n == 1 or len(got) == n, (sel, got)
+        ops.ok("-c", sel, "ps")  # warm-up
+        rows.append((label, median_seconds(ops, ["-c", sel, "ps"], BENCH_RUNS)))
+    one = rows[0][1]
+    print(f"\n| `berth ps` over (median of {BENCH_RUNS}, {os.cpu_count()} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}) | ms | × one host |\n|---|---|---|")
+    for label, t in rows:
+        print(f"| {label} | {t * 1000:.1f} | {t / one:.2f} |")
+    # Goal (issue 6): 20 hosts <= 2x one host; reported by bench/fleet, not
+    # asserted on a shared machine.  Asserted: the hosts are asked
+    # concurrently (one after the other would be about 20x).
+    assert rows[2][1] < 10 * one, rows

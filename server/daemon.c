@@ -297,6 +297,7 @@ static void cleanup(struct srv_server *srv)
 	if (srv->ctrs)
 		ctr_mgr_stop(srv->ctrs);
 	srv_lws_stop(srv);
+	srv_trust_stop(srv); /* after the pool: no flush job left */
 	if (srv->ctrs)
 		ctr_mgr_close(srv->ctrs);
 	srv->ctrs = NULL;
@@ -317,6 +318,7 @@ static int start(struct srv_server *srv, struct bh_err *err)
 		return -1;
 	raise_fd_limit();
 	if (prepare_dirs(srv, err) < 0 || pid_file_check(srv, err) < 0 ||
+	    srv_trust_start(srv, err) < 0 ||
 	    containers_open(srv, err) < 0 || prepare_unix_sockets(srv, err) < 0 ||
 	    signals_setup(srv, err) < 0 || srv_lws_start(srv, err) < 0)
 		return -1;

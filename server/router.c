@@ -39,6 +39,10 @@ const struct srv_route srv_routes[] = {
     {SRV_POST, "/commit", srv_h_commit, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/_berth/store/check", srv_h_store_check, 0, SRV_ROLE_VIEWER},
+    /* trust management (h_trust.c) */
+    {SRV_GET, "/_berth/trust", srv_h_trust_list, 0, SRV_ROLE_ADMIN},
+    {SRV_POST, "/_berth/trust", srv_h_trust_add, 0, SRV_ROLE_ADMIN},
+    {SRV_DELETE, "/_berth/trust/{name_or_fp}", srv_h_trust_revoke, 0, SRV_ROLE_ADMIN},
     /* image names with '/' (registry/repo:tag): joined into {name} (h_images_archive.c) */
     {SRV_GET, "/images/{n1}/{n2}/json", srv_h_image_inspect_path, 0, SRV_ROLE_VIEWER},
     {SRV_GET, "/images/{n1}/{n2}/{n3}/json", srv_h_image_inspect_path, 0, SRV_ROLE_VIEWER},
@@ -208,6 +212,21 @@ static void reply_bad_method(struct srv_req *req)
 	srv_reply_json(req, 405, json_pack("{s:s}", "message", "method not allowed"));
 }
 
+/* THE role check of REST routes, before the body is read or a handler runs. */
+static int gate(struct srv_req *req, const struct srv_route *route)
+{
+	char what[128];
+	struct bh_err err;
+
+	bh_err_clear(&err);
+	snprintf(what, sizeof(what), "%s %s", srv_method_name(req->method), req->path);
+	if (srv_authorize(req->srv, &req->id, route->role, what, &err) == 0)
+		return 0;
+	bh_info("%s (%s): %s", req->id.text, req->id.addr, err.msg);
+	srv_reply_error(req, &err);
+	return -1;
+}
+
 int srv_route_resolve(struct srv_req *req)
 {
 	const struct srv_route *route = NULL, *table;
@@ -233,6 +252,8 @@ int srv_route_resolve(struct srv_req *req)
 		break;
 	}
 	req->route = route;
+	if (gate(req, route) < 0)
+		return -1;
 	req->body.max = route->body_max & ~SRV_BODY_SPOOL;
 	if (req->body.max == 0)
 		req->body.max = SRV_BODY_MAX_DEFAULT;

@@ -168,6 +168,7 @@ struct srv_identity {
 
 /* Called on the lws thread when the client goes away before the response
  * ended (a stream's producer stops here). */
+	bool self_signed;     /* tls: an enrollment client (no trust-store entry) */
 typedef void (*srv_close_fn)(struct srv_req *req, void *arg);
 
 struct srv_header {
@@ -317,6 +318,10 @@ int srv_h_container_delete(struct srv_req *req, struct bh_err *err);
 #define SRV_IMAGE_LOAD_MAX ((size_t)8 * 1024 * 1024 * 1024) /* /images/load bodies */
 int srv_h_image_load(struct srv_req *req, struct bh_err *err);
 int srv_h_image_list(struct srv_req *req, struct bh_err *err);
+/* h_trust.c (admin) */
+int srv_h_trust_list(struct srv_req *req, struct bh_err *err);
+int srv_h_trust_add(struct srv_req *req, struct bh_err *err);
+int srv_h_trust_revoke(struct srv_req *req, struct bh_err *err);
 int srv_h_image_inspect(struct srv_req *req, struct bh_err *err);
 int srv_h_image_delete(struct srv_req *req, struct bh_err *err);
 /* h_registry.c: pull (POST /images/create), push, tag, login (POST /auth) */
@@ -374,9 +379,10 @@ int srv_ws_send(struct srv_ws *ws, const void *data, size_t len, bool binary);
 int srv_ws_writeable(struct srv_ws *ws);
 void srv_ws_closed(struct srv_ws *ws);
 /* FILTER_PROTOCOL_CONNECTION: 0 lets the upgrade go on; 1 refuses it (an
- * HTTP error with a JSON body has then been written when the route's check
- * failed). */
-int srv_ws_filter(struct lws *wsi, struct srv_server *srv, const char *uri);
+ * HTTP error with a JSON body has then been written when the role gate or
+ * the route's check failed).  id: the caller (srv_authorize refreshes it). */
+int srv_ws_filter(struct lws *wsi, struct srv_server *srv, struct srv_identity *id,
+                  const char *uri);
 
 /* ---- TLS (tls.c) ---------------------------------------------------------- */
 /* Checks ca.pem, server-cert.pem, server-key.pem in dir (readable, parseable,
@@ -384,7 +390,15 @@ int srv_ws_filter(struct lws *wsi, struct srv_server *srv, const char *uri);
 int srv_tls_check_dir(const char *dir, struct bh_err *err);
 /* The client-certificate verdict for LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
  * 0 accepts, 1 rejects.  x509_ctx is the X509_STORE_CTX. */
-int srv_tls_verify(void *x509_ctx, int preverify_ok);
+int srv_tls_verify(struct srv_server *srv, void *x509_ctx, int preverify_ok);
+/* SHA-256 of an X509's DER, lowercase hex (what the trust store keys on). */
+int srv_tls_cert_fingerprint(void *x509, char out[65]);
+struct srv_trust_entry;
+/* The first certificate of a PEM text (at most 64 KiB), checked as the
+ * handshake will check it against TLS_DIR/ca.pem (clientAuth, not expired)
+ * unless tls_dir is NULL: fills e->fingerprint and e->expires, and cn. */
+int srv_tls_cert_entry(const char *tls_dir, const char *pem, size_t len,
+                       struct srv_trust_entry *e, char cn[256], struct bh_err *err);
 /* Identity of the peer of a TLS connection, from its certificate. */
 int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err);
 /* Loads new server cert, key and CA from dir once and installs them into
@@ -430,7 +444,8 @@ int srv_trust_token_add(struct srv_trust *t, const struct srv_token *tok,
 int srv_trust_token_take(struct srv_trust *t, const uint8_t secret_sha256[32],
                          struct srv_token *out, struct bh_err *err);
 bool srv_trust_tokens_pending(struct srv_trust *t);
-/* Is a last_seen write due (dirty, and the last write >= 60 s ago)? */
+/* Is a last_seen write due (dirty, and the last write >= 60 s ago)?  A
+ * true answer claims it: the caller must then call srv_trust_flush. */
 bool srv_trust_flush_due(struct srv_trust *t, int64_t now);
 /* Writes the store now (last_seen included). */
 int srv_trust_flush(struct srv_trust *t, struct bh_err *err);
@@ -450,6 +465,18 @@ struct srv_listener {
 };
 
 struct srv_server {
+/* authz.c: the store in the daemon and THE gate. */
+/* Opens DATA_ROOT/trust.json into srv->trust; on first start enters
+ * TLS_DIR/cert.pem (from `berth certs init`) as admin. */
+int srv_trust_start(struct srv_server *srv, struct bh_err *err);
+void srv_trust_stop(struct srv_server *srv);
+/* Before any handler (REST) and any WebSocket upgrade: refreshes id's name
+ * and role from the store (a revoked identity fails here even on a
+ * connection opened before) and checks role >= need.  EACCES (403):
+ * "<what> needs role operator; alice is viewer".  Lws thread. */
+int srv_authorize(struct srv_server *srv, struct srv_identity *id, enum srv_role need,
+                  const char *what, struct bh_err *err);
+
 	struct srv_config cfg;
 	struct lws_context *ctx;
 	struct srv_listener listeners[SRV_MAX_LISTENERS];
@@ -475,9 +502,11 @@ struct srv_server {
 int srv_lws_start(struct srv_server *srv, struct bh_err *err);
 int srv_lws_run(struct srv_server *srv);
 void srv_lws_stop(struct srv_server *srv);
-/* Any thread: closes every connection (REST keep-alive, long responses,
- * WebSocket streams) whose client certificate has fingerprint fp, on the
- * lws thread (at once when called there). */
+/* Any thread: closes every TLS connection (REST keep-alive, long responses,
+ * WebSocket streams) whose client certificate has fingerprint fp, or, with
+ * fp NULL, every one whose certificate the trust store no longer trusts
+ * (after a revoke by name).  Handed to the lws thread via the pool: done
+ * within one loop iteration. */
 void srv_conns_close_fingerprint(struct srv_server *srv, const char *fp);
 /* SIGHUP: reload TLS material into every TCP listener. */
 void srv_reload_tls(struct srv_server *srv);

@@ -233,14 +233,25 @@ static int ws_uri(struct lws *wsi, char *uri, size_t size)
 	return lws_hdr_copy(wsi, uri, (int)size, WSI_TOKEN_GET_URI) > 0 ? 0 : -1;
 }
 
-static int on_ws_filter(struct lws *wsi)
+static int on_ws_filter(struct lws *wsi, struct srv_conn *conn)
 {
 	char uri[SRV_PATH_MAX];
+	struct srv_conn scratch;
+	struct bh_err err;
 
 	if (ws_uri(wsi, uri, sizeof(uri)) < 0)
 		return 1; /* no URI: refuse the upgrade */
-	/* Unknown URI, exec or container: refused with the HTTP error. */
-	return srv_ws_filter(wsi, server_of(wsi), uri);
+	if (conn == NULL) {
+		memset(&scratch, 0, sizeof(scratch));
+		conn = &scratch;
+	}
+	bh_err_clear(&err);
+	if (conn_identity(wsi, conn, &err) < 0) {
+		bh_warn("websocket %s: %s", uri, err.msg);
+		return 1;
+	}
+	/* Unknown URI, role, exec or container: refused with the HTTP error. */
+	return srv_ws_filter(wsi, server_of(wsi), &conn->id, uri);
 }
 
 static int on_ws_established(struct lws *wsi, struct srv_conn *conn)
@@ -299,6 +310,93 @@ static int on_ws(struct lws *wsi, enum lws_callback_reasons reason, struct srv_c
 	}
 }
 
+/* ---- revocation: closing an identity's connections ---------------------------- */
+
+/* fp: the fingerprint to cut off, or "" for every connection whose
+ * certificate the store no longer trusts. */
+static bool conn_matches(struct srv_server *srv, const struct srv_identity *id, const char *fp)
+{
+	struct bh_err err;
+
+	if (id->is_unix || id->fingerprint[0] == '\0')
+		return false;
+	if (fp[0] != '\0')
+		return strcmp(id->fingerprint, fp) == 0;
+	if (id->self_signed || srv->trust == NULL)
+		return false;
+	return srv_trust_check(srv->trust, id->fingerprint, NULL, &err) < 0;
+}
+
+/* LWS_CALLBACK_USER from close_fingerprint(): runs for every connection of
+ * a TCP vhost (idle keep-alives, requests in progress, long responses and
+ * WebSocket streams alike; the listening socket has no conn). */
+static void close_if_matching(struct lws *wsi, struct srv_conn *conn, const char *fp)
+{
+	struct srv_listener *l = listener_of(wsi);
+	struct srv_identity id;
+	struct bh_err err;
+
+	if (conn == NULL || fp == NULL || l == NULL || l->spec.kind != SRV_LISTEN_TCP)
+		return;
+	if (conn->id_known)
+		id = conn->id;
+	else if (srv_tls_identity(wsi, &id, &err) < 0)
+		return; /* not past the handshake yet: it is checked there */
+	if (!conn_matches(server_of(wsi), &id, fp))
+		return;
+	bh_info("%s (%s): closing the connection, identity no longer trusted", id.text, id.addr);
+	/* Asynchronously: lws is iterating its connections right now. */
+	lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+static void close_fingerprint(struct srv_server *srv, const char *fp)
+{
+	static const char *const names[] = {"http", "berth.stream.v1"};
+
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct lws_vhost *vh = srv->listeners[i].vh;
+		if (vh == NULL || srv->listeners[i].spec.kind != SRV_LISTEN_TCP)
+			continue;
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+			const struct lws_protocols *p = lws_vhost_name_to_protocol(vh, names[k]);
+			if (p != NULL)
+				lws_callback_all_protocol_vhost_args(vh, p, LWS_CALLBACK_USER,
+				                                     (void *)fp, 0);
+		}
+	}
+}
+
+struct close_job {
+	struct srv_server *srv;
+	char fp[65];
+};
+
+static void close_job_done(void *arg, int rc, const struct bh_err *err)
+{
+	struct close_job *j = arg;
+
+	(void)rc;
+	(void)err;
+	if (j->srv->ctx != NULL)
+		close_fingerprint(j->srv, j->fp);
+	free(j);
+}
+
+void srv_conns_close_fingerprint(struct srv_server *srv, const char *fp)
+{
+	struct close_job *j;
+
+	if (srv == NULL || srv->pool == NULL)
+		return;
+	/* Through the pool's done queue: from a worker this is how work
+	 * reaches the lws thread; from the lws thread it runs at the next
+	 * drain, a moment later, outside whatever callback called us. */
+	j = bh_calloc(1, sizeof(*j));
+	j->srv = srv;
+	bh_strlcpy(j->fp, fp != NULL ? fp : "", sizeof(j->fp));
+	srv_pool_submit(srv->pool, NULL, close_job_done, j);
+}
+
 /* ---- the protocols ------------------------------------------------------------- */
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -308,7 +406,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	switch ((int)reason) {
 	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
-		return srv_tls_verify(user, (int)len);
+		return srv_tls_verify(wsi ? server_of(wsi) : NULL, user, (int)len);
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		if (creating != NULL)
 			creating->ssl_ctx = user;
@@ -336,7 +434,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		on_http_closed(conn);
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return on_ws_filter(wsi);
+		return on_ws_filter(wsi, conn);
+	case LWS_CALLBACK_USER:
+		close_if_matching(wsi, conn, in);
+		return 0;
 	default:
 		if (conn && on_ws(wsi, reason, conn, in, len) < 0)
 			return -1;
@@ -377,14 +478,21 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 static const struct lws_protocols protocols[] = {
-    {.name = "http", .callback = http_callback, .per_session_data_size = sizeof(struct srv_conn)},
+    /* tx_packet_size: lws 4.1.6 sends at most this much (else 4 KiB) per
+     * write and queues the rest in a malloc'd buffer drained 4 KiB per
+     * POLLOUT; a stream's frame goes out in one SSL_write instead. */
+    {.name = "http",
+     .callback = http_callback,
+     .per_session_data_size = sizeof(struct srv_conn),
+     .tx_packet_size = SRV_WS_TX_PACKET},
     /* docs/streams.md: a client may offer this subprotocol; lws refuses an
      * upgrade whose offered names match no entry.  The same callback serves
      * it: the upgrade gets a fresh srv_conn (identity is read again in
      * ESTABLISHED) and dispatches on the URI like protocols[0]. */
     {.name = "berth.stream.v1",
      .callback = http_callback,
-     .per_session_data_size = sizeof(struct srv_conn)},
+     .per_session_data_size = sizeof(struct srv_conn),
+     .tx_packet_size = SRV_WS_TX_PACKET},
     {.name = "berth-signal", .callback = signal_callback},
     /* attach sockets of exec/attach streams (stream.c) */
     {.name = "berth-stream", .callback = stream_callback},
@@ -471,7 +579,7 @@ static int create_context(struct srv_server *srv, struct bh_err *err)
 	info.user = srv;
 	info.server_string = "berth/" BERTH_VERSION;
 	info.count_threads = 1;
-	info.timeout_secs = 30;
+	info.timeout_secs = 7;
 	srv->ctx = lws_create_context(&info);
 	if (srv->ctx == NULL)
 		return bh_err_set(err, EIO, "cannot create the libwebsockets context");
@@ -511,6 +619,8 @@ static void vhost_info(struct srv_listener *l, struct lws_context_creation_info 
 		return;
 	}
 	info->port = l->spec.port;
+	info->timeout_secs = 7; /* FAULTPROBE */
+	info->timeout_secs_ah_idle = 4; /* FAULTPROBE */
 	/* An IPv4 address on lws's default IPv6 socket is silently ignored and
 	 * the port opens on every interface: use an IPv4 socket for IPv4. */
 	if (strchr(l->spec.host, ':') == NULL)

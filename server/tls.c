@@ -224,18 +224,67 @@ static void reject_log(X509_STORE_CTX *xctx, const char *why)
 	bh_warn("tls: client certificate from %s rejected: %s (subject %s)", peer, why, subject);
 }
 
-int srv_tls_verify(void *x509_ctx, int preverify_ok)
+/* Enrollment: a self-signed client certificate (the throwaway one of
+ * `berth context create --token`) gets through only while a token waits; the
+ * gate then lets it reach the SRV_ROLE_ENROLL routes and nothing else. */
+static bool enroll_open(struct srv_server *srv)
+{
+	return srv != NULL && srv->trust != NULL && srv_trust_tokens_pending(srv->trust);
+}
+
+int srv_tls_cert_fingerprint(void *x509, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (X509_digest(x509, EVP_sha256(), md, &n) != 1 || n != 32)
+		return -1;
+	bh_hex(md, 32, out);
+	return 0;
+}
+
+/* Authorization comes from the trust store, not from "signed by our CA":
+ * a CA-valid certificate that is unknown, revoked or expired in the store
+ * is refused here, during the handshake. */
+static int trust_verdict(struct srv_server *srv, X509_STORE_CTX *xctx, X509 *cert)
+{
+	char fp[65];
+	struct bh_err err;
+
+	if (srv == NULL || srv->trust == NULL)
+		return 0; /* no store (unit tests): the CA decides */
+	if (srv_tls_cert_fingerprint(cert, fp) < 0) {
+		reject_log(xctx, "cannot compute the fingerprint");
+		return 1;
+	}
+	bh_err_clear(&err);
+	if (srv_trust_check(srv->trust, fp, NULL, &err) < 0) {
+		reject_log(xctx, err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+int srv_tls_verify(struct srv_server *srv, void *x509_ctx, int preverify_ok)
 {
 	X509_STORE_CTX *xctx = x509_ctx;
+	int depth = X509_STORE_CTX_get_error_depth(xctx);
+	bool self_signed = X509_STORE_CTX_get_error(xctx) == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT;
 	X509 *cert;
 
+	if (depth == 0 && self_signed) {
+		if (enroll_open(srv))
+			return 0;
+		reject_log(xctx, "self-signed certificate and no enrollment token pending");
+		return 1;
+	}
 	/* STACK.md's trap: lws accepts foreign-CA and expired certs unless this
 	 * callback turns OpenSSL's verdict into a rejection. */
 	if (!preverify_ok) {
 		reject_log(xctx, X509_verify_cert_error_string(X509_STORE_CTX_get_error(xctx)));
 		return 1;
 	}
-	if (X509_STORE_CTX_get_error_depth(xctx) != 0)
+	if (depth != 0)
 		return 0;
 	cert = X509_STORE_CTX_get_current_cert(xctx);
 	/* A server certificate of the same CA must not log in as a client:
@@ -245,7 +294,7 @@ int srv_tls_verify(void *x509_ctx, int preverify_ok)
 		reject_log(xctx, "extended key usage does not allow clientAuth");
 		return 1;
 	}
-	return 0;
+	return trust_verdict(srv, xctx, cert);
 }
 
 static void sanitize(char *s)
@@ -289,6 +338,85 @@ int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *er
 	}
 	r = identity_from_der(der, (size_t)len, id, err);
 	OPENSSL_free(der);
+	/* let through by srv_tls_verify only while enrollment is open */
+	id->self_signed = SSL_get_verify_result(ssl) == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT;
 	srv_peer_address(SSL_get_fd(ssl), id->addr, sizeof(id->addr));
 	return r;
+}
+
+/* The first certificate of a PEM text, checked the way the handshake will
+ * check it (chain to TLS_DIR/ca.pem, purpose clientAuth) so that nothing is
+ * trusted that could never connect. */
+static int cert_chain_check(const char *tls_dir, X509 *cert, struct bh_err *err)
+{
+	cleanup_free char *ca = bh_path_join(tls_dir, "ca.pem");
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = -1;
+
+	ERR_clear_error();
+	if (store == NULL || ctx == NULL || X509_STORE_load_file(store, ca) != 1)
+		bh_err_set(err, EIO, "CA %s: %s", ca, ssl_reason());
+	else if (X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 ||
+	         X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1)
+		bh_err_set(err, ENOMEM, "certificate check: out of memory");
+	else if (X509_verify_cert(ctx) != 1)
+		bh_err_set(err, EINVAL, "certificate not accepted by this daemon's CA: %s",
+		           X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	else if (!(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
+	         !(X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT))
+		bh_err_set(err, EINVAL, "certificate is not for clients (no clientAuth usage)");
+	else
+		rc = 0;
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return rc;
+}
+
+static int cert_entry_fill(X509 *cert, struct srv_trust_entry *e, char cn[256],
+                           struct bh_err *err)
+{
+	unsigned char *der = NULL;
+	struct pki_cert_info info;
+	int len = i2d_X509(cert, &der);
+
+	if (len <= 0 || len > PEER_CERT_MAX) {
+		OPENSSL_free(der);
+		return bh_err_set(err, EINVAL, "certificate: cannot encode");
+	}
+	memset(&info, 0, sizeof(info));
+	if (pki_cert_info_from_der(der, (size_t)len, &info, err) < 0) {
+		OPENSSL_free(der);
+		return -1;
+	}
+	pki_fingerprint_der(der, (size_t)len, e->fingerprint);
+	OPENSSL_free(der);
+	e->expires = info.not_after;
+	bh_strlcpy(cn, info.common_name, 256);
+	pki_cert_info_free(&info);
+	return 0;
+}
+
+int srv_tls_cert_entry(const char *tls_dir, const char *pem, size_t len,
+                       struct srv_trust_entry *e, char cn[256], struct bh_err *err)
+{
+	BIO *bio;
+	X509 *cert;
+	int rc;
+
+	if (len > PEER_CERT_MAX)
+		return bh_err_set(err, EFBIG, "certificate: over %d bytes", PEER_CERT_MAX);
+	bio = BIO_new_mem_buf(pem, (int)len);
+	ERR_clear_error();
+	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	ERR_clear_error();
+	if (cert == NULL)
+		return bh_err_set(err, EINVAL, "certificate: no PEM certificate");
+	rc = tls_dir != NULL ? cert_chain_check(tls_dir, cert, err) : 0;
+	if (rc == 0)
+		rc = cert_entry_fill(cert, e, cn, err);
+	X509_free(cert);
+	return rc;
 }

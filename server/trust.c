@@ -352,6 +352,8 @@ bool srv_trust_flush_due(struct srv_trust *t, int64_t now)
 
 	pthread_mutex_lock(&t->mu);
 	due = t->seen_dirty && now - t->last_flush >= TRUST_FLUSH_S;
+	if (due)
+		t->last_flush = now; /* claimed: one flush per period, not one per caller */
 	pthread_mutex_unlock(&t->mu);
 	return due;
 }

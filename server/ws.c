@@ -139,15 +139,25 @@ static void filter_reply(struct lws *wsi, const struct bh_err *err)
 	free(body);
 }
 
-int srv_ws_filter(struct lws *wsi, struct srv_server *srv, const char *uri)
+int srv_ws_filter(struct lws *wsi, struct srv_server *srv, struct srv_identity *id,
+                  const char *uri)
 {
 	struct srv_ws probe;
 	struct bh_err err;
+	char what[128];
 
 	memset(&probe, 0, sizeof(probe));
 	bh_err_clear(&err);
 	if (srv_ws_open(&probe, uri, &err) < 0) {
 		bh_err_set(&err, ENOENT, "page not found");
+		filter_reply(wsi, &err);
+		return 1;
+	}
+	/* THE role check (srv_authorize), before the upgrade: a viewer's
+	 * handcrafted upgrade to an exec stream gets 403, not a stream. */
+	snprintf(what, sizeof(what), "websocket %s", probe.route->pattern);
+	if (srv_authorize(srv, id, probe.route->role, what, &err) < 0) {
+		bh_info("%s (%s): %s", id->text, id->addr, err.msg);
 		filter_reply(wsi, &err);
 		return 1;
 	}
