@@ -79,10 +79,13 @@ class UnixHttp(http.client.HTTPConnection):
         self.sock = s
 
 
-def unix_call(sock, method, path):
+def unix_call(sock, method, path, body=None):
     c = UnixHttp(sock)
     try:
-        c.request(method, path)
+        if body is None:
+            c.request(method, path)
+        else:
+            c.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
         r = c.getresponse()
         return r.status, r.read()
     finally:
