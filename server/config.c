@@ -62,6 +62,7 @@ void srv_usage(FILE *out)
 	        "  --insecure-registry HOST[:PORT]  may be reached over plain HTTP "
 	        "(repeatable;\n"
 	        "                      loopback registries always may)\n"
+	        "  --max-cert-days N   longest client certificate enrollment signs (default 90)\n"
 	        "  --config FILE       JSON object with the same keys as these flags\n"
 	        "  --log-level LEVEL   error, warn, info or debug (default info)\n"
 	        "  --help              print this help\n"
@@ -102,6 +103,21 @@ static int set_log_level(struct srv_config *cfg, const char *value, struct bh_er
 	return 0;
 }
 
+int srv_config_max_cert_days(const struct srv_config *cfg)
+{
+	return cfg->max_cert_days > 0 ? cfg->max_cert_days : SRV_MAX_CERT_DAYS_DEFAULT;
+}
+
+static int set_max_cert_days(struct srv_config *cfg, const char *value, struct bh_err *err)
+{
+	long d;
+
+	if (bh_parse_long(value, 1, 36500, &d) < 0)
+		return bh_err_set(err, EINVAL, "max-cert-days \"%s\": want 1..36500 (days)", value);
+	cfg->max_cert_days = (int)d;
+	return 0;
+}
+
 static int add_insecure(struct srv_config *cfg, const char *value, struct bh_err *err)
 {
 	if (cfg->n_insecure >= SRV_MAX_INSECURE)
@@ -135,6 +151,8 @@ static int config_set(struct srv_config *cfg, const char *key, const char *value
 		return set_string(&cfg->certs_d, value);
 	if (strcmp(key, "insecure-registry") == 0)
 		return add_insecure(cfg, value, err);
+	if (strcmp(key, "max-cert-days") == 0)
+		return set_max_cert_days(cfg, value, err);
 	return bh_err_set(err, EINVAL, "unknown option --%s", key);
 }
 
@@ -142,7 +160,7 @@ static bool known_option(const char *key)
 {
 	static const char *const keys[] = {"listen", "tls-dir",   "data-root",   "exec-root",
 	                                   "config", "log-level", "monitor-path",
-	                                   "certs-d", "insecure-registry"};
+	                                   "certs-d", "insecure-registry", "max-cert-days"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -231,6 +249,13 @@ static int json_set_key(struct srv_config *cfg, const char *key, json_t *v, stru
 		return json_set_listen(cfg, v, err);
 	if (strcmp(key, "insecure-registry") == 0)
 		return json_set_insecure(cfg, v, err);
+	if (strcmp(key, "max-cert-days") == 0 && json_is_integer(v)) {
+		char n[32];
+		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(v));
+		return config_set(cfg, key, n, err);
+	}
+	if (strcmp(key, "max-cert-days") == 0)
+		return bh_err_set(err, EINVAL, "\"max-cert-days\" must be an integer");
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		if (strcmp(key, strings[i]) != 0)
 			continue;
@@ -356,6 +381,8 @@ static void merge_flags(struct srv_config *cfg, struct srv_config *flags)
 	}
 	if (flags->log_level >= 0)
 		cfg->log_level = flags->log_level;
+	if (flags->max_cert_days > 0)
+		cfg->max_cert_days = flags->max_cert_days;
 	if (cfg->log_level < 0)
 		cfg->log_level = BH_LOG_INFO;
 	cfg->help = flags->help;

@@ -39,6 +39,10 @@ const struct srv_route srv_routes[] = {
     {SRV_POST, "/commit", srv_h_commit, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/_berth/store/check", srv_h_store_check, 0, SRV_ROLE_VIEWER},
+    /* enrollment (h_enroll.c): tokens, CSR -> certificate, renewal */
+    {SRV_POST, "/_berth/trust/tokens", srv_h_trust_token, 64 * 1024, SRV_ROLE_ADMIN},
+    {SRV_POST, "/_berth/enroll", srv_h_enroll, 64 * 1024, SRV_ROLE_ENROLL},
+    {SRV_POST, "/_berth/renew", srv_h_renew, 64 * 1024, SRV_ROLE_VIEWER},
     /* trust management (h_trust.c) */
     {SRV_GET, "/_berth/trust", srv_h_trust_list, 0, SRV_ROLE_ADMIN},
     {SRV_POST, "/_berth/trust", srv_h_trust_add, 0, SRV_ROLE_ADMIN},

@@ -164,11 +164,11 @@ struct srv_identity {
 	char addr[64];        /* source: "127.0.0.1:5555", "[::1]:5555" or "unix" */
 	char name[64];        /* trust-store identity name ("" until known) */
 	enum srv_role role;   /* from the trust store; unix socket: admin */
+	bool self_signed;     /* tls: an enrollment client (no trust-store entry) */
 };
 
 /* Called on the lws thread when the client goes away before the response
  * ended (a stream's producer stops here). */
-	bool self_signed;     /* tls: an enrollment client (no trust-store entry) */
 typedef void (*srv_close_fn)(struct srv_req *req, void *arg);
 
 struct srv_header {
@@ -314,14 +314,14 @@ int srv_h_container_kill(struct srv_req *req, struct bh_err *err);
 int srv_h_container_wait(struct srv_req *req, struct bh_err *err);
 int srv_h_container_logs(struct srv_req *req, struct bh_err *err);
 int srv_h_container_delete(struct srv_req *req, struct bh_err *err);
-/* h_images.c */
-#define SRV_IMAGE_LOAD_MAX ((size_t)8 * 1024 * 1024 * 1024) /* /images/load bodies */
-int srv_h_image_load(struct srv_req *req, struct bh_err *err);
-int srv_h_image_list(struct srv_req *req, struct bh_err *err);
 /* h_trust.c (admin) */
 int srv_h_trust_list(struct srv_req *req, struct bh_err *err);
 int srv_h_trust_add(struct srv_req *req, struct bh_err *err);
 int srv_h_trust_revoke(struct srv_req *req, struct bh_err *err);
+/* h_images.c */
+#define SRV_IMAGE_LOAD_MAX ((size_t)8 * 1024 * 1024 * 1024) /* /images/load bodies */
+int srv_h_image_load(struct srv_req *req, struct bh_err *err);
+int srv_h_image_list(struct srv_req *req, struct bh_err *err);
 int srv_h_image_inspect(struct srv_req *req, struct bh_err *err);
 int srv_h_image_delete(struct srv_req *req, struct bh_err *err);
 /* h_registry.c: pull (POST /images/create), push, tag, login (POST /auth) */
@@ -456,15 +456,6 @@ bool srv_trust_is_new(struct srv_trust *t);
 const char *srv_role_name(enum srv_role role);
 int srv_role_parse(const char *s, enum srv_role *out);
 
-/* ---- the daemon (srv_lws.c, daemon.c) ------------------------------------- */
-struct srv_listener {
-	struct srv_listen spec;
-	struct lws_vhost *vh;
-	void *ssl_ctx; /* SSL_CTX of a TCP vhost, captured at creation */
-	char url[300]; /* as listening, with the real port */
-};
-
-struct srv_server {
 /* authz.c: the store in the daemon and THE gate. */
 /* Opens DATA_ROOT/trust.json into srv->trust; on first start enters
  * TLS_DIR/cert.pem (from `berth certs init`) as admin. */
@@ -477,6 +468,15 @@ void srv_trust_stop(struct srv_server *srv);
 int srv_authorize(struct srv_server *srv, struct srv_identity *id, enum srv_role need,
                   const char *what, struct bh_err *err);
 
+/* ---- the daemon (srv_lws.c, daemon.c) ------------------------------------- */
+struct srv_listener {
+	struct srv_listen spec;
+	struct lws_vhost *vh;
+	void *ssl_ctx; /* SSL_CTX of a TCP vhost, captured at creation */
+	char url[300]; /* as listening, with the real port */
+};
+
+struct srv_server {
 	struct srv_config cfg;
 	struct lws_context *ctx;
 	struct srv_listener listeners[SRV_MAX_LISTENERS];

@@ -478,21 +478,14 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 static const struct lws_protocols protocols[] = {
-    /* tx_packet_size: lws 4.1.6 sends at most this much (else 4 KiB) per
-     * write and queues the rest in a malloc'd buffer drained 4 KiB per
-     * POLLOUT; a stream's frame goes out in one SSL_write instead. */
-    {.name = "http",
-     .callback = http_callback,
-     .per_session_data_size = sizeof(struct srv_conn),
-     .tx_packet_size = SRV_WS_TX_PACKET},
+    {.name = "http", .callback = http_callback, .per_session_data_size = sizeof(struct srv_conn)},
     /* docs/streams.md: a client may offer this subprotocol; lws refuses an
      * upgrade whose offered names match no entry.  The same callback serves
      * it: the upgrade gets a fresh srv_conn (identity is read again in
      * ESTABLISHED) and dispatches on the URI like protocols[0]. */
     {.name = "berth.stream.v1",
      .callback = http_callback,
-     .per_session_data_size = sizeof(struct srv_conn),
-     .tx_packet_size = SRV_WS_TX_PACKET},
+     .per_session_data_size = sizeof(struct srv_conn)},
     {.name = "berth-signal", .callback = signal_callback},
     /* attach sockets of exec/attach streams (stream.c) */
     {.name = "berth-stream", .callback = stream_callback},
@@ -579,7 +572,7 @@ static int create_context(struct srv_server *srv, struct bh_err *err)
 	info.user = srv;
 	info.server_string = "berth/" BERTH_VERSION;
 	info.count_threads = 1;
-	info.timeout_secs = 7;
+	info.timeout_secs = 30;
 	srv->ctx = lws_create_context(&info);
 	if (srv->ctx == NULL)
 		return bh_err_set(err, EIO, "cannot create the libwebsockets context");
@@ -619,8 +612,6 @@ static void vhost_info(struct srv_listener *l, struct lws_context_creation_info 
 		return;
 	}
 	info->port = l->spec.port;
-	info->timeout_secs = 7; /* FAULTPROBE */
-	info->timeout_secs_ah_idle = 4; /* FAULTPROBE */
 	/* An IPv4 address on lws's default IPv6 socket is silently ignored and
 	 * the port opens on every interface: use an IPv4 socket for IPv4. */
 	if (strchr(l->spec.host, ':') == NULL)
