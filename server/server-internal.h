@@ -72,8 +72,12 @@ struct srv_config {
 	size_t n_insecure;
 	bool help;
 	bool version;
+	int max_cert_days; /* longest client cert it signs; 0 = not given (srv_config_max_cert_days) */
 };
 
+#define SRV_MAX_CERT_DAYS_DEFAULT 90
+/* max-cert-days, or its default. */
+int srv_config_max_cert_days(const struct srv_config *cfg);
 void srv_config_init(struct srv_config *cfg);
 void srv_config_free(struct srv_config *cfg);
 /* Parses argv (after argv[0]); "--flag value" and "--flag=value" forms. */
@@ -346,6 +350,11 @@ int srv_h_image_inspect_path(struct srv_req *req, struct bh_err *err);
 int srv_h_image_delete_path(struct srv_req *req, struct bh_err *err);
 int srv_h_image_history_path(struct srv_req *req, struct bh_err *err);
 int srv_h_image_get_path(struct srv_req *req, struct bh_err *err);
+/* h_enroll.c: enrollment tokens (admin), CSR -> certificate with a token
+ * (SRV_ROLE_ENROLL), renewal of the caller's own certificate (viewer). */
+int srv_h_trust_token(struct srv_req *req, struct bh_err *err);
+int srv_h_enroll(struct srv_req *req, struct bh_err *err);
+int srv_h_renew(struct srv_req *req, struct bh_err *err);
 
 /* ---- WebSocket routes (ws.c) ----------------------------------------------
  * Upgrades without a subprotocol land on protocols[0]; ESTABLISHED looks the
