@@ -131,6 +131,20 @@ int cli_print_json(struct cli *cli, json_t *v);
  * terminal. */
 void cli_sanitize(const char *s, char *out, size_t outlen);
 
+/* ---- cmd_enroll.c: enrollment tokens, context create --token, renew ------ */
+/* berth trust add NAME without --cert: asks the daemon for a token (admin)
+ * and prints it alone on stdout. */
+int cli_trust_token(struct cli *cli, const char *name, const char *role, long expires_s,
+                    int cert_days);
+/* context create NAME --token TOKEN: o carries the name and the other flags
+ * (host and TLS must be unset: the token brings them). */
+int cli_context_create_token(struct cli *cli, const struct ctx_create_opts *o, const char *token);
+/* context renew [NAME] [--cert-days N] (argv[0] is "renew"). */
+int cli_context_renew(struct cli *cli, int argc, char **argv);
+/* Fails (exit 125, a message that says "expired") when t's client
+ * certificate has expired; 0 otherwise, also when it cannot be read. */
+int cli_cert_check_expiry(struct cli *cli, const struct ctx_target *t);
+
 int cmd_context(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);

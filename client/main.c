@@ -132,6 +132,7 @@ static const struct cli_cmd commands[] = {
     {"context", cmd_context, "Manage contexts: named daemons with their TLS material"},
     {"commit", cmd_commit, "Create a new image from a container's changes"},
     {"create", cmd_create, "Create a container"},
+    {"events", cmd_events, "Print the daemon's events and audit log, or follow them"},
     {"exec", cmd_exec, "Run a command in a running container"},
     {"exec-kill", cmd_exec_kill, "Send a signal to a running exec"},
     {"export", cmd_export, "Write a container's filesystem as a tar archive"},

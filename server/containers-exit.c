@@ -113,6 +113,7 @@ void ctr_handle_exit(struct ctr_mgr *m, struct ctr *c)
 	record_exit(c, &st);
 	bh_info("container %.12s exited with %d%s", c->id, c->exit_code,
 	        c->oom_killed ? " (OOM killed)" : "");
+	ctr_event(c, "die", "exitCode", c->exit_code);
 	ctr_fire_waiters(c, CTR_WAIT_NEXT_EXIT, c->exit_code);
 	if (should_restart(c))
 		schedule_restart(m, c);

@@ -200,6 +200,12 @@ void ctr_logs_stop_all(int timeout_ms);
 /* Graceful stop (lws thread): ends every logs and wait stream. */
 void ctr_mgr_end_streams(struct ctr_mgr *m);
 
+/* ---- events (events-ctr.c) -------------------------------------------------------- */
+/* Under mu: a Docker container event for c (key/val: exitCode, signal; key may be NULL). */
+void ctr_event(const struct ctr *c, const char *action, const char *key, long val);
+/* Takes mu: the same for the container ref names, if it still exists. */
+void ctr_event_ref(struct ctr_mgr *m, const char *ref, const char *action);
+
 /* ---- signals ------------------------------------------------------------------ */
 /* "SIGKILL", "KILL", "9" -> 9; -1 if unknown. */
 int ctr_signal_parse(const char *s);

@@ -133,6 +133,7 @@ int ctr_create(struct ctr_mgr *m, const char *name, json_t *body, char id[65], s
 	} else if (r == 0) {
 		bh_strlcpy(id, c->id, 65);
 		bh_info("container %.12s created (/%s, %s)", c->id, c->name, c->image_ref);
+		ctr_event(c, "create", NULL, 0);
 		ctr_release(m, c);
 	} else {
 		ctr_free(c);
@@ -375,6 +376,7 @@ static void start_ok(struct ctr_mgr *m, struct ctr *c, pid_t cpid, pid_t mpid, i
 	c->has_been_started = true;
 	bh_strlcpy(c->started_at, started, sizeof(c->started_at));
 	c->started_mono_ms = bh_now_ms();
+	ctr_event(c, "start", NULL, 0);
 	ctr_watch(m, c, pidfd);
 }
 
@@ -501,6 +503,8 @@ int ctr_stop(struct ctr_mgr *m, const char *ref, int timeout_s, struct bh_err *e
 		r = stop_locked(m, c, sig > 0 ? sig : SIGTERM,
 		                timeout_s < 0 ? CTR_STOP_DEFAULT : timeout_s, err);
 	}
+	if (r == 0)
+		ctr_event(c, "stop", NULL, 0);
 	ctr_put(m, c);
 	pthread_mutex_unlock(&m->mu);
 	return r;
@@ -530,6 +534,8 @@ int ctr_kill(struct ctr_mgr *m, const char *ref, int sig, struct bh_err *err)
 		r = bh_err_set(err, EBUSY, "Container %s is not running", c->id);
 	else if (is_stop_signal(c, sig))
 		mark_stopped(m, c);
+	if (r == 0)
+		ctr_event(c, "kill", "signal", sig);
 	ctr_put(m, c);
 	pthread_mutex_unlock(&m->mu);
 	if (r == 0)
@@ -570,6 +576,7 @@ void ctr_remove_owned(struct ctr_mgr *m, struct ctr *c)
 	remove_files(m, c);
 	pthread_mutex_lock(&m->mu);
 	unlink_ctr(m, c);
+	ctr_event(c, "destroy", NULL, 0);
 	ctr_fire_waiters(c, CTR_WAIT_REMOVED, c->exit_code);
 	ctr_release(m, c);
 	bh_info("container %.12s removed", c->id);

@@ -269,6 +269,7 @@ static char *monitor_path(const struct srv_server *srv)
  * period; their streams end now.  Containers keep running. */
 static void containers_on_stop(struct srv_server *srv)
 {
+	srv_events_end_streams(); /* GET /events streams are endless too */
 	if (srv->ctrs != NULL)
 		ctr_mgr_end_streams(srv->ctrs);
 }
@@ -308,6 +309,7 @@ static void cleanup(struct srv_server *srv)
 		unlink(srv->pid_path);
 	if (srv->sigfd >= 0)
 		close(srv->sigfd);
+	srv_events_close();
 	srv_config_free(&srv->cfg);
 }
 
@@ -319,7 +321,8 @@ static int start(struct srv_server *srv, struct bh_err *err)
 	raise_fd_limit();
 	if (prepare_dirs(srv, err) < 0 || pid_file_check(srv, err) < 0 ||
 	    srv_trust_start(srv, err) < 0 ||
-	    containers_open(srv, err) < 0 || prepare_unix_sockets(srv, err) < 0 ||
+	    srv_events_open(srv->cfg.data_root, err) < 0 || containers_open(srv, err) < 0 ||
+	    prepare_unix_sockets(srv, err) < 0 ||
 	    signals_setup(srv, err) < 0 || srv_lws_start(srv, err) < 0)
 		return -1;
 	/* Live restore before "ready": running containers are watched again,

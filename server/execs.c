@@ -20,6 +20,10 @@ struct exec {
 	json_t *cmd, *env; /* arrays of strings */
 	char *workdir, *user, *detach_keys;
 	bool privileged;
+	/* audit: who started it, when; the event is written once, at the end */
+	struct srv_identity caller;
+	uint64_t started_ms;
+	bool audited;
 	struct exec *next;
 };
 
@@ -243,6 +247,43 @@ int srv_exec_create(struct ctr_mgr *m, const char *ref, json_t *body, char id[65
 	return 0;
 }
 
+/* Under mu: the exec ended (or could not run): state, and its audit event. */
+static void exited_locked(struct exec *e, int code)
+{
+	char tty[8], exit_code[16], ms[24];
+	char *argv;
+	json_t *attrs;
+
+	e->info.state = SRV_EXEC_EXITED;
+	e->info.exit_code = code;
+	if (e->audited)
+		return;
+	e->audited = true;
+	argv = json_dumps(e->cmd, JSON_COMPACT);
+	snprintf(tty, sizeof(tty), "%s", e->info.tty ? "true" : "false");
+	snprintf(exit_code, sizeof(exit_code), "%d", code);
+	snprintf(ms, sizeof(ms), "%llu",
+	         (unsigned long long)(e->started_ms ? bh_now_ms() - e->started_ms : 0));
+	if (argv != NULL && strlen(argv) > SRV_EVENTS_LINE_MAX / 4)
+		argv[SRV_EVENTS_LINE_MAX / 4] = '\0'; /* cut: the event stays bounded */
+	attrs = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "container", e->info.ctr_id, "execID",
+	                  e->info.id, "argv", argv ? argv : "[]", "tty", tty, "exitCode",
+	                  exit_code, "durationMs", ms);
+	free(argv);
+	srv_events_audit("exec", &e->caller, attrs);
+}
+
+void srv_exec_note_caller(const char *id, const struct srv_identity *who)
+{
+	struct exec *e;
+
+	pthread_mutex_lock(&mu);
+	e = find(id);
+	if (e != NULL && e->info.state == SRV_EXEC_CREATED)
+		e->caller = *who;
+	pthread_mutex_unlock(&mu);
+}
+
 /* Under mu: a running exec whose monitor has written exit.json is done. */
 static void refresh(struct exec *e)
 {
@@ -251,13 +292,10 @@ static void refresh(struct exec *e)
 
 	if (e->info.state != SRV_EXEC_RUNNING || rt_monitor_probe(e->info.dir, &st, &err) < 0)
 		return;
-	if (st.status == RT_MONITOR_EXITED) {
-		e->info.state = SRV_EXEC_EXITED;
-		e->info.exit_code = st.exit_code;
-	} else if (st.status == RT_MONITOR_LOST) {
-		e->info.state = SRV_EXEC_EXITED;
-		e->info.exit_code = CTR_LOST_EXIT;
-	}
+	if (st.status == RT_MONITOR_EXITED)
+		exited_locked(e, st.exit_code);
+	else if (st.status == RT_MONITOR_LOST)
+		exited_locked(e, CTR_LOST_EXIT);
 }
 
 static struct exec *lookup_locked(struct ctr_mgr *m, const char *id, struct bh_err *err)
@@ -301,10 +339,8 @@ void srv_exec_set_exited(const char *id, int code)
 
 	pthread_mutex_lock(&mu);
 	e = find(id);
-	if (e != NULL) {
-		e->info.state = SRV_EXEC_EXITED;
-		e->info.exit_code = code;
-	}
+	if (e != NULL)
+		exited_locked(e, code);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -390,6 +426,7 @@ static int claim(struct ctr_mgr *m, const char *id, struct spawn_args *a, struct
 	}
 	if (e != NULL) {
 		e->info.state = SRV_EXEC_STARTING;
+		e->started_ms = bh_now_ms();
 		memset(a, 0, sizeof(*a));
 		bh_strlcpy(a->id, e->info.id, sizeof(a->id));
 		bh_strlcpy(a->ctr_id, e->info.ctr_id, sizeof(a->ctr_id));
@@ -417,6 +454,8 @@ static void settle(const char *id, enum srv_exec_state st, pid_t pid, int code)
 		e->info.state = st;
 		e->info.pid = pid;
 		e->info.exit_code = code;
+		if (st == SRV_EXEC_EXITED)
+			exited_locked(e, code);
 	}
 	pthread_mutex_unlock(&mu);
 }

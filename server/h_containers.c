@@ -50,7 +50,10 @@ static int op_work(void *arg, struct bh_err *err)
 		return ctr_kill(o->m, o->ref, o->num, err);
 	case OP_RESTART:
 		r = ctr_stop(o->m, o->ref, o->num, err);
-		return r < 0 ? r : (ctr_start(o->m, o->ref, err) < 0 ? -1 : 0);
+		if (r < 0 || ctr_start(o->m, o->ref, err) < 0)
+			return -1;
+		ctr_event_ref(o->m, o->ref, "restart");
+		return 0;
 	case OP_REMOVE:
 		return ctr_remove(o->m, o->ref, o->force, err);
 	}

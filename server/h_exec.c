@@ -168,6 +168,7 @@ int srv_h_exec_start(struct srv_req *req, struct bh_err *err)
 		    "attached exec over plain HTTP is not supported: use the WebSocket "
 		    "GET /exec/%s/ws (docs/streams.md), or Detach: true",
 		    srv_param(req, "id"));
+	srv_exec_note_caller(srv_param(req, "id"), &req->id);
 	j = bh_calloc(1, sizeof(*j));
 	j->op = OP_START;
 	return job_defer(req, j, err);

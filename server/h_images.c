@@ -69,6 +69,8 @@ static int load_work(void *arg, struct bh_err *err)
 			err->code = EINVAL; /* a bad archive is the client's */
 		return bh_err_wrap(err, "load");
 	}
+	for (size_t i = 0; j->loaded && j->loaded[i]; i++)
+		srv_events_image("load", j->loaded[i], j->loaded[i]);
 	return 0;
 }
 
@@ -175,9 +177,13 @@ static int remove_work(void *arg, struct bh_err *err)
 	 * would pull the layers from under the container's overlay. */
 	if (j->force && ctr_mgr_image_used(j->m, id, cid)) {
 		j->out = json_array();
-		return rt_image_untag_all(j->m->store, id, j->out, err);
+		if (rt_image_untag_all(j->m->store, id, j->out, err) < 0)
+			return -1;
+	} else if (rt_image_remove(j->m->store, j->ref, j->force, &j->out, err) < 0) {
+		return -1;
 	}
-	return rt_image_remove(j->m->store, j->ref, j->force, &j->out, err);
+	srv_events_image_removed(id, j->out);
+	return 0;
 }
 
 int srv_h_image_delete(struct srv_req *req, struct bh_err *err)

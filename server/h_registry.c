@@ -171,7 +171,10 @@ static int pull_work(void *arg, struct bh_err *err)
 {
 	struct reg_job *j = arg;
 
-	return rt_registry_pull(j->m->store, j->ref, &j->opts, on_progress, j, err);
+	if (rt_registry_pull(j->m->store, j->ref, &j->opts, on_progress, j, err) < 0)
+		return -1;
+	srv_events_image("pull", j->ref, j->ref);
+	return 0;
 }
 
 /* fromImage (maybe with a tag or digest) and tag (a tag or a digest). */
@@ -250,7 +253,10 @@ static int push_work(void *arg, struct bh_err *err)
 {
 	struct reg_job *j = arg;
 
-	return rt_registry_push(j->m->store, j->ref, &j->opts, on_progress, j, err);
+	if (rt_registry_push(j->m->store, j->ref, &j->opts, on_progress, j, err) < 0)
+		return -1;
+	srv_events_image("push", j->ref, j->ref);
+	return 0;
 }
 
 int srv_h_image_push(struct srv_req *req, struct bh_err *err)
@@ -293,7 +299,10 @@ static int tag_work(void *arg, struct bh_err *err)
 	if (rt_image_resolve(j->m->store, j->ref, id, err) < 0)
 		return err->code == ENOENT ? bh_err_set(err, ENOENT, "No such image: %s", j->ref)
 		                           : -1;
-	return rt_image_tag(j->m->store, id, target, err);
+	if (rt_image_tag(j->m->store, id, target, err) < 0)
+		return -1;
+	srv_events_image("tag", id, target);
+	return 0;
 }
 
 static void tag_done(struct srv_req *req, void *arg, int rc, const struct bh_err *err)

@@ -278,6 +278,7 @@ static void req_finish(struct srv_req *req, const char *note)
 	bh_info("%s %s %s %d %llums%s", req->id.text[0] ? req->id.text : "-",
 	        srv_method_name(req->method), path, req->status,
 	        (unsigned long long)(bh_now_ms() - req->start_ms), note);
+	srv_events_request_done(req);
 }
 
 void srv_req_detach(struct srv_req *req)

@@ -11,6 +11,7 @@ const struct srv_route srv_routes[] = {
     {SRV_HEAD, "/_ping", srv_h_ping, 0, SRV_ROLE_VIEWER},
     {SRV_GET, "/version", srv_h_version, 0, SRV_ROLE_VIEWER},
     {SRV_GET, "/info", srv_h_info, 0, SRV_ROLE_VIEWER},
+    {SRV_GET, "/events", srv_h_events, 0, SRV_ROLE_VIEWER},
     {SRV_POST, "/containers/create", srv_h_container_create, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/containers/json", srv_h_container_list, 0, SRV_ROLE_VIEWER},
     {SRV_GET, "/containers/{id}/json", srv_h_container_inspect, 0, SRV_ROLE_VIEWER},

@@ -652,6 +652,8 @@ json_t *srv_exec_inspect_json(struct ctr_mgr *m, const char *id, struct bh_err *
 int srv_exec_spawn(struct ctr_mgr *m, const char *id, bool detached, struct bh_err *err);
 /* The stream saw the exit. */
 void srv_exec_set_exited(const char *id, int code);
+/* Who starts exec id (before srv_exec_spawn): its audit event names them. */
+void srv_exec_note_caller(const char *id, const struct srv_identity *who);
 /* Is container cid running?  EBUSY "Container cid is not running". */
 int srv_exec_ctr_running(struct ctr_mgr *m, const char *ref, char cid[65], struct bh_err *err);
 /* Frees every record (berthd's exit). */
@@ -674,5 +676,87 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err);
 int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
 int srv_stream_ws_writeable(struct srv_ws *ws);
 void srv_stream_ws_close(struct srv_ws *ws);
+
+/* ---- events (events.c, events-filter.c, h_events.c; docs/events.md) --------
+ * Docker-shaped container and image events and berth's audit events, each
+ * with a cursor that only grows (also across restarts).  The newest are kept
+ * in a ring, all are appended to DATA_ROOT/events/events.jsonl (rotated:
+ * 2 files of SRV_EVENTS_FILE_MAX).  Emitting never waits for a reader. */
+#define SRV_EVENTS_RING     10000
+#define SRV_EVENTS_FILE_MAX (8 * 1024 * 1024)
+#define SRV_EVENTS_LINE_MAX (16 * 1024) /* longer: the attributes are dropped */
+
+/* The ring (pure; the caller locks).  Cursors grow along it. */
+struct srv_evring_entry {
+	uint64_t cursor;
+	int64_t time_ns;
+	char *line; /* the JSON event and its '\n' */
+};
+struct srv_evring {
+	struct srv_evring_entry *e;
+	size_t cap, n, head; /* head: the oldest */
+};
+void srv_evring_init(struct srv_evring *r, size_t cap);
+void srv_evring_free(struct srv_evring *r);
+/* Takes line; a full ring drops its oldest entry. */
+void srv_evring_push(struct srv_evring *r, uint64_t cursor, int64_t time_ns, char *line);
+uint64_t srv_evring_oldest(const struct srv_evring *r); /* 0 when empty */
+/* The entry with the smallest cursor above after; NULL if none. */
+const struct srv_evring_entry *srv_evring_after(const struct srv_evring *r, uint64_t after);
+
+/* Which events a reader wants. */
+struct srv_evfilter {
+	json_t *filters;  /* parsed filters (srv_evfilter_parse) or NULL */
+	int64_t since_ns; /* 0 = no bound */
+	int64_t until_ns; /* 0 = no bound */
+};
+/* Docker's filters JSON ({"type":["container"],"event":["start"]}, or the old
+ * {"type":{"container":true}}); keys type, event, container, image, label,
+ * scope and berth's identity.  *out NULL for an empty text.  EINVAL names
+ * the bad key. */
+int srv_evfilter_parse(const char *text, json_t **out, struct bh_err *err);
+bool srv_evfilter_time_ok(const struct srv_evfilter *f, int64_t time_ns);
+bool srv_evfilter_match(const struct srv_evfilter *f, json_t *ev);
+/* "1700000000" or "1700000000.25" -> nanoseconds.  EINVAL. */
+int srv_evtime_parse(const char *s, int64_t *ns, struct bh_err *err);
+/* {"cursor":N ... "timeNano":T}: the two keys of a stored line; -1 if damaged. */
+int srv_event_line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns);
+
+/* The store: one per process, opened once at start. */
+int srv_events_open(const char *data_root, struct bh_err *err);
+void srv_events_close(void);
+/* Any thread: records an event.  attrs (stolen, may be NULL) becomes
+ * Actor.Attributes; only its string values are kept.  No-op when closed. */
+void srv_events_emit(const char *type, const char *action, const char *actor, json_t *attrs);
+/* Any thread: an audit event (Type "audit") by identity who. */
+void srv_events_audit(const char *action, const struct srv_identity *who, json_t *attrs);
+/* Any thread: Docker image events (pull, push, load, tag: name is the
+ * reference), and untag/delete from an image removal's report. */
+void srv_events_image(const char *action, const char *id, const char *name);
+void srv_events_image_removed(const char *id, json_t *report);
+/* http.c, lws thread: req ended; an audit event if it could change something. */
+void srv_events_request_done(const struct srv_req *req);
+uint64_t srv_events_last(void); /* the newest cursor, 0 = none yet */
+/* fn(arg) runs (under the store's lock: be quick, emit nothing) after each new event. */
+void srv_events_watch(void (*fn)(void *arg), void *arg);
+void srv_events_unwatch(void (*fn)(void *arg), void *arg);
+/* A reader's position. */
+struct srv_evread {
+	uint64_t after;   /* the last cursor looked at */
+	uint64_t head;    /* newest cursor at the last collect */
+	uint64_t oldest;  /* the ring's oldest at the last collect */
+	bool need_file;   /* after is older than the ring: read the files */
+	bool past_until;  /* an event after until_ns was seen: the end */
+};
+/* Appends matching lines newer than r->after from the ring to out (up to
+ * budget bytes), advancing r->after. */
+int srv_events_collect(struct srv_evread *r, const struct srv_evfilter *f, struct bh_buf *out,
+                       size_t budget);
+/* Worker thread: the same from the files, for cursors below r->oldest. */
+int srv_events_read_files(struct srv_evread *r, const struct srv_evfilter *f, struct bh_buf *out,
+                          size_t budget, struct bh_err *err);
+/* GET /events (h_events.c) and graceful stop: every live stream ends. */
+int srv_h_events(struct srv_req *req, struct bh_err *err);
+void srv_events_end_streams(void);
 
 #endif

@@ -584,6 +584,8 @@ int srv_stream_exec_open(struct srv_ws *ws, struct bh_err *err)
 	j->s = s;
 	j->m = m;
 	j->spawn = info.state == SRV_EXEC_CREATED;
+	if (j->spawn)
+		srv_exec_note_caller(info.id, &ws->id);
 	s->refs++;
 	srv_pool_submit(ws->srv->pool, exec_work, exec_done, j);
 	return 0;
