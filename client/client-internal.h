@@ -260,6 +260,10 @@ int cmd_wait(struct cli *cli, int argc, char **argv);
 int cmd_inspect(struct cli *cli, int argc, char **argv);
 int cmd_ps(struct cli *cli, int argc, char **argv);
 int cmd_logs(struct cli *cli, int argc, char **argv);
+/* cmd_events.c; cli_event_format: docker's "TIME TYPE ACTION ID (k=v, ...)" line
+ * of one event object into out (no newline); -1 without Type or Action. */
+int cmd_events(struct cli *cli, int argc, char **argv);
+int cli_event_format(json_t *ev, struct bh_buf *out);
 int cmd_load(struct cli *cli, int argc, char **argv);
 int cmd_images(struct cli *cli, int argc, char **argv);
 
