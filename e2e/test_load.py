@@ -159,3 +159,98 @@ def test_1000_keepalive_mtls_clients(make_daemon, pki):
           f"berthd fds at peak {fds_at_peak}")
     # berthd lets go of them all
     wait_for(lambda: open_fds(d.proc.pid) < 100, 20, "berthd to close the client connections")
+
+
+# ---- slowloris -------------------------------------------------------------------
+
+SILENT, HALF, GARBAGE = 50, 50, 20
+# berthd's bounds (server/srv_lws.c): TLS handshake, request head.
+HANDSHAKE_S = REQUEST_S = 10
+SLACK_S = 8  # a loaded 2-core machine
+
+
+class Slow(threading.Thread):
+    """Holds one misbehaving connection and records when berthd closes it."""
+
+    def __init__(self, sock, t0):
+        super().__init__(daemon=True)
+        self.sock, self.t0 = sock, t0
+        self.closed_after = None
+        self.got = b""
+
+    def run(self):
+        self.sock.settimeout(HANDSHAKE_S + REQUEST_S + 3 * SLACK_S)
+        try:
+            while True:
+                b = self.sock.recv(4096)
+                if not b:
+                    break
+                self.got += b
+        except (ConnectionError, ssl.SSLError):
+            pass  # a reset or a torn TLS stream is a close too
+        except socket.timeout:
+            return  # never closed: closed_after stays None
+        finally:
+            self.sock.close()
+        self.closed_after = time.monotonic() - self.t0
+
+
+def garbage_client(addr, i):
+    s = socket.create_connection(addr, timeout=10)
+    if i % 2:
+        # a TLS record header announcing 16 KiB, then nothing: the server waits
+        s.sendall(b"\x16\x03\x01\x40\x00" + b"\x01" * 7)
+    else:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: berth\r\n\r\n" + os.urandom(64))
+    return s
+
+
+def timed_ping(addr, ctx):
+    t = time.monotonic()
+    conn = http.client.HTTPSConnection(*addr, context=ctx, timeout=10)
+    try:
+        for _ in range(3):  # a fresh handshake, then keep-alive
+            conn.request("GET", "/_ping")
+            r = conn.getresponse()
+            assert (r.status, r.read()) == (200, b"OK")
+    finally:
+        conn.close()
+    return time.monotonic() - t
+
+
+def test_slowloris_clients_are_timed_out_and_block_nobody(make_daemon, pki):
+    d = make_daemon(pki.dir)
+    ctx = client_ssl_context(pki.ca, pki.cert, pki.key)
+    base_fds = open_fds(d.proc.pid)
+    t0 = time.monotonic()
+    slow = []
+    for _ in range(SILENT):
+        slow.append(Slow(socket.create_connection(d.addr, timeout=10), time.monotonic()))
+    for _ in range(HALF):
+        s = tls_connect(d.addr, ctx)
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nX-Slow: ")
+        slow.append(Slow(s, time.monotonic()))
+    for i in range(GARBAGE):
+        slow.append(Slow(garbage_client(d.addr, i), time.monotonic()))
+    for s in slow:
+        s.start()
+    # Meanwhile a normal client is served promptly, again and again.
+    worst = 0.0
+    while time.monotonic() - t0 < HANDSHAKE_S / 2:
+        worst = max(worst, timed_ping(d.addr, ctx))
+    assert worst < 3, f"a normal client waited {worst:.2f}s beside {len(slow)} slow ones"
+    for s in slow:
+        s.join(HANDSHAKE_S + REQUEST_S + 4 * SLACK_S)
+    kinds = ["silent"] * SILENT + ["half request"] * HALF + ["garbage"] * GARBAGE
+    never = [k for s, k in zip(slow, kinds) if s.closed_after is None]
+    assert not never, f"berthd never closed {len(never)} slow clients: {sorted(set(never))}"
+    late = {k: round(s.closed_after, 1) for s, k in zip(slow, kinds)
+            if s.closed_after > max(HANDSHAKE_S, REQUEST_S) + SLACK_S}
+    assert not late, f"slow clients closed later than berthd's timeouts: {late}"
+    for s, k in zip(slow, kinds):
+        assert b"200 OK" not in s.got, f"a {k} client was answered: {s.got[:80]!r}"
+    by_kind = {k: max(s.closed_after for s, kk in zip(slow, kinds) if kk == k) for k in set(kinds)}
+    print("slow clients closed after at most", {k: round(v, 1) for k, v in by_kind.items()},
+          f"s; normal client worst {worst:.3f}s")
+    wait_for(lambda: open_fds(d.proc.pid) <= base_fds + 2, 10, "berthd to release the fds")
+    assert timed_ping(d.addr, ctx) < 3
