@@ -17,6 +17,9 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import client_ssl_context, tls_connect, wait_for
+from test_container_api import load_busybox, need_root_and_image, remove_all
+from test_exec_api import ExecApi
+from wsclient import STDERR, STDOUT
 
 CLIENTS = 1000
 PINGS_AFTER_ALL_OPEN = 3
@@ -254,3 +257,85 @@ def test_slowloris_clients_are_timed_out_and_block_nobody(make_daemon, pki):
           f"s; normal client worst {worst:.3f}s")
     wait_for(lambda: open_fds(d.proc.pid) <= base_fds + 2, 10, "berthd to release the fds")
     assert timed_ping(d.addr, ctx) < 3
+
+
+# ---- 200 concurrent exec streams ---------------------------------------------------
+
+STREAMS = 200
+
+
+class ExecStream(threading.Thread):
+    """One exec session that stays open (its process waits for a stdin line)
+    until every stream is open, then checks its own output and exit code."""
+
+    def __init__(self, api, cid, i, board):
+        super().__init__(daemon=True)
+        self.api, self.cid, self.i, self.board = api, cid, i, board
+        self.error = None
+
+    def run(self):
+        i = self.i
+        try:
+            eid = self.api.exec_create(
+                self.cid, ["sh", "-c", 'read x; echo "$x-$1"; echo "e$1" >&2; exit $(($1 % 100))',
+                           "sh", str(i)], AttachStdin=True)
+            s = self.api.session(eid)
+            s.pump(until=lambda s: s.hello is not None)
+            self.board.opened()
+            if not self.board.all_open.wait(120):
+                raise AssertionError("not every stream opened")
+            s.write(b"line\n")
+            s.control(type="eof")
+            e = s.finish()
+            got = (e["code"], bytes(s.out[STDOUT]), bytes(s.out[STDERR]))
+            want = (i % 100, f"line-{i}\n".encode(), f"e{i}\n".encode())
+            if got != want:
+                raise AssertionError(f"stream {i}: {got} != {want}")
+            self.board.finished()
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.error = f"{i}: {type(e).__name__}: {e}"
+            self.board.failed()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_200_concurrent_exec_streams(make_daemon, pki):
+    need_root_and_image()
+    d = make_daemon(pki.dir)
+    api = ExecApi(d, pki)
+    try:
+        load_busybox(api)
+        cid = api.create(Cmd=["sleep", "100000"])
+        api.start(cid)
+        rss_idle = rss_kb(d.proc.pid)
+        board = Board(STREAMS)
+        t0 = time.monotonic()
+        old_stack = threading.stack_size(256 * 1024)
+        try:
+            streams = [ExecStream(api, cid, i, board) for i in range(STREAMS)]
+            # a few at a time: 200 exec creations at once would only measure
+            # the 2 cores' scheduler
+            for k, s in enumerate(streams):
+                s.start()
+                if k % 20 == 19:
+                    wait_for(lambda: board.open + board.errors > k - 10, 60, "streams to open")
+        finally:
+            threading.stack_size(old_stack)
+        assert board.all_open.wait(120), f"only {board.open} of {STREAMS} streams opened"
+        rss_open = rss_kb(d.proc.pid)
+        for s in streams:
+            s.join(120)
+        errors = [s.error for s in streams if s.error]
+        assert not errors, f"{len(errors)} of {STREAMS} streams failed: {errors[:3]}"
+        assert board.done == STREAMS
+        print(f"{STREAMS} exec streams in {time.monotonic() - t0:.1f}s; berthd RSS "
+              f"{rss_idle} kB idle, {rss_open} kB with {STREAMS} open")
+        assert api.run(cid, ["echo", "after"])[1] == b"after\n"
+    finally:
+        remove_all(d, api)
