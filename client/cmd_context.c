@@ -50,8 +50,10 @@ struct edit_args {
 	bool force;
 	bool quiet;
 	bool json;
+	const char *token; /* create --token: enrollment (cmd_enroll.c) */
 };
 
+enum { O_TOKEN = 900 }; /* context create --token */
 enum { O_HOST = 1000, O_DESC, O_TLS_DIR, O_CA, O_CERT, O_KEY, O_FORMAT };
 
 static const struct option edit_opts[] = {
@@ -61,6 +63,7 @@ static const struct option edit_opts[] = {
     {"ca", required_argument, NULL, O_CA},
     {"cert", required_argument, NULL, O_CERT},
     {"key", required_argument, NULL, O_KEY},
+    {"token", required_argument, NULL, O_TOKEN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -88,6 +91,9 @@ static int edit_opt(struct cli *cli, int c, const char *arg, void *data)
 	case O_KEY:
 		a->tls.key = arg;
 		return 0;
+	case O_TOKEN:
+		a->token = arg;
+		return 0;
 	default:
 		return no_opt(cli, c, arg, data);
 	}
@@ -99,7 +105,12 @@ static const char create_usage[] =
     "Create a context: a named daemon and the TLS material to reach it.  The\n"
     "files are checked (the key must match the cert) and copied into the store.\n"
     "NAME: 1-64 of a-z A-Z 0-9 _ . + - starting with a letter or digit; \"default\"\n"
-    "is the built-in context for the local socket.\n";
+    "is the built-in context for the local socket.\n\n"
+    "       berth context create NAME --token TOKEN [--description TEXT] [...]\n\n"
+    "Enroll with a token from `berth trust add` (on the daemon's side): a new\n"
+    "key is made here and never leaves this machine, the daemon (recognised by\n"
+    "the key pin in the token) signs a certificate for it, and the context is\n"
+    "written once that certificate has arrived.  A token works once.\n";
 
 static int sub_create(struct cli *cli, int argc, char **argv)
 {
@@ -112,6 +123,11 @@ static int sub_create(struct cli *cli, int argc, char **argv)
 
 	if (n < 0)
 		return n;
+	if (a.token != NULL) { /* enrollment with a token: cmd_enroll.c */
+		c = (struct ctx_create_opts){.name = pos[0], .description = a.description,
+		                             .host = a.host, .tls = a.tls};
+		return cli_context_create_token(cli, &c, a.token);
+	}
 	if (a.host == NULL)
 		return cli_fail(cli, CLI_EXIT_CMD, "context create: --host is required");
 	c = (struct ctx_create_opts){pos[0], a.description, a.host, a.tls};
@@ -137,6 +153,8 @@ static int sub_update(struct cli *cli, int argc, char **argv)
 
 	if (n < 0)
 		return n;
+	if (a.token != NULL)
+		return cli_fail(cli, CLI_EXIT_CMD, "context update: --token is for context create");
 	if (!a.host && !a.description && !a.tls.dir && !a.tls.ca && !a.tls.cert && !a.tls.key)
 		return cli_fail(cli, CLI_EXIT_CMD,
 		                "context update: nothing to change (see --help)");
@@ -464,6 +482,7 @@ static const struct {
     {"show", sub_show, "Print the context in effect and why"},
     {"inspect", sub_inspect, "Print contexts as JSON"},
     {"update", sub_update, "Change a context"},
+    {"renew", cli_context_renew, "Renew the client certificate over mutual TLS"},
     {"rm", sub_rm, "Remove contexts (also: remove)"},
     {"remove", sub_rm, NULL},
     {"export", sub_export, "Write a context as a tar"},
