@@ -131,6 +131,9 @@ int cli_print_json(struct cli *cli, json_t *v);
  * terminal. */
 void cli_sanitize(const char *s, char *out, size_t outlen);
 
+/* ---- cmd_trust.c: trust add NAME --cert FILE / ls / revoke (admin) -------- */
+int cmd_trust(struct cli *cli, int argc, char **argv);
+
 /* ---- cmd_enroll.c: enrollment tokens, context create --token, renew ------ */
 /* berth trust add NAME without --cert: asks the daemon for a token (admin)
  * and prints it alone on stdout. */

@@ -158,6 +158,7 @@ static const struct cli_cmd commands[] = {
     {"start", cmd_start, "Start containers"},
     {"stop", cmd_stop, "Stop running containers"},
     {"tag", cmd_tag, "Give an image another name"},
+    {"trust", cmd_trust, "Manage who may connect: trust add/ls/revoke, enrollment tokens"},
     {"version", cmd_version, "Show the client and daemon versions"},
     {"wait", cmd_wait, "Wait for containers to stop, print their exit codes"},
 };
