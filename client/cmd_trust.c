@@ -58,7 +58,8 @@ static int add_flag(struct cli *cli, int c, const char *arg, void *data)
 		if (strcmp(arg, "viewer") != 0 && strcmp(arg, "operator") != 0 &&
 		    strcmp(arg, "admin") != 0)
 			return cli_fail(cli, CLI_EXIT_CMD,
-			                "trust add: --role \"%.40s\": viewer, operator or admin", arg);
+			                "trust add: --role \"%.40s\": viewer, operator or admin",
+			                arg);
 		o->role = arg;
 		return 0;
 	case 'e':
@@ -228,7 +229,8 @@ static int trust_ls(struct cli *cli, int argc, char **argv)
 		return -1;
 	if (!json_is_array(list)) {
 		json_decref(list);
-		return cli_fail(cli, CLI_EXIT_DAEMON, "trust ls: the daemon's answer is not a list");
+		return cli_fail(cli, CLI_EXIT_DAEMON,
+		                "trust ls: the daemon's answer is not a list");
 	}
 	if (json) {
 		n = cli_print_json(cli, list);
@@ -288,7 +290,8 @@ int cmd_trust(struct cli *cli, int argc, char **argv)
 	static const struct {
 		const char *name;
 		cli_cmd_fn fn;
-	} subs[] = {{"add", trust_add}, {"ls", trust_ls}, {"list", trust_ls}, {"revoke", trust_revoke}};
+	} subs[] = {
+	    {"add", trust_add}, {"ls", trust_ls}, {"list", trust_ls}, {"revoke", trust_revoke}};
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(trust_usage, stdout);
@@ -298,5 +301,6 @@ int cmd_trust(struct cli *cli, int argc, char **argv)
 		if (strcmp(argv[1], subs[i].name) == 0)
 			return subs[i].fn(cli, argc - 1, argv + 1);
 	return cli_fail(cli, CLI_EXIT_CMD,
-	                "trust: unknown command \"%.80s\" (berth trust --help lists them)", argv[1]);
+	                "trust: unknown command \"%.80s\" (berth trust --help lists them)",
+	                argv[1]);
 }

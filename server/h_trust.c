@@ -55,12 +55,12 @@ static int add_parse(struct srv_req *req, json_t *body, struct trust_job *j, str
 	json_t *cert = json_object_get(body, "Certificate");
 	char cn[256];
 
-	if (!json_is_string(name) || bh_strlcpy(j->e.name, json_string_value(name),
-	                                        sizeof(j->e.name)) < 0)
+	if (!json_is_string(name) ||
+	    bh_strlcpy(j->e.name, json_string_value(name), sizeof(j->e.name)) < 0)
 		return bh_err_set(err, EINVAL, "Name: a string of at most 63 bytes is required");
 	j->e.role = SRV_ROLE_OPERATOR;
-	if (role != NULL && (!json_is_string(role) ||
-	                     srv_role_parse(json_string_value(role), &j->e.role) < 0))
+	if (role != NULL &&
+	    (!json_is_string(role) || srv_role_parse(json_string_value(role), &j->e.role) < 0))
 		return bh_err_set(err, EINVAL, "Role: viewer, operator or admin");
 	if (!json_is_string(cert))
 		return bh_err_set(err, EINVAL, "Certificate: a PEM certificate is required");
@@ -110,8 +110,8 @@ static void revoke_done(struct srv_req *req, void *arg, int rc, const struct bh_
 		srv_reply_error(req, err);
 	} else {
 		bh_info("%s: revoked %s (%d certificate(s))", req->id.text, j->target, j->count);
-		srv_reply_json(req, 200, json_pack("{s:s, s:i}", "Revoked", j->target, "Count",
-		                                   j->count));
+		srv_reply_json(req, 200,
+		               json_pack("{s:s, s:i}", "Revoked", j->target, "Count", j->count));
 	}
 	free(j);
 }

@@ -207,7 +207,8 @@ static int store_parse_entries(struct srv_trust *t, json_t *ids, struct bh_err *
 		return bh_err_set(err, EINVAL, "Identities is not an array of at most %d",
 		                  TRUST_MAX_ENTRIES);
 	t->e = bh_calloc(json_array_size(ids) + 1, sizeof(*t->e));
-	json_array_foreach(ids, i, v) {
+	json_array_foreach(ids, i, v)
+	{
 		if (entry_parse(v, &t->e[i]) < 0)
 			return bh_err_set(err, EINVAL, "Identities[%zu] is malformed", i);
 		t->n = i + 1;
@@ -224,7 +225,8 @@ static int store_parse_tokens(struct srv_trust *t, json_t *toks, struct bh_err *
 		return bh_err_set(err, EINVAL, "Tokens is not an array of at most %d",
 		                  TRUST_MAX_TOKENS);
 	t->tok = bh_calloc(json_array_size(toks) + 1, sizeof(*t->tok));
-	json_array_foreach(toks, i, v) {
+	json_array_foreach(toks, i, v)
+	{
 		if (token_parse(v, &t->tok[i]) < 0)
 			return bh_err_set(err, EINVAL, "Tokens[%zu] is malformed", i);
 		t->ntok = i + 1;
@@ -376,8 +378,8 @@ static int entry_verdict(const struct srv_trust_entry *e, const char *fp, int64_
 	if (e == NULL)
 		return bh_err_set(err, EACCES, "certificate %.12s is not in the trust store", fp);
 	if (e->revoked)
-		return bh_err_set(err, EACCES, "identity %s (certificate %.12s) is revoked", e->name,
-		                  fp);
+		return bh_err_set(err, EACCES, "identity %s (certificate %.12s) is revoked",
+		                  e->name, fp);
 	if (e->expires <= now) {
 		bh_rfc3339(when, e->expires, 0);
 		return bh_err_set(err, EACCES, "identity %s (certificate %.12s) expired at %s",
@@ -401,8 +403,7 @@ int srv_trust_check(struct srv_trust *t, const char *fp, struct srv_trust_entry 
 	return rc;
 }
 
-static int entry_check_new(struct srv_trust *t, const struct srv_trust_entry *e,
-                           struct bh_err *err)
+static int entry_check_new(struct srv_trust *t, const struct srv_trust_entry *e, struct bh_err *err)
 {
 	const struct srv_trust_entry *old;
 
@@ -516,7 +517,8 @@ int srv_trust_token_add(struct srv_trust *t, const struct srv_token *tok,
 
 	if (!name_valid(tok->name))
 		return bh_err_set(err, EINVAL,
-		                  "identity name '%.64s': 1 to 63 of a-z A-Z 0-9 - _ . @", tok->name);
+		                  "identity name '%.64s': 1 to 63 of a-z A-Z 0-9 - _ . @",
+		                  tok->name);
 	if (tok->role < SRV_ROLE_VIEWER || tok->role > SRV_ROLE_ADMIN)
 		return bh_err_set(err, EINVAL, "token %s: no such role", tok->name);
 	if (tok->expires <= now || tok->cert_days < 1 || tok->cert_days > 36500)
