@@ -1,0 +1,188 @@
+"""Faults, loopback only and bounded: berthd SIGKILLed in the middle of
+creating and starting containers and in the middle of a pull (the moments
+found by polling the state on disk, never by sleeping), a data root on a
+small loop-mounted ext4 that fills up, and a container flooding stdout while
+nobody (or a slow `logs -f`) reads.  After each: clear errors, berthd still
+serving, no half-registered container or image, and the store check passes.
+
+Needs root (containers, mount) and the test image."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import client_ssl_context, mktemp_dir, wait_for
+from test_container_api import (
+    Api,
+    berth_cgroups,
+    container_dirs,
+    load_busybox,
+    monitors_for,
+    mounts_under,
+    need_root_and_image,
+    remove_all,
+)
+
+# ---- helpers ---------------------------------------------------------------------
+
+
+def cgroup_procs(cg):
+    try:
+        with open(os.path.join(cg, "cgroup.procs")) as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def store_check(api):
+    doc = api.json("GET", "/_berth/store/check")
+    assert doc["OK"] is True, doc
+    return doc
+
+
+def containers(api):
+    return api.json("GET", "/containers/json?all=1")
+
+
+def assert_only_whole_containers(api):
+    """Every container dir on disk is one `ps -a` lists, and every listed
+    container inspects and has its record."""
+    listed = {c["Id"] for c in containers(api)}
+    on_disk = set(container_dirs(api.daemon))
+    assert on_disk == listed, f"on disk but not listed: {on_disk - listed}, " \
+                              f"listed but not on disk: {listed - on_disk}"
+    for cid in listed:
+        js = api.inspect(cid)
+        assert js["Id"] == cid and js["State"]["Status"] in (
+            "created", "running", "exited", "restarting"), js["State"]
+    return listed
+
+
+def sigkill_and_restart(d):
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(timeout=10)
+    d.pidfile.unlink(missing_ok=True)  # SIGKILL leaves it; start() waits for a new one
+    d.start()
+
+
+def kill_when(d, cond, what, timeout=30):
+    """Polls (no sleep between polls) until cond() and SIGKILLs berthd at
+    once; returns True if it was killed at that moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            d.proc.send_signal(signal.SIGKILL)
+            return True
+        if d.proc.poll() is not None:
+            return False
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def in_background(fn):
+    box = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except Exception as e:  # noqa: BLE001 - the connection dies with berthd
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box
+
+
+# ---- SIGKILL during container creation ---------------------------------------------
+
+
+def new_container_dir(d, before):
+    cdir = d.data_root / "containers"
+    new = set(os.listdir(cdir)) - before if cdir.is_dir() else set()
+    return next(iter(new), None)
+
+
+def moment_dir(d, before):
+    return new_container_dir(d, before) is not None
+
+
+def moment_record(d, before):
+    cid = new_container_dir(d, before)
+    return cid is not None and (d.data_root / "containers" / cid / "config.v2.json").exists()
+
+
+def moment_bundle(d, before):
+    cid = new_container_dir(d, before)
+    return cid is not None and (d.data_root / "containers" / cid / "bundle" / "config.json").exists()
+
+
+def moment_monitor(d, before):
+    cid = new_container_dir(d, before)
+    return cid is not None and (d.exec_root / "containers" / cid).exists()
+
+
+MOMENTS = [moment_dir, moment_record, moment_bundle, moment_monitor]
+
+
+@pytest.fixture
+def node(make_daemon, pki):
+    need_root_and_image()
+    d = make_daemon(pki.dir)
+    api = Api(d, pki)
+    try:
+        load_busybox(api)
+        yield api
+    finally:
+        remove_all(d, api)
+
+
+def test_sigkill_during_create_and_start_leaves_only_whole_containers(node):
+    api, d = node, node.daemon
+    seen, cids = [], []
+    for moment in MOMENTS:
+        before = set(container_dirs(d))
+
+        def create_and_start():
+            cid = api.create(Cmd=["sleep", "1000"])
+            api.start(cid)
+            return cid
+
+        t, box = in_background(create_and_start)
+        killed = kill_when(d, lambda: moment(d, before), moment.__name__)
+        t.join(30)
+        assert killed, f"berthd died by itself before {moment.__name__}: {d.log_text()[-2000:]}"
+        d.proc.wait(timeout=10)
+        d.pidfile.unlink(missing_ok=True)
+        d.start()
+        listed = assert_only_whole_containers(api)
+        store_check(api)
+        cid = new_container_dir(d, before)
+        cids.append(cid) if cid else None
+        # a container that survived is usable: it runs or can be started
+        state = None
+        if cid is not None:
+            assert cid in listed
+            state = api.inspect(cid)["State"]["Status"]
+            if state != "running":
+                api.start(cid)
+            assert api.inspect(cid)["State"]["Running"], api.inspect(cid)["State"]
+        seen.append(f"{moment.__name__[7:]}: {state or 'no container'}")
+    print("after SIGKILL at", "; ".join(seen))
+    # and everything goes away cleanly through the API
+    for c in containers(api):
+        api.rm(c["Id"])
+    assert container_dirs(d) == []
+    assert mounts_under(d.data_root) == [], mounts_under(d.data_root)
+    wait_for(lambda: not monitors_for(d), 10, "every berth-monitor to exit")
+    for cid in cids:
+        left = [cg for cg in berth_cgroups(cid) if cgroup_procs(cg)]
+        assert not left, f"container {cid[:12]} still has processes: " + "; ".join(
+            f"{cg}: {cgroup_procs(cg)}" for cg in left)
+    cid = api.create(Cmd=["true"])
+    api.start(cid)
+    assert api.wait(cid)["StatusCode"] == 0
