@@ -177,8 +177,10 @@ static int enroll_post(struct enroll *e, const char *addr, const char *body, str
 	cleanup_free char *url =
 	    bh_asprintf("https://%s/v%s/_berth/enroll", addr, BERTH_API_VERSION);
 	cleanup_free char *pin = bh_asprintf("sha256//%s", e->tok.pin);
-	struct curl_blob cert = {e->kit.self_cert, strlen(e->kit.self_cert), CURL_BLOB_COPY};
-	struct curl_blob key = {e->kit.key, strlen(e->kit.key), CURL_BLOB_COPY};
+	/* NOCOPY: the kit outlives the handle, and libcurl keeps no unwiped
+	 * copy of the key. */
+	struct curl_blob cert = {e->kit.self_cert, strlen(e->kit.self_cert), CURL_BLOB_NOCOPY};
+	struct curl_blob key = {e->kit.key, strlen(e->kit.key), CURL_BLOB_NOCOPY};
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	CURL *c = curl_easy_init();
 	long status = 0;
@@ -314,15 +316,11 @@ static int stage_write(const char *dir, const char *ca, const char *cert, const 
 	return 0;
 }
 
-/* The store has its own copies now: overwrite the staged key before it goes. */
+/* The store has its own copies now. */
 static void stage_remove(const char *dir)
 {
-	cleanup_free char *pkey = bh_path_join(dir, "key.pem");
-	char zeros[2048] = {0};
 	struct bh_err ignored;
 
-	if (bh_path_exists(pkey))
-		bh_write_file_atomic(pkey, zeros, sizeof(zeros), 0600, &ignored);
 	bh_rm_rf(dir, &ignored);
 }
 
