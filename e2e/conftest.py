@@ -373,6 +373,24 @@ def daemon(pki, no_stray_daemons):
         d.shutdown()
 
 
+def trust(daemon, cert, role="operator", name=None):
+    """Enters a client cert issued offline (`berth certs issue`) into daemon's
+    trust store, as an admin would with `berth trust add NAME --cert FILE`:
+    over the root-only unix socket, or with the certs-init admin cert.
+    Without this a CA-valid cert is refused at the handshake.  Returns NAME."""
+    cert = Path(cert)
+    name = name or "t-" + hashlib.sha256(cert.read_bytes()).hexdigest()[:12]
+    cli = Berth(mktemp_dir("trust-cli-"))
+    if daemon.unix_listen:
+        target = ["-H", f"unix://{daemon.sock}"]
+    else:
+        target = ["-H", daemon.host, "--tls-dir", daemon.tls_dir]
+    p = cli.run(*target, "trust", "add", name, "--cert", cert, "--role", role)
+    if p.returncode != 0 and "already trusted" not in p.err:
+        raise AssertionError(f"berth trust add {name} exited {p.returncode}: {p.err}")
+    return name
+
+
 # ---- raw TLS / HTTP clients ------------------------------------------------
 
 

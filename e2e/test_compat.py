@@ -6,18 +6,20 @@ import subprocess
 
 import pytest
 
-from conftest import http_get_json, scrubbed_env
+from conftest import http_get_json, scrubbed_env, trust
 
 DOCKER = "/usr/local/bin/docker"
 
 
 @pytest.fixture(scope="module")
-def docker_certs(session_cli, pki, tmp_path_factory):
-    """A client cert made the way a user would: `berth certs issue`."""
+def docker_certs(session_cli, pki, daemon, tmp_path_factory):
+    """A client cert made the way a user would: `berth certs issue`, then
+    `berth trust add` (a CA-valid cert alone is refused)."""
     out = tmp_path_factory.mktemp("docker-certs")
     session_cli.ok("certs", "issue", "docker-user", "--ca-dir", pki.dir, "--out", out)
     for f in ("ca.pem", "cert.pem", "key.pem"):
         assert (out / f).is_file(), f"berth certs issue did not write {f}"
+    trust(daemon, out / "cert.pem", "operator", name="docker-user")
     return out
 
 
