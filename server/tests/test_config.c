@@ -175,6 +175,30 @@ static void test_listen_parse(void **state)
 	assert_true(srv_listen_parse("http://127.0.0.1:80", &l, &err) < 0);
 }
 
+/* max-cert-days: flag and file, the flag winning, the default, and junk. */
+static void test_max_cert_days(void **state)
+{
+	struct srv_config cfg;
+	struct bh_err err;
+	const char *path = write_tmp("{\"max-cert-days\": 14}");
+
+	assert_int_equal(load(&cfg, &err, 0), 0);
+	assert_int_equal(srv_config_max_cert_days(&cfg), SRV_MAX_CERT_DAYS_DEFAULT);
+	srv_config_free(&cfg);
+	assert_int_equal(load(&cfg, &err, 2, "--config", path), 0);
+	assert_int_equal(srv_config_max_cert_days(&cfg), 14);
+	srv_config_free(&cfg);
+	assert_int_equal(load(&cfg, &err, 4, "--config", path, "--max-cert-days", "7"), 0);
+	assert_int_equal(srv_config_max_cert_days(&cfg), 7);
+	srv_config_free(&cfg);
+	assert_true(load(&cfg, &err, 2, "--max-cert-days", "0") < 0);
+	assert_non_null(strstr(err.msg, "max-cert-days"));
+	srv_config_init(&cfg);
+	assert_true(srv_config_parse_json(&cfg, "{\"max-cert-days\": \"9\"}", "f.json", &err) < 0);
+	assert_non_null(strstr(err.msg, "must be an integer"));
+	srv_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +209,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_tcp_needs_tls),
 	    cmocka_unit_test(test_listen_parse),
+	    cmocka_unit_test_teardown(test_max_cert_days, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
