@@ -10,6 +10,7 @@ are per daemon.  Tokens come from `berth trust add NAME` when that command is
 in the tree, else from the same API call made with the admin cert."""
 
 import base64
+import calendar
 import json
 import os
 import stat
@@ -228,11 +229,26 @@ def test_cert_days_above_the_max_is_refused(make_daemon, pki):
     assert st == 201, (st, reply)
 
 
+def test_lowered_max_caps_a_pending_token_and_says_so(site, client):
+    """max-cert-days lowered (restart) after the token was made: the cert is
+    capped to the new max and the client is told."""
+    doc = token_doc(site.make_token("capped", role="viewer", cert_days=30))
+    assert site.d.stop() == 0
+    site.d.extra = ["--max-cert-days", "2"]
+    site.d.start()
+    doc["a"] = [f"127.0.0.1:{site.d.port}"]  # a new port; the pin still holds
+    p = client.ok("context", "create", "capped", "--token", token_text(doc))
+    assert "capped to 2 days" in p.err, p.err
+    na, _ = not_after(client, "capped")
+    t = calendar.timegm(time.strptime(na[:19], "%Y-%m-%dT%H:%M:%S"))
+    assert t - time.time() <= 2 * 86400 + 60, na
+
+
 def test_cert_lifetime_is_the_tokens(site, client):
     client.ok("context", "create", "short", "--token",
               site.make_token("short", role="viewer", cert_days=3))
     na, _ = not_after(client, "short")
-    t = time.mktime(time.strptime(na[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    t = calendar.timegm(time.strptime(na[:19], "%Y-%m-%dT%H:%M:%S"))
     assert 2.9 * 86400 < t - time.time() <= 3 * 86400 + 60, na
 
 
