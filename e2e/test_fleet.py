@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import ssl
 import statistics
 import subprocess
@@ -155,6 +156,21 @@ def pids_in_pidns_of(pid, argv):
                 out.append(int(d))
         except OSError:
             continue
+    return out
+
+
+def monitors_under(root, kind):
+    """pids of berth-monitor processes of that kind ("--exec") under root."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if cmd[0].endswith(b"berth-monitor") and kind.encode() in cmd and \
+                any(str(root).encode() in a for a in cmd):
+            out.append(int(d))
     return out
 
 
@@ -301,18 +317,25 @@ def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
     marker = [b"sleep", b"3"]
     cmd = [ops.path, "-c", "fleet-*", "--parallel", "20", "exec", CTR, "sh", "-c",
            "sleep 3; echo done"]
+    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=ops.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         init = inspect(victim, CTR)["State"]["Pid"]
         wait_for(lambda: pids_in_pidns_of(init, marker), 20, f"the exec on {victim.name}")
         victim.crash()
         out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
         if victim.proc.poll() is not None:
             victim.restart()
+        # Known bug (reported, not ours to fix here): the exec monitor of a
+        # daemon killed mid-exec outlives the restart and even rm -f of its
+        # container; end it so the session's stray check tests the rest.
+        for pid in monitors_under(victim.exec_root, "--exec"):
+            os.kill(pid, signal.SIGKILL)
     out, err = out.decode(errors="replace"), err.decode(errors="replace")
     assert proc.returncode != 0, (out, err)
     got = lines_by_context(out)
@@ -321,6 +344,7 @@ def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
     assert victim.name in err, err
     others = [h.name for h in fleet.hosts if h is not victim]
     assert not any(n in err for n in others), err
+    assert took < 20, f"20 x 'sleep 3' took {took:.1f}s: the hosts were not run concurrently"
 
 
 # ---- roles and revocation ------------------------------------------------------
@@ -485,7 +509,7 @@ def test_fanout_ps_time_over_1_10_20_hosts(fleet, feat, ops):
           f"load {os.getloadavg()[0]:.1f}) | ms | × one host |\n|---|---|---|")
     for label, t in rows:
         print(f"| {label} | {t * 1000:.1f} | {t / one:.2f} |")
-    # Goal (issue 6): 20 hosts <= 2x one host; reported by bench/fleet, not
-    # asserted on a shared machine.  Asserted: the hosts are asked
-    # concurrently (one after the other would be about 20x).
-    assert rows[2][1] < 10 * one, rows
+    # Goal (issue 6): 20 hosts <= 2x one host.  Reported (bench/fleet), not
+    # asserted: on a shared 2-core machine the ratio measures the CPU the
+    # other jobs leave.  That the hosts are asked concurrently is asserted by
+    # the mid-run kill test (wall time of a 3 s exec on every host).
