@@ -477,11 +477,22 @@ def _strays():
     return out
 
 
+def _ours(cid):
+    """Is container cid one of this session's daemons' (its directory is in
+    a data root under the session's temp dir: a daemon's or a fleet node's)?"""
+    return any(glob.glob(os.path.join(_SESSION_TMP, *["*"] * depth, "containers", cid))
+               for depth in range(1, 7))
+
+
 def _stray_containers():
     """Containers this session started that still have processes (a test
     that left one running, or a monitor that died under it): {cgroup: pids}."""
     out = {}
     for d in sorted(_berth_cgroups() - _CGROUPS_AT_START):
+        # Only this session's: other sessions and benches on the machine
+        # make containers meanwhile, and killing theirs broke their runs.
+        if not _ours(os.path.basename(d)):
+            continue
         try:
             with open(os.path.join(d, "cgroup.procs")) as f:
                 pids = [int(p) for p in f.read().split()]
