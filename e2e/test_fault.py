@@ -186,3 +186,108 @@ def test_sigkill_during_create_and_start_leaves_only_whole_containers(node):
     cid = api.create(Cmd=["true"])
     api.start(cid)
     assert api.wait(cid)["StatusCode"] == 0
+
+
+# ---- SIGKILL during a pull ------------------------------------------------------------
+
+LAYER_BYTES = 3 * 1024 * 1024
+
+
+def store_dir(d, *parts):
+    return d.data_root.joinpath("image", *parts)
+
+
+def entries(path):
+    try:
+        return [p for p in path.iterdir() if not p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def pull_moment_partial_blob(d):
+    return any(p.name.startswith("blob-") and p.stat().st_size > 256 * 1024
+               for p in entries(store_dir(d, "tmp")))
+
+
+def pull_moment_whole_blob(d):
+    return len(entries(store_dir(d, "blobs", "sha256"))) > 0
+
+
+def pull_moment_layer_committed(d):
+    return len(entries(store_dir(d, "layers", "sha256"))) > 0
+
+
+def pull_moment_registered(d):
+    return len(entries(store_dir(d, "imagedb", "sha256"))) > 0
+
+
+PULL_MOMENTS = [pull_moment_partial_blob, pull_moment_whole_blob, pull_moment_layer_committed,
+                pull_moment_registered]
+
+
+@pytest.fixture
+def slow_registry(tmp_path):
+    from test_registry import SlowProxy, multi_layer_layout, need_tools  # noqa: F401
+    import registry as regmod
+
+    need_root_and_image()
+    if not regmod.available():
+        pytest.skip("docker-registry and skopeo are needed (scripts/install-deps)")
+    reg = regmod.Registry(mktemp_dir("reg-fault-")).start()
+    proxy = None
+    try:
+        layers = [{f"l{i}.bin": os.urandom(LAYER_BYTES)} for i in range(3)]
+        diffs, _, cfg = multi_layer_layout(tmp_path / "oci", layers)
+        reg.skopeo_copy(f"oci:{tmp_path / 'oci'}:latest", "ml/big:latest")
+        # ~4 MB/s per connection: a few seconds per pull, room for each moment
+        proxy = SlowProxy(reg.port, rate=4 * 1024 * 1024)
+        yield f"127.0.0.1:{proxy.port}/ml/big:latest", diffs, cfg
+    finally:
+        if proxy is not None:
+            proxy.close()
+        reg.stop()
+
+
+def pull_api(api, ref):
+    name, tag = ref.rsplit(":", 1)
+    status, _, body = api.call("POST", f"/images/create?fromImage={name}&tag={tag}", timeout=120)
+    return status, body
+
+
+def images(api):
+    return api.json("GET", "/images/json")
+
+
+def test_sigkill_during_pull_leaves_no_half_image(make_daemon, pki, slow_registry):
+    ref, diffs, cfg = slow_registry
+    seen = []
+    for moment in PULL_MOMENTS:
+        d = make_daemon(pki.dir)
+        api = Api(d, pki)
+        t, _ = in_background(lambda: pull_api(api, ref))
+        killed = kill_when(d, lambda: moment(d), moment.__name__, timeout=60)
+        t.join(60)
+        assert killed, f"berthd died by itself before {moment.__name__}"
+        d.proc.wait(timeout=10)
+        d.pidfile.unlink(missing_ok=True)
+        d.start()
+        store_check(api)
+        assert entries(store_dir(d, "tmp")) == [], entries(store_dir(d, "tmp"))
+        imgs = images(api)
+        # whole or absent: the image and all its layers, tagged unless the
+        # kill fell between registering the image and writing its tag
+        assert len(imgs) <= 1, imgs
+        if imgs:
+            assert imgs[0]["Id"] == cfg and imgs[0]["RepoTags"] in ([ref], []), imgs
+            layers = api.json("GET", f"/images/{cfg}/json")["RootFS"]["Layers"]
+            assert layers == diffs, layers
+        seen.append(f"{moment.__name__[12:]}: " + (
+            "no image" if not imgs else "image" if imgs[0]["RepoTags"] else "untagged image"))
+        # the pull resumes and gives the whole image
+        status, body = pull_api(api, ref)
+        assert status == 200 and b"errorDetail" not in body, (status, body[-400:])
+        js = api.json("GET", f"/images/{ref}/json")
+        assert js["Id"] == cfg and js["RootFS"]["Layers"] == diffs, js
+        store_check(api)
+        d.stop()
+    print("after SIGKILL during a pull at", "; ".join(seen))

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "runtime/rt-image-internal.h"
+#include "runtime/registry-internal.h"
 
 #define MARKER "committed"
 
@@ -134,6 +135,7 @@ int rt_store_open(const char *data_root, struct rt_store **out, struct bh_err *e
 	static const char *const dirs[] = {"blobs/sha256", "imagedb/sha256", "layers/sha256",
 	                                   "tmp"};
 	struct rt_store *s = bh_calloc(1, sizeof(*s));
+	struct bh_err gc_err;
 
 	s->root = bh_path_join(data_root, "image");
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -144,6 +146,10 @@ int rt_store_open(const char *data_root, struct rt_store **out, struct bh_err *e
 	if (sweep(s, err) < 0)
 		goto fail;
 	pthread_mutex_init(&s->lock, NULL);
+	/* A pull or load killed with the daemon stored blobs before its image:
+	 * nobody holds the store yet, and nothing will ever reference them. */
+	if (reg_gc_sweep(s, NULL, &gc_err) < 0)
+		bh_warn("image store: sweeping orphan blobs: %s", gc_err.msg);
 	*out = s;
 	return 0;
 fail:
