@@ -156,6 +156,11 @@ int pki_csr_sign(const struct pki_csr_sign_opts *o, char **cert_pem, char **ca_p
 /* Checks a CSR without signing it: parses, verifies its signature. */
 int pki_csr_check(const char *csr_pem, size_t len, struct bh_err *err);
 
+/* Checks that the first certificate of cert_pem is signed by the first of
+ * ca_pem and valid now (what an enrolling client checks before it writes a
+ * context that could never connect). */
+int pki_cert_verify_pem(const char *cert_pem, const char *ca_pem, struct bh_err *err);
+
 /* The DER of the first certificate of a PEM text (owned), for fingerprints. */
 int pki_pem_first_der(const char *pem, size_t len, uint8_t **der, size_t *der_len,
                       struct bh_err *err);

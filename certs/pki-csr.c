@@ -91,6 +91,41 @@ int pki_pem_first_der(const char *pem, size_t len, uint8_t **der, size_t *der_le
 	return 0;
 }
 
+static int crt_from_pem(const char *pem, mbedtls_x509_crt *crt, struct bh_err *err)
+{
+	cleanup_free uint8_t *der = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (pki_pem_first_der(pem, strlen(pem), &der, &len, err) < 0)
+		return -1;
+	ret = mbedtls_x509_crt_parse_der(crt, der, len);
+	return ret != 0 ? pki_err_mbed(err, ret, "bad certificate") : 0;
+}
+
+int pki_cert_verify_pem(const char *cert_pem, const char *ca_pem, struct bh_err *err)
+{
+	mbedtls_x509_crt crt, ca;
+	uint32_t flags = 0;
+	int r;
+
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_x509_crt_init(&ca);
+	r = crt_from_pem(cert_pem, &crt, err);
+	if (r == 0)
+		r = crt_from_pem(ca_pem, &ca, err);
+	if (r == 0 && mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
+		char why[256];
+		mbedtls_x509_crt_verify_info(why, sizeof(why), "", flags);
+		why[strcspn(why, "\n")] = '\0';
+		r = bh_err_set(err, EINVAL, "the certificate does not verify against the CA: %s",
+		               why);
+	}
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	return r;
+}
+
 /* ---- the client's side --------------------------------------------------- */
 
 static int csr_write(struct pki_rng *rng, mbedtls_pk_context *key, const char *cn, char **out,

@@ -280,7 +280,7 @@ static int resp_pems(struct cli *cli, json_t *resp, const char *ours, const char
 	*ca = json_string_value(json_object_get(resp, "CA"));
 	if (*cert == NULL || *ca == NULL)
 		return cli_fail(cli, CLI_EXIT_DAEMON, "the daemon's reply lacks Certificate or CA");
-	if (cert_is_ours(*cert, ours, &err) < 0 ||
+	if (cert_is_ours(*cert, ours, &err) < 0 || pki_cert_verify_pem(*cert, *ca, &err) < 0 ||
 	    pki_pem_first_der(*ca, strlen(*ca), &der, &len, &err) < 0)
 		return cli_fail(cli, CLI_EXIT_DAEMON, "the daemon's certificate is unusable: %s",
 		                err.msg);

@@ -186,6 +186,10 @@ static void test_sign_openssl(void **state)
 		assert_int_equal(bh_read_file(cafile, 1 << 20, &ca_text, NULL, &err), 0);
 		assert_string_equal(ca, ca_text);
 	}
+	/* what the client checks before writing a context */
+	assert_int_equal(pki_cert_verify_pem(cert, ca, &err), 0);
+	assert_int_equal(pki_cert_verify_pem(kit.self_cert, ca, &err), -1);
+	assert_has(err.msg, "does not verify");
 	pki_enroll_kit_free(&kit);
 }
 
