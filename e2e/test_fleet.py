@@ -244,14 +244,18 @@ def trust_entries(h):
 def test_enroll_each_host_with_a_token(fleet, feat, ops):
     need(feat.enroll, "berth context create --token")
     for h in fleet.hosts:
+        tls = ctx_tls_dir(ops, h.name)
+        info = fleet.cli.json("certs", "inspect", tls / "cert.pem", "--format", "json")
         mine = [e for e in trust_entries(h) if e["Name"] == f"op-{h.index:02d}"]
         assert len(mine) == 1, (h.name, trust_entries(h))
         assert mine[0]["Role"] == "operator", mine
-        # the enrolled cert works on its own host, and is refused by another
-        # (each daemon's trust store knows only its own identities)
+        assert mine[0]["Fingerprint"] == info["FingerprintSHA256"], (mine, info)
+        assert info["CommonName"] == f"op-{h.index:02d}", info  # CN from the token
+        assert (tls / "key.pem").stat().st_mode & 0o777 == 0o600
         ops.ok("-c", h.name, "ps")
+    # each daemon's trust store knows only its own identities: op-01's cert
+    # (signed by the same fleet CA) is refused by fleet-02
     tls = ctx_tls_dir(ops, fleet.hosts[0].name)
-    assert (tls / "key.pem").stat().st_mode & 0o777 == 0o600
     p = ops.run("-H", fleet.hosts[1].host, "--tls-dir", tls, "ps")
     assert p.returncode == 125, (p.returncode, p.out, p.err)
 
@@ -275,8 +279,19 @@ def test_token_replayed_wrong_or_expired_is_refused(fleet, feat, ops):
     forged = "berth1-" + base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
     p = cli.run("context", "create", "wrong", "--token", forged)
     assert p.returncode != 0 and "token" in p.err.lower(), (p.returncode, p.err)
+    # a token whose address is changed to another host of the fleet (same
+    # CA, another server key) is refused by the pin before the secret is sent
+    pinned = make_token(fleet, h, "pinned", "viewer")
+    body = json.loads(base64.urlsafe_b64decode(pinned[len("berth1-"):] + "=="))
+    body["a"] = [f"{fleet.hosts[2].ip}:{fleet.hosts[2].port}"]
+    moved = "berth1-" + base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+    p = cli.run("context", "create", "moved", "--token", moved)
+    assert p.returncode == 125 and "does not match the token's pin" in p.err, p.err
     names = [e["Name"] for e in trust_entries(h)]
-    assert "late" not in names and "wrong" not in names, names
+    assert {"late", "wrong", "pinned"}.isdisjoint(names), names
+    assert "pinned" not in [e["Name"] for e in trust_entries(fleet.hosts[2])]
+    cli.ok("context", "create", "pinned", "--token", pinned)  # not spent by the detour
+    assert cli.json("-c", "pinned", "version", "--format", "json")["Server"]
     assert "again" not in cli.run("context", "ls").out
 
 
