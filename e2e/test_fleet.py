@@ -364,6 +364,31 @@ def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
     assert took < 20, f"20 x 'sleep 3' took {took:.1f}s: the hosts were not run concurrently"
 
 
+def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    odd = [h for h in fleet.hosts if h.index % 2 == 1]
+    for h in odd:
+        ops.ok("context", "update", h.name, "--label", "half=odd")
+    stalled = odd[2]
+    stalled.proc.send_signal(signal.SIGSTOP)  # accepts TCP (kernel backlog), never answers
+    try:
+        t0 = time.monotonic()
+        p = ops.run("-c", "@half=odd", "--timeout", "2", "--format", "json", "ps")
+        took = time.monotonic() - t0
+    finally:
+        stalled.proc.send_signal(signal.SIGCONT)
+    res = {r["Context"]: r for r in fan_json(p.out)}
+    assert p.returncode == 1, (p.returncode, p.out, p.err)
+    assert set(res) == {h.name for h in odd}, sorted(res)
+    assert res[stalled.name]["ExitCode"] == 124 and res[stalled.name]["Error"], res[stalled.name]
+    for h in odd:
+        if h is not stalled:
+            r = res[h.name]
+            assert r["ExitCode"] == 0 and not r.get("Error") and r["Host"] == h.host, r
+    assert took < 10, f"a 2 s --timeout took {took:.1f}s"
+    ops.ok("-c", stalled.name, "ps")  # back once it runs again
+
+
 # ---- roles and revocation ------------------------------------------------------
 
 
