@@ -22,6 +22,7 @@ from test_container_api import (
     Api,
     berth_cgroups,
     container_dirs,
+    force_cleanup,
     load_busybox,
     monitors_for,
     mounts_under,
@@ -291,3 +292,158 @@ def test_sigkill_during_pull_leaves_no_half_image(make_daemon, pki, slow_registr
         store_check(api)
         d.stop()
     print("after SIGKILL during a pull at", "; ".join(seen))
+
+
+# ---- disk full ---------------------------------------------------------------------------
+
+FS_MB = 64
+
+
+def docker_archive(tag, payload):
+    """A one-layer `docker save` archive holding payload as /blob.bin."""
+    import hashlib
+    import io
+    import tarfile
+
+    def tar(files):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = len(data), 0o644
+                t.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    layer = tar({"blob.bin": payload})
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/blob.bin"]},
+                      "rootfs": {"type": "layers",
+                                 "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}})
+    cfg_name = hashlib.sha256(cfg.encode()).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["l/layer.tar"]}])
+    return tar({"manifest.json": manifest.encode(), cfg_name: cfg.encode(),
+                "l/layer.tar": layer})
+
+
+def fill(path):
+    """Writes path until the filesystem is full; returns the bytes written."""
+    n = 0
+    chunk = b"\0" * (1 << 20)
+    with open(path, "wb") as f:
+        while True:
+            try:
+                n += os.write(f.fileno(), chunk)
+                os.fsync(f.fileno())
+            except OSError as e:
+                assert e.errno == 28, e  # ENOSPC
+                break
+    # the last bytes of the last block, and the journal's slack
+    with open(path, "ab") as f:
+        for size in (65536, 4096, 512, 1):
+            while True:
+                try:
+                    os.write(f.fileno(), b"\0" * size)
+                    os.fsync(f.fileno())
+                    n += size
+                except OSError:
+                    break
+    return n
+
+
+@pytest.fixture
+def small_data_root(make_daemon, pki):
+    """A berthd whose data root is a FS_MB MiB ext4 on a loop device."""
+    need_root_and_image()
+    for tool in ("mkfs.ext4", "losetup"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            pytest.skip(f"{tool} missing")
+    d = make_daemon(pki.dir, start=False)
+    img = d.root / "fs.img"
+    with open(img, "wb") as f:
+        f.truncate(FS_MB << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(img)], check=True,
+                   capture_output=True)
+    d.data_root.mkdir(parents=True)
+    subprocess.run(["mount", "-o", "loop", str(img), str(d.data_root)], check=True)
+    api = Api(d, pki)
+    try:
+        d.start()
+        yield api
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                for c in containers(api):
+                    api.rm(c["Id"])
+                assert d.stop() == 0, d.log_text()[-3000:]
+            wait_for(lambda: not monitors_for(d), 10, "berth-monitor processes to exit")
+            inner = [m for m in mounts_under(d.data_root) if m != str(d.data_root)]
+            assert inner == [], inner
+        except BaseException:
+            d.kill()
+            force_cleanup(d)
+            raise
+        finally:
+            r = subprocess.run(["umount", str(d.data_root)], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", str(d.data_root)], capture_output=True)
+
+
+def error_of(api, method, path, body=None, headers=None):
+    try:
+        status, _, data = api.call(method, path, body, headers)
+    except OSError as e:
+        raise AssertionError(f"{method} {path}: {e}; berthd log:\n" + api.daemon.log_text()[-1500:])
+    try:
+        msg = json.loads(data)["message"]
+    except (ValueError, KeyError):
+        msg = data[:300].decode(errors="replace")
+    return status, msg
+
+
+def log_lines(api, cid):
+    _, data = api.logs(cid)
+    return data.count(b"tick ")
+
+
+def test_disk_full_gives_clear_errors_and_recovers(small_data_root):
+    api = small_data_root
+    d = api.daemon
+    load_busybox(api)
+    ticker = api.create(Cmd=["sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done"])
+    api.start(ticker)
+    wait_for(lambda: log_lines(api, ticker) > 5, 10, "the ticker's first log lines")
+    archive = docker_archive("full:1", os.urandom(2 << 20))
+    filler = d.data_root / "filler"
+    fill(filler)
+    try:
+        # loading an image: a clear error naming what ran out, nothing half-loaded
+        status, msg = error_of(api, "POST", "/images/load", archive,
+                               {"Content-Type": "application/x-tar"})
+        assert status in (500, 507) and "No space left" in msg, (status, msg)
+        said = [f"load: {status} {msg}"]
+        # creating a container
+        status, msg = error_of(api, "POST", "/containers/create", {"Image": "busybox",
+                                                                   "Cmd": ["true"]})
+        assert status in (500, 507) and "No space left" in msg, (status, msg)
+        said.append(f"create: {status} {msg}")
+        print("disk full:", "; ".join(said))
+        # berthd keeps serving, and nothing is half-registered
+        assert api.call("GET", "/_ping")[2] == b"OK"
+        assert [i["RepoTags"] for i in images(api)] == [["busybox:latest"]]
+        assert_only_whole_containers(api)
+        store_check(api)
+        assert api.inspect(ticker)["State"]["Running"]
+        # the logs of a container that wrote into a full disk are still served
+        stalled = log_lines(api, ticker)
+    finally:
+        filler.unlink()
+    # after freeing space everything works again
+    status, _, body = api.call("POST", "/images/load", archive,
+                               {"Content-Type": "application/x-tar"})
+    assert status == 200 and b"Loaded image: full:1" in body, (status, body[:300])
+    cid = api.create(Cmd=["sh", "-c", "echo fine"])
+    api.start(cid)
+    assert api.wait(cid)["StatusCode"] == 0
+    assert b"fine" in api.logs(cid)[1]
+    wait_for(lambda: log_lines(api, ticker) > stalled + 5, 10, "the ticker's log to grow again")
+    assert_only_whole_containers(api)
+    store_check(api)

@@ -196,6 +196,8 @@ struct srv_req {
 	struct bh_buf body;            /* bounded by body.max */
 	int body_fd;                   /* SRV_BODY_SPOOL routes: the body; else -1 */
 	int64_t body_spooled;          /* bytes written to body_fd */
+	bool body_failed;              /* storing the body failed (ENOSPC...): the rest */
+	struct bh_err body_err;        /* is read and dropped, then this is the answer */
 	uint64_t start_ms;
 
 	/* response state */

@@ -192,14 +192,12 @@ static int on_body(struct srv_conn *conn, const void *in, size_t len)
 {
 	struct srv_req *req = conn->req;
 
-	struct bh_err err;
-
-	if (req == NULL || req->responded)
+	if (req == NULL || req->responded || req->body_failed)
 		return 0;
-	if (srv_req_body_append(req, in, len, &err) < 0) {
-		req->close_after = true;
-		srv_reply_error(req, &err);
-	}
+	/* Not answered before the whole body is in: closing on a client that
+	 * still sends resets the connection, and the answer is lost with it. */
+	if (srv_req_body_append(req, in, len, &req->body_err) < 0)
+		req->body_failed = true;
 	return 0;
 }
 
@@ -429,7 +427,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		/* Content-Length: 0 was handled in on_http already (a deferred
 		 * handler has not responded yet: do not run it twice). */
-		if (conn->req != NULL && !conn->req->responded && conn->req->content_length > 0)
+		if (conn->req != NULL && !conn->req->responded && conn->req->body_failed)
+			srv_reply_error(conn->req, &conn->req->body_err);
+		else if (conn->req != NULL && !conn->req->responded && conn->req->content_length > 0)
 			handle(conn->req);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
