@@ -434,6 +434,15 @@ def test_disk_full_gives_clear_errors_and_recovers(small_data_root):
         assert api.inspect(ticker)["State"]["Running"]
         # the logs of a container that wrote into a full disk are still served
         stalled = log_lines(api, ticker)
+        # room for the request body but not for the unpacked layer as well:
+        # the load fails inside the store, which is left as it was
+        os.truncate(filler, filler.stat().st_size - (3 << 20))
+        status, msg = error_of(api, "POST", "/images/load", archive,
+                               {"Content-Type": "application/x-tar"})
+        assert status in (500, 507) and "No space left" in msg, (status, msg)
+        print(f"disk almost full: load: {status} {msg}")
+        assert [i["RepoTags"] for i in images(api)] == [["busybox:latest"]]
+        store_check(api)
     finally:
         filler.unlink()
     # after freeing space everything works again

@@ -67,7 +67,7 @@ static int load_work(void *arg, struct bh_err *err)
 	if (rt_image_load(j->m->store, j->fd, "request body", &j->loaded, err) < 0) {
 		if (err->code != ENOMEM && err->code != ENOSPC && err->code != EIO)
 			err->code = EINVAL; /* a bad archive is the client's */
-		return bh_err_wrap(err, "load");
+		return -1; /* rt_image_load's message starts with "load: " */
 	}
 	for (size_t i = 0; j->loaded && j->loaded[i]; i++)
 		srv_events_image("load", j->loaded[i], j->loaded[i]);
