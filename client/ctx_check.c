@@ -1,0 +1,337 @@
+/* client: `berth context ls --check` and the client-certificate expiry
+ * warnings of `context ls`.  The probes run at once on one libcurl multi
+ * handle (non-blocking sockets, no threads: portable as is), each bounded by
+ * the timeout; one GET /version per context through the same TLS material
+ * and verification as every other command (cli_http_set_tls_blobs). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "certs/certs.h"
+#include "client/client-internal.h"
+
+#define PROBE_BODY_MAX (64 * 1024)
+#define EXPIRY_WARN_S  (7 * 24 * 3600)
+
+/* ---- certificates held in memory ----------------------------------------- */
+
+int cli_cert_info_pem(const char *pem, size_t len, struct pki_cert_info *info, struct bh_err *err)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END ";
+	const char *b = pem ? memmem(pem, len, begin, sizeof(begin) - 1) : NULL, *e;
+	cleanup_free char *b64 = NULL;
+	cleanup_free char *der = NULL;
+	size_t der_len = 0, j = 0;
+
+	if (b == NULL)
+		return bh_err_set(err, EINVAL, "no PEM certificate");
+	b += sizeof(begin) - 1;
+	e = memmem(b, len - (size_t)(b - pem), end, sizeof(end) - 1);
+	if (e == NULL)
+		return bh_err_set(err, EINVAL, "PEM certificate without its END line");
+	b64 = bh_malloc((size_t)(e - b) + 1);
+	for (const char *p = b; p < e; p++)
+		if (*p != '\n' && *p != '\r' && *p != ' ' && *p != '\t')
+			b64[j++] = *p;
+	b64[j] = '\0';
+	if (bh_base64_decode(b64, CTX_FILE_MAX, &der, &der_len) < 0)
+		return bh_err_set(err, EINVAL, "PEM certificate: bad base64");
+	return pki_cert_info_from_der((const uint8_t *)der, der_len, info, err);
+}
+
+/* "in 3 days", "in 5 hours", or "" when not within the warning window;
+ * expired certificates say "EXPIRED". */
+static void expiry_words(int64_t not_after, int64_t now, char *out, size_t n)
+{
+	int64_t left = not_after - now;
+
+	if (left <= 0)
+		snprintf(out, n, "EXPIRED");
+	else if (left < 24 * 3600)
+		snprintf(out, n, "expires in %lld hours", (long long)((left + 3599) / 3600));
+	else if (left <= EXPIRY_WARN_S)
+		snprintf(out, n, "expires in %lld days", (long long)(left / 86400));
+	else
+		out[0] = '\0';
+}
+
+void cli_context_expiry_warnings(const struct ctx_meta *l, size_t n)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct pki_cert_info info;
+	struct bh_err err = {0};
+	char words[64], when[40];
+
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].tls.cert == NULL ||
+		    pki_cert_info_from_file(l[i].tls.cert, &info, &err) < 0)
+			continue;
+		expiry_words(info.not_after, now, words, sizeof(words));
+		bh_rfc3339(when, info.not_after, 0);
+		if (words[0] != '\0')
+			fprintf(stderr,
+			        "berth: warning: context \"%s\": client certificate %s (%s): "
+			        "berth context renew %s\n",
+			        l[i].name, words, when, l[i].name);
+		pki_cert_info_free(&info);
+	}
+}
+
+/* ---- the probes ------------------------------------------------------------ */
+
+struct probe {
+	struct ctx_target t;
+	bool resolved;
+	CURL *curl;
+	struct bh_buf body;
+	char errbuf[CURL_ERROR_SIZE];
+	bool done, reachable;
+	int status;
+	double rtt_ms, connect_ms;
+	char version[64];
+	char error[400];
+	char expires[80];
+};
+
+static size_t on_probe_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct probe *p = arg;
+
+	return bh_buf_append(&p->body, data, size * n) < 0 ? 0 : size * n;
+}
+
+static void cert_column(struct probe *p)
+{
+	struct pki_cert_info info;
+	struct bh_err err = {0};
+	char when[40], words[64];
+
+	if (p->t.pem.cert == NULL) {
+		snprintf(p->expires, sizeof(p->expires), "-");
+		return;
+	}
+	if (cli_cert_info_pem(p->t.pem.cert, p->t.pem.cert_len, &info, &err) < 0) {
+		snprintf(p->expires, sizeof(p->expires), "unreadable");
+		return;
+	}
+	bh_rfc3339(when, info.not_after, 0);
+	expiry_words(info.not_after, (int64_t)time(NULL), words, sizeof(words));
+	snprintf(p->expires, sizeof(p->expires), "%.10s%s%s%s", when, words[0] ? " (" : "", words,
+	         words[0] ? ")" : "");
+	pki_cert_info_free(&info);
+}
+
+static void probe_setup(struct probe *p, CURLM *multi, long timeout_ms)
+{
+	cleanup_free char *url = NULL;
+	CURL *c = curl_easy_init();
+
+	if (c == NULL)
+		abort(); /* allocation failure */
+	p->curl = c;
+	bh_buf_init(&p->body, PROBE_BODY_MAX);
+	if (ctx_host_is_tcp(p->t.host)) {
+		url = bh_asprintf("https://%s/v%s/version", p->t.host + strlen("tcp://"),
+		                  BERTH_API_VERSION);
+		cli_http_set_tls_blobs(c, &p->t);
+	} else {
+		url = bh_asprintf("http://localhost/v%s/version", BERTH_API_VERSION);
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->t.host + strlen("unix://"));
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_probe_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, p);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+	curl_multi_add_handle(multi, c);
+}
+
+/* The outcome of one finished transfer into its row. */
+static void probe_finish(struct probe *p, CURLcode rc)
+{
+	curl_off_t total = 0, conn = 0, app = 0;
+	long os_errno = 0, status = 0;
+	json_t *doc, *v;
+
+	p->done = true;
+	if (rc != CURLE_OK) {
+		curl_easy_getinfo(p->curl, CURLINFO_OS_ERRNO, &os_errno);
+		cli_http_describe((int)rc, os_errno, p->errbuf, p->t.host, p->error,
+		                  sizeof(p->error));
+		return;
+	}
+	p->reachable = true;
+	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(p->curl, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(p->curl, CURLINFO_CONNECT_TIME_T, &conn);
+	curl_easy_getinfo(p->curl, CURLINFO_APPCONNECT_TIME_T, &app);
+	p->status = (int)status;
+	/* RTT: the request's round trip once connected (and the handshake done). */
+	p->connect_ms = (double)(app > conn ? app : conn) / 1000.0;
+	p->rtt_ms = (double)(total - (app > conn ? app : conn)) / 1000.0;
+	if (status >= 300) {
+		char msg[300];
+		cli_daemon_message((int)status, &p->body, msg, sizeof(msg));
+		snprintf(p->error, sizeof(p->error), "HTTP %ld: %s", status, msg);
+		return;
+	}
+	doc = json_loadb(p->body.data ? p->body.data : "", p->body.len, 0, NULL);
+	v = json_object_get(doc, "Version");
+	cli_sanitize(json_is_string(v) ? json_string_value(v) : "?", p->version,
+	             sizeof(p->version));
+	json_decref(doc);
+}
+
+/* Drives every transfer to its end; each is bounded by its own timeout,
+ * and the whole by a deadline a little past it. */
+static void probes_run(CURLM *multi, long timeout_ms)
+{
+	uint64_t deadline = bh_now_ms() + (uint64_t)timeout_ms + 1000;
+	int running = 1, left;
+	CURLMsg *m;
+	struct probe *p;
+
+	while (running > 0 && bh_now_ms() < deadline) {
+		curl_multi_perform(multi, &running);
+		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&p);
+			probe_finish(p, m->data.result);
+		}
+		if (running > 0)
+			curl_multi_poll(multi, NULL, 0, 100, NULL);
+	}
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void probe_cells(const struct probe *p, char rtt[32], char *out[7])
+{
+	bool ok = p->reachable && p->status < 300;
+
+	snprintf(rtt, 32, "%.1fms", p->rtt_ms);
+	out[0] = p->t.name;
+	out[1] = p->t.host;
+	out[2] = (char *)(p->reachable ? "yes" : "no");
+	out[3] = p->reachable ? rtt : "-";
+	out[4] = (char *)(ok ? p->version : "-");
+	out[5] = (char *)p->expires;
+	out[6] = (char *)(p->error[0] ? p->error : "");
+}
+
+static void print_table(struct probe *ps, size_t n)
+{
+	static const char *const head[] = {"NAME",    "HOST",         "REACHABLE", "RTT",
+	                                   "VERSION", "CERT EXPIRES", "ERROR"};
+	struct cli_table t;
+	char rtt[32], *cells[7];
+
+	cli_table_init(&t, 7);
+	cli_table_add(&t, head);
+	for (size_t i = 0; i < n; i++) {
+		probe_cells(&ps[i], rtt, cells);
+		cli_table_add(&t, (const char *const *)cells);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+static json_t *probe_json(const struct probe *p)
+{
+	json_t *j = json_pack("{s:s, s:s, s:b}", "Name", p->t.name ? p->t.name : "", "Host",
+	                      p->t.host ? p->t.host : "", "Reachable", p->reachable);
+
+	if (p->reachable) {
+		json_object_set_new(j, "RttMs", json_real(p->rtt_ms));
+		json_object_set_new(j, "ConnectMs", json_real(p->connect_ms));
+		json_object_set_new(j, "Status", json_integer(p->status));
+	}
+	if (p->version[0] != '\0')
+		json_object_set_new(j, "Version", json_string(p->version));
+	json_object_set_new(j, "CertExpires", json_string(p->expires));
+	if (p->error[0] != '\0')
+		json_object_set_new(j, "Error", json_string(p->error));
+	return j;
+}
+
+static int print_json(struct cli *cli, struct probe *ps, size_t n)
+{
+	json_t *arr = json_array();
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, probe_json(&ps[i]));
+	r = cli_print_json(cli, arr);
+	json_decref(arr);
+	return r;
+}
+
+/* ---- entry ------------------------------------------------------------------ */
+
+/* A context that cannot even be resolved (incomplete TLS material) is a row
+ * with its error, probed no further. */
+static void probe_resolve(struct cli *cli, const struct ctx_meta *m, const struct ctx_env *env,
+                          struct probe *p)
+{
+	struct ctx_flags fl = {.context = m->name};
+	struct bh_err err = {0};
+
+	if (ctx_resolve(cli->config_dir, &fl, env, &p->t, &err) < 0) {
+		p->t.name = bh_strdup(m->name);
+		p->t.host = bh_strdup(m->host);
+		p->done = true;
+		snprintf(p->error, sizeof(p->error), "%s", err.msg);
+		snprintf(p->expires, sizeof(p->expires), "-");
+		return;
+	}
+	p->resolved = true;
+	cert_column(p);
+}
+
+int cli_context_check(struct cli *cli, const struct ctx_meta *l, size_t n, long timeout_ms,
+                      bool json)
+{
+	struct probe *ps = bh_calloc(n ? n : 1, sizeof(*ps));
+	CURLM *multi;
+	struct ctx_env env;
+	int r;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(ps);
+		return cli_fail(cli, CLI_EXIT_CMD, "cannot initialise libcurl");
+	}
+	multi = curl_multi_init();
+	ctx_env_from_process(&env);
+	for (size_t i = 0; i < n; i++) {
+		probe_resolve(cli, &l[i], &env, &ps[i]);
+		if (ps[i].resolved)
+			probe_setup(&ps[i], multi, timeout_ms);
+	}
+	probes_run(multi, timeout_ms);
+	for (size_t i = 0; i < n; i++)
+		if (ps[i].resolved && !ps[i].done)
+			snprintf(ps[i].error, sizeof(ps[i].error), "no answer within %ld ms",
+			         timeout_ms);
+	r = json ? print_json(cli, ps, n) : (print_table(ps, n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (ps[i].curl != NULL) {
+			curl_multi_remove_handle(multi, ps[i].curl);
+			curl_easy_cleanup(ps[i].curl);
+		}
+		bh_buf_free(&ps[i].body);
+		ctx_target_free(&ps[i].t);
+	}
+	curl_multi_cleanup(multi);
+	free(ps);
+	return r;
+}
