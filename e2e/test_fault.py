@@ -456,3 +456,69 @@ def test_disk_full_gives_clear_errors_and_recovers(small_data_root):
     wait_for(lambda: log_lines(api, ticker) > stalled + 5, 10, "the ticker's log to grow again")
     assert_only_whole_containers(api)
     store_check(api)
+
+
+# ---- a container flooding stdout ----------------------------------------------------------
+
+FLOOD_S = 5
+RSS_GROWTH_KB = 20 * 1024
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def peak_rss_over(pid, seconds, tick=None):
+    """Samples VmRSS for `seconds` (a measurement window, not a wait for
+    an event); tick() runs between samples.  Returns the peak in kB."""
+    peak, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        peak = max(peak, rss_kb(pid))
+        if tick is not None:
+            tick()
+        else:
+            time.sleep(0.1)
+    return peak
+
+
+def test_stdout_flood_does_not_grow_berthd(node):
+    api, d = node, node.daemon
+    cid = api.create(Cmd=["yes", "flooding stdout into the log, nobody reads it"])
+    log = d.data_root / "containers" / cid / f"{cid}-json.log"
+    base = rss_kb(d.proc.pid)
+    api.start(cid)
+    wait_for(lambda: log.exists() and log.stat().st_size > (1 << 20), 20, "the flood to start")
+    alone = peak_rss_over(d.proc.pid, FLOOD_S)
+    assert api.call("GET", "/_ping")[2] == b"OK"
+    # a slow `logs -f` reader: one recv (at most 4 KiB) every 20 ms while the
+    # container floods on
+    ctx = client_ssl_context(api.pki.ca, api.pki.cert, api.pki.key)
+    s = ctx.wrap_socket(socket.create_connection(d.addr, timeout=20), server_hostname="127.0.0.1")
+    got = [0]
+
+    def read_slowly():
+        got[0] += len(s.recv(4096))
+        time.sleep(0.02)
+
+    try:
+        s.sendall(f"GET /containers/{cid}/logs?stdout=1&follow=1 HTTP/1.1\r\nHost: b\r\n\r\n"
+                  .encode())
+        head = s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        slow = peak_rss_over(d.proc.pid, FLOOD_S, read_slowly)
+        assert got[0] > 16 * 1024, f"the slow reader got only {got[0]} bytes"
+        assert api.call("GET", "/_ping")[2] == b"OK"  # served beside the flood
+    finally:
+        s.close()
+    print(f"berthd VmRSS: {base} kB before, peak {alone} kB flooded without a reader, "
+          f"{slow} kB with a slow logs -f reader ({got[0] >> 10} KiB read)")
+    assert alone - base < RSS_GROWTH_KB, (base, alone)
+    assert slow - base < RSS_GROWTH_KB, (base, slow)
+    # the log on disk is bounded by its rotation (20 MiB x 3)
+    total = sum(p.stat().st_size for p in log.parent.glob(f"{cid}-json.log*"))
+    assert total <= 3 * 21 * (1 << 20), total
+    api.rm(cid)
