@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import time
 import types
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -271,7 +272,7 @@ def test_token_replayed_wrong_or_expired_is_refused(fleet, feat, ops):
     fresh = make_token(fleet, h, "late", "viewer", expires="1s")
     deadline = time.time() + 1.5
     while time.time() < deadline:  # the token's lifetime has to pass: wall-clock, not a race
-        time.sleep(deadline - time.time())
+        time.sleep(max(0.0, deadline - time.time()))
     p = cli.run("context", "create", "late", "--token", fresh)
     assert p.returncode != 0 and "token" in p.err.lower(), (p.returncode, p.err)
     wrong = make_token(fleet, h, "wrong", "viewer")
@@ -323,6 +324,39 @@ def test_fanout_pull_run_exec_ps_across_the_fleet(fleet, feat, ops):
     p = ops.ok("-c", "fleet-*", "ps")
     assert "CONTEXT" in p.out.splitlines()[0], p.out
     assert sum(1 for line in p.out.splitlines()[1:] if CTR in line) == FLEET_SIZE, p.out
+
+
+def audit_events(h, action, until):
+    """Past audit events of one action on h (GET /events with a past until:
+    the reply ends at once)."""
+    flt = urllib.parse.quote(json.dumps({"type": ["audit"]}))
+    st, body = unix_call(h.sock, "GET", f"/events?since=0&until={until}&filters={flt}")
+    assert st == 200, (st, body[:300])
+    evs = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    return [e for e in evs if e["Type"] == "audit" and e["Action"] == action]
+
+
+def test_fanout_exec_is_audited_on_every_host_with_identity_and_address(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda h: ensure_running(fleet, h), fleet.hosts))
+    p = ops.run("-c", "fleet-*", "--format", "json", "exec", CTR, "sh", "-c", "exit 3",
+                timeout=60)
+    res = fan_json(p.out)
+    assert p.returncode == 1 and len(res) == FLEET_SIZE, (p.returncode, p.out, p.err)
+    assert all(r["ExitCode"] == 3 for r in res), res  # per-host codes in the JSON
+    until = int(time.time()) + 1
+    while time.time() <= until:  # `until` must be past, or /events streams until then
+        time.sleep(max(0.0, until + 0.01 - time.time()))
+    for h in fleet.hosts:
+        mine = [e for e in audit_events(h, "exec", until)
+                if e["Actor"]["Attributes"].get("argv") == '["sh","-c","exit 3"]']
+        assert len(mine) == 1, (h.name, mine)
+        a = mine[0]["Actor"]["Attributes"]
+        if ops.tokens:
+            assert a["identity"] == f"op-{h.index:02d}", a
+        assert a["addr"].startswith(fleet.gw + ":"), (a, fleet.gw)  # via the bridge
+        assert a["exitCode"] == "3" and a["tty"] == "false", a
 
 
 def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
