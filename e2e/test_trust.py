@@ -301,3 +301,18 @@ def test_torn_or_garbage_store_refuses_to_start(make_daemon, pki, content):
     assert rc != 0, d.log_text()
     assert f"trust store {f}" in d.log_text(), d.log_text()
     assert f.read_bytes() == content  # left for the admin to look at
+
+
+def test_first_start_with_a_cert_pem_that_could_never_connect(make_daemon, pki, other_pki):
+    """TLS_DIR/cert.pem from another CA: berthd starts with an empty store
+    (the unix socket is admin) and says why it did not enter it."""
+    import shutil
+
+    tls = mktemp_dir("mixed-tls-") / "tls"
+    shutil.copytree(pki.dir, tls)
+    shutil.copy(other_pki.cert, tls / "cert.pem")
+    shutil.copy(other_pki.key, tls / "key.pem")
+    d = make_daemon(tls)
+    assert f"{tls / 'cert.pem'} not entered as admin" in d.log_text(), d.log_text()
+    cli = Berth(mktemp_dir("mixed-cli-"))
+    assert cli.json("-H", f"unix://{d.sock}", "trust", "ls", "--format", "json") == []

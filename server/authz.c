@@ -26,9 +26,15 @@ static int first_start(struct srv_server *srv, struct bh_err *err)
 		return 0;
 	}
 	memset(&e, 0, sizeof(e));
+	/* A cert.pem that could never connect (another CA, expired) is not
+	 * fatal: the store stays empty and the root-only unix socket is admin.
+	 * Failing here would fail this start only: the store exists now. */
 	if (bh_read_file(path, 64 * 1024, &pem, &len, err) < 0 ||
-	    srv_tls_cert_entry(srv->cfg.tls_dir, pem, len, &e, cn, err) < 0)
-		return bh_err_wrap(err, "first start: admin certificate %s", path);
+	    srv_tls_cert_entry(srv->cfg.tls_dir, pem, len, &e, cn, err) < 0) {
+		bh_warn("trust store: first start, %s not entered as admin: %s", path, err->msg);
+		bh_err_clear(err);
+		return 0;
+	}
 	if (bh_strlcpy(e.name, cn[0] ? cn : "admin", sizeof(e.name)) < 0)
 		bh_strlcpy(e.name, "admin", sizeof(e.name));
 	e.role = SRV_ROLE_ADMIN;
