@@ -7,6 +7,7 @@ serving, no half-registered container or image, and the store check passes.
 
 Needs root (containers, mount) and the test image."""
 
+import glob
 import json
 import os
 import signal
@@ -20,7 +21,6 @@ import pytest
 from conftest import client_ssl_context, mktemp_dir, wait_for
 from test_container_api import (
     Api,
-    berth_cgroups,
     container_dirs,
     force_cleanup,
     load_busybox,
@@ -33,11 +33,17 @@ from test_container_api import (
 # ---- helpers ---------------------------------------------------------------------
 
 
+def container_cgroups(cid):
+    """The container's cgroup in every hierarchy (v1 and v2).  glob.glob, not
+    a recursive walk: other tests' cgroups come and go meanwhile."""
+    return glob.glob(f"/sys/fs/cgroup/*/berth/{cid}") + glob.glob(f"/sys/fs/cgroup/berth/{cid}")
+
+
 def cgroup_procs(cg):
     try:
         with open(os.path.join(cg, "cgroup.procs")) as f:
             return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
+    except OSError:  # removed meanwhile
         return []
 
 
@@ -181,7 +187,7 @@ def test_sigkill_during_create_and_start_leaves_only_whole_containers(node):
     assert mounts_under(d.data_root) == [], mounts_under(d.data_root)
     wait_for(lambda: not monitors_for(d), 10, "every berth-monitor to exit")
     for cid in cids:
-        left = [cg for cg in berth_cgroups(cid) if cgroup_procs(cg)]
+        left = [cg for cg in container_cgroups(cid) if cgroup_procs(cg)]
         assert not left, f"container {cid[:12]} still has processes: " + "; ".join(
             f"{cg}: {cgroup_procs(cg)}" for cg in left)
     cid = api.create(Cmd=["true"])
