@@ -20,9 +20,12 @@ struct events_opts {
 };
 
 static const struct option events_long[] = {
-    {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
-    {"filter", required_argument, NULL, 'f'}, {"format", required_argument, NULL, 'F'},
-    {"cursor", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+    {"since", required_argument, NULL, 's'},
+    {"until", required_argument, NULL, 'u'},
+    {"filter", required_argument, NULL, 'f'},
+    {"format", required_argument, NULL, 'F'},
+    {"cursor", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
@@ -55,8 +58,8 @@ static int filter_flag(struct cli *cli, struct events_opts *o, const char *arg)
 	json_t *vals;
 
 	if (eq == NULL || eq == arg || eq[1] == '\0')
-		return cli_fail(cli, CLI_EXIT_CMD, "events: invalid --filter \"%.60s\": want KEY=VALUE",
-		                arg);
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "events: invalid --filter \"%.60s\": want KEY=VALUE", arg);
 	key = bh_strndup(arg, (size_t)(eq - arg));
 	vals = json_object_get(o->filters, key);
 	if (vals == NULL) {
@@ -81,12 +84,14 @@ static int events_flag(struct cli *cli, int c, const char *arg, void *data)
 		return filter_flag(cli, o, arg);
 	case 'F':
 		if (strcmp(arg, "json") != 0 && strcmp(arg, "{{json .}}") != 0)
-			return cli_fail(cli, CLI_EXIT_CMD, "events: --format: only json is supported");
+			return cli_fail(cli, CLI_EXIT_CMD,
+			                "events: --format: only json is supported");
 		o->json = true;
 		return 0;
 	case 'C':
 		if (bh_parse_long(arg, 0, INT64_MAX / 2, &n) < 0)
-			return cli_fail(cli, CLI_EXIT_CMD, "events: invalid --cursor \"%.30s\"", arg);
+			return cli_fail(cli, CLI_EXIT_CMD, "events: invalid --cursor \"%.30s\"",
+			                arg);
 		bh_strlcpy(o->cursor, arg, sizeof(o->cursor));
 		return 0;
 	default:
@@ -150,7 +155,8 @@ static int print_line(struct cli *cli, struct events_opts *o, const char *line, 
 
 	if (!json_is_object(ev)) {
 		json_decref(ev);
-		return cli_fail(cli, CLI_EXIT_CMD, "events: the daemon sent a line that is not JSON");
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "events: the daemon sent a line that is not JSON");
 	}
 	if (error != NULL) {
 		cli_fail(cli, CLI_EXIT_CMD, "events: %.200s (resume with --cursor %lld)", error,
@@ -219,8 +225,8 @@ static char *events_path(const struct events_opts *o)
 	char *f = json_object_size(o->filters) ? json_dumps(o->filters, JSON_COMPACT) : NULL;
 	cleanup_free char *fesc = f ? cli_url_escape(f) : NULL;
 	char *path = bh_asprintf("/events?since=%s&until=%s%s%s%s%s", o->since, o->until,
-	                         o->cursor[0] ? "&cursor=" : "", o->cursor,
-	                         fesc ? "&filters=" : "", fesc ? fesc : "");
+	                         o->cursor[0] ? "&cursor=" : "", o->cursor, fesc ? "&filters=" : "",
+	                         fesc ? fesc : "");
 
 	free(f);
 	return path;

@@ -101,8 +101,8 @@ static int check_values(const char *k, json_t *arr, struct bh_err *err)
 	json_array_foreach(arr, i, item)
 	{
 		if (!json_is_string(item))
-			return bh_err_set(err, EINVAL, "invalid filter '%s': values must be strings",
-			                  k);
+			return bh_err_set(err, EINVAL,
+			                  "invalid filter '%s': values must be strings", k);
 	}
 	return 0;
 }
@@ -195,7 +195,8 @@ static bool one(json_t *ev, const char *key, const char *want)
 		cleanup_free char *k = eq ? bh_strndup(want, (size_t)(eq - want)) : bh_strdup(want);
 		json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
 		json_t *v = json_object_get(attrs, k);
-		return json_is_string(v) && (eq == NULL || strcmp(json_string_value(v), eq + 1) == 0);
+		return json_is_string(v) &&
+		       (eq == NULL || strcmp(json_string_value(v), eq + 1) == 0);
 	}
 	return false;
 }

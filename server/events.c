@@ -55,9 +55,8 @@ static int line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *ti
 	*cursor = strtoull(line + sizeof(head) - 1, &end, 10);
 	if (end == line + sizeof(head) - 1 || *cursor == 0)
 		return -1;
-	for (const char *p = line; (p = memmem(p, len - (size_t)(p - line), tkey,
-	                                       sizeof(tkey) - 1)) != NULL;
-	     p++)
+	for (const char *p = line;
+	     (p = memmem(p, len - (size_t)(p - line), tkey, sizeof(tkey) - 1)) != NULL; p++)
 		t = p;
 	if (t == NULL)
 		return -1;
@@ -84,8 +83,8 @@ static void load_file(const char *path)
 			bh_warn("events: %s (older events are not replayed)", err.msg);
 		return;
 	}
-	for (char *p = text, *nl; p < text + len && (nl = memchr(p, '\n', len - (size_t)(p - text)));
-	     p = nl + 1) {
+	for (char *p = text, *nl;
+	     p < text + len && (nl = memchr(p, '\n', len - (size_t)(p - text))); p = nl + 1) {
 		uint64_t cursor;
 		int64_t t;
 		if (line_keys(p, (size_t)(nl - p), &cursor, &t) < 0 || cursor < ev.next)
@@ -260,7 +259,8 @@ void srv_events_emit(const char *type, const char *action, const char *actor, js
 		json_decref(o);
 		json_decref(a);
 		a = json_pack("{s:s}", "truncated", "true");
-		o = event_json(ev.next, t, type, action, "", a);
+		o = event_json(ev.next, t, type, action,
+		               actor != NULL && strlen(actor) < 256 ? actor : "", a);
 		line = event_line(o);
 	}
 	append(line, strlen(line));
@@ -311,8 +311,7 @@ void srv_events_unwatch(void (*fn)(void *arg), void *arg)
 }
 
 /* Does a stored line pass f?  Parses it only when f has filters. */
-static bool line_passes(const struct srv_evfilter *f, const char *line, size_t len,
-                        int64_t time_ns)
+static bool line_passes(const struct srv_evfilter *f, const char *line, size_t len, int64_t time_ns)
 {
 	json_t *o;
 	bool ok;

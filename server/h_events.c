@@ -26,9 +26,9 @@ struct evsub {
 	struct srv_req *req; /* a reference while the subscriber lives */
 	struct srv_evfilter f;
 	struct srv_evread r;
-	bool live;    /* new events are streamed (no until, or a future one) */
-	bool ended;   /* lws thread */
-	bool reading; /* a file read is on the pool */
+	bool live;      /* new events are streamed (no until, or a future one) */
+	bool ended;     /* lws thread */
+	bool reading;   /* a file read is on the pool */
 	bool scheduled; /* subs_mu: a pump is queued on the loop */
 	int refs;       /* subs_mu */
 	lws_sorted_usec_list_t retry, until;
@@ -215,8 +215,8 @@ static bool has_room(struct evsub *s)
 	if (srv_stream_queued(s->req) < SUB_QUEUE_MAX)
 		return true;
 	if (s->live && s->r.head > s->r.after + SUB_LAG_MAX) {
-		bh_warn("events: %s reads too slowly, dropped at cursor %" PRIu64,
-		        s->req->id.text, s->r.after);
+		bh_warn("events: %s reads too slowly, dropped at cursor %" PRIu64, s->req->id.text,
+		        s->r.after);
 		finish(s, "events: this reader fell too far behind and was dropped; "
 		          "resume with cursor");
 		return false;
