@@ -101,6 +101,7 @@ struct mon {
 	char finished_at[40];
 	uint64_t last_progress_ms;
 	struct mon_logw log;
+	size_t read_max; /* bytes per read of the output (mon_loop sets it) */
 };
 
 int mon_loop(struct mon *m);

@@ -3,6 +3,7 @@
  * read only while every attach client has room for a full read, so a slow
  * client slows the container instead of growing our memory. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #define DRAIN_IDLE_MS 2000 /* after exit: give up on output nobody closes */
 #define FLUSH_MS      5000 /* after exit.json: time to hand clients the tail */
 #define MAX_CLIENTS   64
+#define MON_PIPE_SIZE (1024 * 1024)
 
 enum { P_SIG, P_LISTEN, P_OUT0, P_OUT1, P_STDIN, P_CLIENTS };
 
@@ -43,10 +45,41 @@ static void close_output(struct mon *m, struct mon_out *s)
 	s->fd = -1;
 }
 
+/* An exec has no log: its output is read in frames of the largest size
+ * (one syscall and one frame per 64 KiB instead of per 16 KiB) and never
+ * split and escaped into lines nobody keeps (that cost ~85% of the
+ * monitor's CPU on a fast stream). */
+static uint8_t exec_buf[RT_MONITOR_FRAME_MAX];
+
+/* A pty gives at most 4 KiB per read (the line discipline's buffer), so it
+ * is read until it is empty or cap is reached: one frame, one wake-up of
+ * berthd per batch instead of per 4 KiB.  A pipe gives all it holds in one
+ * read.  Returns what read() would (bytes, 0 at EOF, -1 with errno) for the
+ * first read, the total once something was read. */
+static ssize_t read_batch(int fd, uint8_t *buf, size_t cap, bool tty)
+{
+	size_t got = 0;
+
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return got > 0 ? (ssize_t)got : n;
+		got += (size_t)n;
+		if (!tty)
+			break;
+	}
+	return (ssize_t)got;
+}
+
 static void read_output(struct mon *m, struct mon_out *s)
 {
 	struct mon_lines *l = &s->lines;
-	ssize_t n = read(s->fd, l->buf + l->len, sizeof(l->buf) - l->len);
+	bool no_log = m->o->log_path == NULL;
+	uint8_t *buf = no_log ? exec_buf : (uint8_t *)l->buf + l->len;
+	ssize_t n = read_batch(s->fd, buf, no_log ? sizeof(exec_buf) : sizeof(l->buf) - l->len,
+	                       s->fd == m->master);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -56,10 +89,8 @@ static void read_output(struct mon *m, struct mon_out *s)
 	}
 	m->offset += (uint64_t)n;
 	m->last_progress_ms = bh_now_ms();
-	mon_attach_broadcast(m, s->stream, l->buf + l->len, (size_t)n);
-	/* An exec has no log: do not split and escape bytes nobody keeps (that
-	 * cost ~85% of the monitor's CPU on a fast stream). */
-	if (m->o->log_path == NULL)
+	mon_attach_broadcast(m, s->stream, buf, (size_t)n);
+	if (no_log)
 		return;
 	l->len += (size_t)n;
 	mon_lines_feed(l, &m->log, s->stream);
@@ -173,7 +204,7 @@ static void run_until_drained(struct mon *m)
 	for (;;) {
 		uint64_t now = bh_now_ms();
 		int held = held_ms(m, now);
-		bool can_read = held < 0 && mon_attach_room(m, RT_LOG_LINE_MAX + MON_EXIT_RESERVE);
+		bool can_read = held < 0 && mon_attach_room(m, m->read_max + MON_EXIT_RESERVE);
 		int timeout = mon_attach_reap_stuck(m, now);
 
 		if (held >= 0 && m->exited)
@@ -257,10 +288,22 @@ static void flush_clients(struct mon *m)
 	mon_attach_close_all(m);
 }
 
+/* A container writing into a 64 KiB pipe wakes us every 64 KiB; a larger
+ * pipe lets it run ahead while we are busy (bounded by the kernel's
+ * pipe-max-size; failure only costs speed).  A pty has no such knob. */
+static void grow_pipes(struct mon *m)
+{
+	for (int i = 0; i < m->nout; i++)
+		if (m->out[i].fd >= 0 && m->out[i].fd != m->master)
+			(void)fcntl(m->out[i].fd, F_SETPIPE_SZ, MON_PIPE_SIZE);
+}
+
 int mon_loop(struct mon *m)
 {
 	char *sock;
 
+	m->read_max = m->o->log_path == NULL ? RT_MONITOR_FRAME_MAX : RT_LOG_LINE_MAX;
+	grow_pipes(m);
 	run_until_drained(m);
 	for (int i = 0; i < m->nout; i++)
 		if (m->out[i].fd >= 0)
