@@ -546,8 +546,11 @@ int srv_main(int argc, char **argv);
 #define SRV_SF_HDR         9            /* channel + u64 offset */
 #define SRV_SF_DATA_MAX    (256 * 1024) /* largest data payload accepted */
 #define SRV_SF_CTL_MAX     4096         /* largest control message */
-#define SRV_SF_OUT_PAYLOAD (64 * 1024)  /* payload of the frames berthd sends */
+#define SRV_SF_OUT_PAYLOAD (256 * 1024) /* payload of the frames berthd sends */
 #define SRV_SF_TTY_MAX     10000        /* rows and cols 1..10000 */
+/* Largest single socket write lws may make for a connection (its protocol's
+ * tx_packet_size): a whole frame of the largest payload plus headers. */
+#define SRV_WS_TX_PACKET (SRV_SF_DATA_MAX + 1024)
 
 enum srv_sf_channel { SRV_SF_STDIN = 0, SRV_SF_STDOUT = 1, SRV_SF_STDERR = 2, SRV_SF_CONTROL = 3 };
 enum srv_sf_ctl_type { SRV_SF_CTL_UNKNOWN, SRV_SF_CTL_RESIZE, SRV_SF_CTL_SIGNAL, SRV_SF_CTL_EOF };

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +55,12 @@ static int conn_identity(struct lws *wsi, struct srv_conn *conn, struct bh_err *
 			return bh_err_set(err, EACCES, "cannot read the peer's credentials");
 	} else if (srv_tls_identity(wsi, &conn->id, err) < 0) {
 		return -1;
+	} else {
+		/* name and role from the store now (logs, audit); the gate reads
+		 * them again on every request, and refuses, by itself */
+		struct bh_err scratch;
+		(void)srv_authorize(server_of(wsi), &conn->id, SRV_ROLE_ENROLL, "connection",
+		                    &scratch);
 	}
 	conn->id_known = true;
 	return 0;
@@ -402,12 +409,33 @@ void srv_conns_close_fingerprint(struct srv_server *srv, const char *fp)
 
 /* ---- the protocols ------------------------------------------------------------- */
 
+/* At its fd limit lws stops accepting and clients hang in the backlog until
+ * they give up.  Fds are handed out lowest first, so a new connection whose
+ * fd is within SRV_FD_RESERVE of the limit means the process is nearly full:
+ * it is closed at once (the client sees the close), and the reserve stays
+ * for request bodies, monitors and logs. */
+#define SRV_FD_RESERVE 64
+
+static int on_network_connection(int fd)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (rlim_t)fd + SRV_FD_RESERVE < rl.rlim_cur)
+		return 0;
+	bh_warn("refusing a connection: %d fds open, the limit is %llu", fd,
+	        (unsigned long long)rl.rlim_cur);
+	return 1;
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
 	struct srv_conn *conn = user;
 
 	switch ((int)reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return on_network_connection((int)(intptr_t)in);
 	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
 		return srv_tls_verify(wsi ? server_of(wsi) : NULL, user, (int)len);
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -483,14 +511,21 @@ static int stream_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 static const struct lws_protocols protocols[] = {
-    {.name = "http", .callback = http_callback, .per_session_data_size = sizeof(struct srv_conn)},
+    /* tx_packet_size: lws 4.1.6 sends at most this much (else 4 KiB) per
+     * write and queues the rest in a malloc'd buffer drained 4 KiB per
+     * POLLOUT; a stream's frame goes out in one SSL_write instead. */
+    {.name = "http",
+     .callback = http_callback,
+     .per_session_data_size = sizeof(struct srv_conn),
+     .tx_packet_size = SRV_WS_TX_PACKET},
     /* docs/streams.md: a client may offer this subprotocol; lws refuses an
      * upgrade whose offered names match no entry.  The same callback serves
      * it: the upgrade gets a fresh srv_conn (identity is read again in
      * ESTABLISHED) and dispatches on the URI like protocols[0]. */
     {.name = "berth.stream.v1",
      .callback = http_callback,
-     .per_session_data_size = sizeof(struct srv_conn)},
+     .per_session_data_size = sizeof(struct srv_conn),
+     .tx_packet_size = SRV_WS_TX_PACKET},
     {.name = "berth-signal", .callback = signal_callback},
     /* attach sockets of exec/attach streams (stream.c) */
     {.name = "berth-stream", .callback = stream_callback},

@@ -1,7 +1,7 @@
 /* The WebSocket transport of exec and attach streams (docs/streams.md):
  * GET /exec/{id}/ws and GET /containers/{id}/attach/ws.  Output from the
  * bridge is copied once, into frame buffers that already have lws's LWS_PRE
- * headroom and the 9-byte header, 64 KiB of payload each; at most
+ * headroom and the 9-byte header, 256 KiB of payload each; at most
  * OUT_SLOTS frames wait, then the bridge stops reading the monitor.  Input
  * from the client is decoded by stream-frame.c and queued to the monitor;
  * while that queue is full the client is not read (lws_rx_flow_control).
