@@ -36,6 +36,11 @@ typedef void (*cli_child_out_fn)(void *arg, size_t index, int stream, const char
  * Entries may be NULL.  Returns 0, also when the time ran out. */
 int cli_child_wait(struct cli_child *const *kids, size_t n, int timeout_ms, cli_child_out_fn fn,
                    void *arg, struct bh_err *err);
+/* on: INT, TERM and HUP no longer end this process but wake cli_child_wait
+ * and are reported by cli_child_signal_taken (the signal, 0 if none), so the
+ * children can be ended first.  off: the previous handlers again. */
+int cli_child_signals(bool on, struct bh_err *err);
+int cli_child_signal_taken(void);
 /* true while stdout or stderr of c is still open. */
 bool cli_child_streams_open(const struct cli_child *c);
 struct cli_child_status {

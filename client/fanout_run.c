@@ -314,6 +314,7 @@ static int fan_loop(struct cli *cli, struct fan_run *r)
 {
 	const struct cli_fan_plan *p = r->p;
 	struct bh_err err = {0};
+	int sig;
 
 	while (r->done < p->nhosts) {
 		int wait_ms = -1;
@@ -331,6 +332,11 @@ static int fan_loop(struct cli *cli, struct fan_run *r)
 		if (cli_child_wait(r->kids, p->nhosts, wait_ms, on_output, r, &err) < 0)
 			return cli_fail(cli, CLI_EXIT_CMD, "fan-out: %s", err.msg);
 		fflush(stdout);
+		if ((sig = cli_child_signal_taken()) != 0)
+			return cli_fail(cli, 128 + sig,
+			                "stopped by signal %d: %zu of %zu contexts "
+			                "had not finished",
+			                sig, p->nhosts - r->done, p->nhosts);
 	}
 	return 0;
 }
@@ -380,6 +386,7 @@ static void summary(struct cli *cli, const struct fan_run *r)
 int cli_fan_run(struct cli *cli, const struct cli_fan_plan *p)
 {
 	struct fan_run r = {.p = p};
+	struct bh_err err = {0};
 	int rc;
 
 	r.jobs = bh_calloc(p->nhosts, sizeof(*r.jobs));
@@ -391,7 +398,13 @@ int cli_fan_run(struct cli *cli, const struct cli_fan_plan *p)
 		bh_buf_init(&r.jobs[i].out, FAN_OUT_MAX);
 	}
 	fflush(stdout);
-	rc = fan_loop(cli, &r);
+	/* A signal to us ends the children too (cli_child_free below), rather
+	 * than leaving `events` streams running without a reader. */
+	rc = cli_child_signals(true, &err);
+	if (rc == 0)
+		rc = fan_loop(cli, &r);
+	else
+		cli_fail(cli, CLI_EXIT_CMD, "fan-out: %s", err.msg);
 	if (rc == 0 && p->mode == CLI_FAN_TABLE)
 		print_table(&r);
 	if (rc == 0 && r.failed > 0)
@@ -404,6 +417,7 @@ int cli_fan_run(struct cli *cli, const struct cli_fan_plan *p)
 	}
 	free(r.jobs);
 	free(r.kids);
+	cli_child_signals(false, &err);
 	if (rc < 0)
 		return -1;
 	return r.failed > 0 ? -1 : 0;

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -132,6 +133,55 @@ static void close_pair(int p[2])
 			close(p[i]);
 }
 
+/* INT, TERM, HUP while children run: a byte down this pipe wakes the poll
+ * (no race between a check and the poll), the number is kept for the caller. */
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_taken;
+static const int trapped[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction sig_saved[3];
+
+static void on_signal(int s)
+{
+	int saved = errno;
+	char c = 1;
+
+	sig_taken = s;
+	if (write(sig_pipe[1], &c, 1) < 0) {
+		/* full: a wake-up is pending anyway */
+	}
+	errno = saved;
+}
+
+int cli_child_signals(bool on, struct bh_err *err)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	if (!on) {
+		for (size_t i = 0; i < 3 && sig_pipe[0] >= 0; i++)
+			sigaction(trapped[i], &sig_saved[i], NULL);
+		close_pair(sig_pipe);
+		sig_pipe[0] = sig_pipe[1] = -1;
+		return 0;
+	}
+	if (pipe_cloexec(sig_pipe, err) < 0)
+		return -1;
+	(void)fcntl(sig_pipe[1], F_SETFL, fcntl(sig_pipe[1], F_GETFL) | O_NONBLOCK);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 3; i++)
+		sigaction(trapped[i], &sa, &sig_saved[i]);
+	return 0;
+}
+
+int cli_child_signal_taken(void)
+{
+	char buf[64];
+
+	if (sig_pipe[0] >= 0)
+		while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
+			;
+	return (int)sig_taken;
+}
+
 int cli_child_start(const char *exe, char *const argv[], const char *env_add,
                     struct cli_child **out, struct bh_err *err)
 {
@@ -163,6 +213,9 @@ static void child_side(int o[2], int e[2])
 	close(o[1]);
 	close(e[0]);
 	close(e[1]);
+	for (size_t i = 0; i < 3 && sig_pipe[0] >= 0; i++)
+		sigaction(trapped[i], &sig_saved[i], NULL); /* berth's own, not ours */
+	close_pair(sig_pipe);
 	for (struct cli_child *c = live; c != NULL; c = c->next)
 		for (int s = 0; s < 2; s++)
 			if (c->fd[s] >= 0)
@@ -225,10 +278,15 @@ static void drain(struct cli_child *c, int s, size_t index, cli_child_out_fn fn,
 int cli_child_wait(struct cli_child *const *kids, size_t n, int timeout_ms, cli_child_out_fn fn,
                    void *arg, struct bh_err *err)
 {
-	cleanup_free struct pollfd *pfd = bh_calloc(2 * n + 1, sizeof(*pfd));
-	cleanup_free size_t *who = bh_calloc(2 * n + 1, sizeof(*who));
+	cleanup_free struct pollfd *pfd = bh_calloc(2 * n + 2, sizeof(*pfd));
+	cleanup_free size_t *who = bh_calloc(2 * n + 2, sizeof(*who));
 	nfds_t np = 0;
 	int r;
+
+	if (sig_pipe[0] >= 0) {
+		pfd[np] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
+		who[np++] = SIZE_MAX;
+	}
 
 	for (size_t i = 0; i < n; i++)
 		for (int s = 0; kids[i] != NULL && s < 2; s++)
@@ -240,7 +298,7 @@ int cli_child_wait(struct cli_child *const *kids, size_t n, int timeout_ms, cli_
 	if (r < 0 && errno != EINTR)
 		return bh_err_sys(err, errno, "poll");
 	for (nfds_t k = 0; r > 0 && k < np; k++)
-		if (pfd[k].revents != 0)
+		if (pfd[k].revents != 0 && who[k] != SIZE_MAX)
 			drain(kids[who[k] / 2], (int)(who[k] % 2), who[k] / 2, fn, arg);
 	return 0;
 }
