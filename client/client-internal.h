@@ -319,6 +319,7 @@ int cli_query_add(struct bh_buf *b, const char *name, const char *value);
 #define CLI_WS_HDR_MAX  14
 #define CLI_WS_RX_BUF   (1024 * 1024) /* the read buffer: large reads, whole frames */
 #define CLI_WS_OUT_MAX  (4 * 1024 * 1024) /* queued outgoing bytes */
+#define CLI_WS_TLS_READ (256 * 1024) /* OpenSSL's read-ahead buffer */
 #define CLI_WS_AGAIN    (-1000) /* transport: nothing ready now */
 enum cli_ws_opcode {
 	CLI_WS_OP_CONT = 0,
@@ -420,6 +421,9 @@ int cli_ws_fd(const struct cli_ws *ws);
 bool cli_ws_wants_write(const struct cli_ws *ws);
 /* Reads what is ready and dispatches; 1 at end of stream or after a close. */
 int cli_ws_read(struct cli_ws *ws, struct bh_err *err);
+/* OpenSSL holds records read ahead that poll() cannot see (after the
+ * upgrade, or a read loop that stopped early): read before waiting. */
+bool cli_ws_buffered(const struct cli_ws *ws);
 void cli_ws_close(struct cli_ws *ws, int code);
 void cli_ws_free(struct cli_ws *ws);
 

@@ -43,6 +43,7 @@ struct cli_ws {
 	uint8_t *out; /* framed and masked bytes not yet written */
 	size_t out_len, out_off, out_cap;
 	bool want_write_on_read; /* TLS: SSL_read asked for POLLOUT */
+	bool read_blocked;       /* the last read wanted the socket: poll() */
 	bool eof;
 	cli_ws_msg_fn user_fn; /* binary messages and the close go here */
 	void *user_arg;
@@ -207,6 +208,12 @@ static int tls_handshake(struct cli_ws *ws, uint64_t deadline, struct bh_err *er
 {
 	int r, e;
 
+	/* A stream's output arrives as 16 KiB records back to back: with read
+	 * ahead one read() takes up to CLI_WS_TLS_READ of them instead of two
+	 * read()s per record (header, body).  Records OpenSSL then holds are
+	 * invisible to poll(): cli_ws_read drains them (SSL_has_pending). */
+	SSL_set_read_ahead(ws->ssl, 1);
+	SSL_set_default_read_buffer_len(ws->ssl, CLI_WS_TLS_READ);
 	while ((r = SSL_connect(ws->ssl)) != 1) {
 		e = SSL_get_error(ws->ssl, r);
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
@@ -261,12 +268,15 @@ static ssize_t io_read(struct cli_ws *ws, void *buf, size_t len, struct bh_err *
 		return n < 0 ? bh_err_sys(err, errno, "read from the daemon") : n;
 	}
 	ws->want_write_on_read = false;
+	ws->read_blocked = false;
 	r = SSL_read(ws->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 	if (r > 0)
 		return r;
 	e = SSL_get_error(ws->ssl, r);
-	if (e == SSL_ERROR_WANT_READ)
+	if (e == SSL_ERROR_WANT_READ) {
+		ws->read_blocked = true; /* what OpenSSL holds is a partial record */
 		return CLI_WS_AGAIN;
+	}
 	if (e == SSL_ERROR_WANT_WRITE) {
 		ws->want_write_on_read = true;
 		return CLI_WS_AGAIN;
@@ -425,8 +435,9 @@ int cli_ws_read(struct cli_ws *ws, struct bh_err *err)
 	ssize_t n;
 
 	/* TLS hands out one record per read; bytes OpenSSL holds already
-	 * would not wake poll(), so those are always taken. */
-	for (int round = 0; !ws->eof && (round < 32 || (ws->ssl && SSL_pending(ws->ssl) > 0));
+	 * (decrypted or read ahead) would not wake poll(), so those are
+	 * always taken. */
+	for (int round = 0; !ws->eof && (round < 32 || (ws->ssl && SSL_has_pending(ws->ssl)));
 	     round++) {
 		space = cli_ws_rx_space(&ws->rx, &at);
 		n = io_read(ws, at, space, err);
@@ -442,6 +453,11 @@ int cli_ws_read(struct cli_ws *ws, struct bh_err *err)
 			return -1;
 	}
 	return ws->eof ? 1 : 0;
+}
+
+bool cli_ws_buffered(const struct cli_ws *ws)
+{
+	return ws->ssl != NULL && !ws->read_blocked && !ws->eof && SSL_has_pending(ws->ssl);
 }
 
 /* Sends a close frame (code, e.g. 1000) and waits briefly for it to leave. */

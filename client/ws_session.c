@@ -197,6 +197,7 @@ static int on_stdin(struct session *s, struct bh_err *err)
 /* poll() slots: the connection, the signal pipe, stdin. */
 static int wait_events(struct session *s, int sig_fd, struct pollfd *p)
 {
+	bool ready;
 	int r;
 
 	p[0] = (struct pollfd){.fd = cli_ws_fd(s->ws), .events = POLLIN};
@@ -206,12 +207,15 @@ static int wait_events(struct session *s, int sig_fd, struct pollfd *p)
 	p[2] = (struct pollfd){.fd = -1};
 	if (s->stdin_open && !s->res->detached && cli_ws_pending(s->ws) < STDIN_HIGH_WATER)
 		p[2] = (struct pollfd){.fd = s->o->in_fd, .events = POLLIN};
-	r = poll(p, 3, -1);
+	ready = cli_ws_buffered(s->ws);
+	r = poll(p, 3, ready ? 0 : -1);
 	if (r < 0 && errno == EINTR) { /* the handler wrote to the pipe too */
 		for (int i = 0; i < 3; i++)
 			p[i].revents = 0;
 		return 0;
 	}
+	if (ready)
+		p[0].revents |= POLLIN;
 	return r;
 }
 
