@@ -72,6 +72,10 @@ void cli_http_set_extra_header(struct cli_http *h, const char *line);
  * name or a value inside a path or query.  Caller frees. */
 char *cli_url_escape(const char *s);
 
+/* The target's in-memory CA, cert and key (t->pem) on a libcurl easy
+ * handle, with peer and host verification on; t must outlive the handle. */
+void cli_http_set_tls_blobs(void *curl, const struct ctx_target *t);
+
 /* Turns a libcurl failure into one message.  Pure: tested on its own.
  * curl_code is a CURLcode, os_errno CURLINFO_OS_ERRNO, errbuf the text of
  * CURLOPT_ERRORBUFFER (may be empty), host the target's URL. */
@@ -82,6 +86,9 @@ void cli_http_describe(int curl_code, long os_errno, const char *errbuf, const c
 /* The daemon the command talks to, resolved and connected once per run.
  * Fills cli->err (exit 1 for resolution errors) and returns < 0 on failure. */
 int cli_target(struct cli *cli, const struct ctx_target **out);
+/* "context NAME (host URL)", or "URL (from -H)" for a bare host: how every
+ * error about a daemon names it. */
+void cli_target_label(const struct ctx_target *t, char *out, size_t n);
 /* GET path and parse the JSON reply.  On failure fills cli->err as
  * "<context> (<host>): <what>" with exit 125 (transport, 5xx) or 1 (4xx). */
 int cli_api_get_json(struct cli *cli, const char *path, json_t **out);
@@ -131,6 +138,30 @@ int cli_print_json(struct cli *cli, json_t *v);
  * terminal. */
 void cli_sanitize(const char *s, char *out, size_t outlen);
 
+/* ---- guard.c: protected contexts ---------------------------------------- */
+/* Is argv (the command and its arguments) a destructive verb: rm, rmi,
+ * stop, kill, restart, prune, image rm/prune, trust revoke, volume rm, ...? */
+bool cli_guard_is_destructive(int argc, char **argv);
+/* Called by main() before every command: a destructive verb whose target
+ * is a protected context that was not named exactly with -c fails (exit 1)
+ * before anything is sent. */
+int cli_guard(struct cli *cli, int argc, char **argv);
+/* --protected[=true|false] (NULL arg = true). */
+int cli_guard_parse_protected(struct cli *cli, const char *arg, enum ctx_protect *out);
+
+/* ---- fanout.c: -c with several contexts (internals in client/fanout.h) --- */
+/* Called by main() before the command runs (argv[cmd_index] is the command).
+ * Returns 1 when it runs here as usual (a selection matching one context has
+ * narrowed cli->context to it), else the fan-out's status: 0 when every
+ * context succeeded, or < 0 with cli->err (exit 1) naming those that failed. */
+int cli_fanout(struct cli *cli, int argc, char **argv, int cmd_index);
+/* The global --parallel N ('P'), --timeout S ('W'), --format json ('F'):
+ * 0, or -1 with cli->err on a bad value. */
+int cli_fanout_flag(struct cli *cli, int c, const char *arg);
+/* main() sets this to itself: on POSIX fan-out children are forks that run
+ * it again with "-c NAME COMMAND ...".  NULL: they re-execute the binary. */
+extern int (*cli_fanout_entry)(int argc, char **argv);
+
 /* ---- cmd_trust.c: trust add NAME --cert FILE / ls / revoke (admin) -------- */
 int cmd_trust(struct cli *cli, int argc, char **argv);
 
@@ -147,6 +178,19 @@ int cli_context_renew(struct cli *cli, int argc, char **argv);
 /* Fails (exit 125, a message that says "expired") when t's client
  * certificate has expired; 0 otherwise, also when it cannot be read. */
 int cli_cert_check_expiry(struct cli *cli, const struct ctx_target *t);
+
+/* ---- ctx_check.c: context ls --check, certificate expiry ----------------- */
+struct pki_cert_info;
+/* The first certificate of a PEM held in memory (certs/ parses it). */
+int cli_cert_info_pem(const char *pem, size_t len, struct pki_cert_info *info,
+                      struct bh_err *err);
+/* One stderr line per context whose client cert expires within 7 days
+ * ("expires in N days") or has expired ("EXPIRED"). */
+void cli_context_expiry_warnings(const struct ctx_meta *l, size_t n);
+/* Probes the n contexts at once (GET /version, each within timeout_ms) and
+ * prints NAME HOST REACHABLE RTT VERSION CERT-EXPIRES ERROR, or JSON. */
+int cli_context_check(struct cli *cli, const struct ctx_meta *l, size_t n, long timeout_ms,
+                      bool json);
 
 int cmd_context(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);

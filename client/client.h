@@ -22,6 +22,10 @@ struct cli {
 	const char *context; /* -c/--context */
 	const char *config_dir; /* resolved $BERTH_CONFIG or ~/.berth */
 	bool debug;
+	/* Fan-out (-c with several contexts): --parallel, --timeout, --format
+	 * json before the command; 0/false when not given (client/fanout.c). */
+	long fan_parallel, fan_timeout;
+	bool fan_json;
 
 	/* The resolved daemon and its connection, made on first use
 	 * (cli_target() in client-internal.h) and freed by main(). */

@@ -50,11 +50,14 @@ struct edit_args {
 	bool force;
 	bool quiet;
 	bool json;
+	enum ctx_protect protect;
+	const char *labels[CTX_LABELS_MAX + 1]; /* --label KEY=VALUE */
+	size_t nlabels;
 	const char *token; /* create --token: enrollment (cmd_enroll.c) */
 };
 
 enum { O_TOKEN = 900 }; /* context create --token */
-enum { O_HOST = 1000, O_DESC, O_TLS_DIR, O_CA, O_CERT, O_KEY, O_FORMAT };
+enum { O_HOST = 1000, O_DESC, O_TLS_DIR, O_CA, O_CERT, O_KEY, O_FORMAT, O_PROTECTED, O_LABEL };
 
 static const struct option edit_opts[] = {
     {"host", required_argument, NULL, O_HOST},
@@ -63,6 +66,8 @@ static const struct option edit_opts[] = {
     {"ca", required_argument, NULL, O_CA},
     {"cert", required_argument, NULL, O_CERT},
     {"key", required_argument, NULL, O_KEY},
+    {"protected", optional_argument, NULL, O_PROTECTED},
+    {"label", required_argument, NULL, O_LABEL},
     {"token", required_argument, NULL, O_TOKEN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -94,6 +99,13 @@ static int edit_opt(struct cli *cli, int c, const char *arg, void *data)
 	case O_TOKEN:
 		a->token = arg;
 		return 0;
+	case O_PROTECTED:
+		return cli_guard_parse_protected(cli, arg, &a->protect);
+	case O_LABEL:
+		if (a->nlabels >= CTX_LABELS_MAX)
+			return cli_fail(cli, CLI_EXIT_CMD, "at most %d --label", CTX_LABELS_MAX);
+		a->labels[a->nlabels++] = arg;
+		return 0;
 	default:
 		return no_opt(cli, c, arg, data);
 	}
@@ -101,9 +113,13 @@ static int edit_opt(struct cli *cli, int c, const char *arg, void *data)
 
 static const char create_usage[] =
     "Usage: berth context create NAME --host tcp://HOST:PORT\n"
-    "         (--tls-dir DIR | --ca FILE --cert FILE --key FILE) [--description TEXT]\n\n"
+    "         (--tls-dir DIR | --ca FILE --cert FILE --key FILE) [--description TEXT]\n"
+    "         [--protected] [--label KEY=VALUE]...\n\n"
     "Create a context: a named daemon and the TLS material to reach it.  The\n"
     "files are checked (the key must match the cert) and copied into the store.\n"
+    "--protected: destructive commands (rm, rmi, stop, kill, prune, ...) refuse\n"
+    "this context unless it is named exactly with -c NAME on the command line.\n"
+    "--label KEY=VALUE: select it with -c @KEY=VALUE (berth --help, fan-out).\n"
     "NAME: 1-64 of a-z A-Z 0-9 _ . + - starting with a letter or digit; \"default\"\n"
     "is the built-in context for the local socket.\n\n"
     "       berth context create NAME --token TOKEN [--description TEXT] [...]\n\n"
@@ -125,12 +141,15 @@ static int sub_create(struct cli *cli, int argc, char **argv)
 		return n;
 	if (a.token != NULL) { /* enrollment with a token: cmd_enroll.c */
 		c = (struct ctx_create_opts){.name = pos[0], .description = a.description,
-		                             .host = a.host, .tls = a.tls};
+		                             .host = a.host, .tls = a.tls,
+		                             .is_protected = a.protect == CTX_PROTECT_ON,
+		                             .labels = a.labels, .nlabels = a.nlabels};
 		return cli_context_create_token(cli, &c, a.token);
 	}
 	if (a.host == NULL)
 		return cli_fail(cli, CLI_EXIT_CMD, "context create: --host is required");
-	c = (struct ctx_create_opts){pos[0], a.description, a.host, a.tls};
+	c = (struct ctx_create_opts){pos[0], a.description, a.host, a.tls,
+	                             a.protect == CTX_PROTECT_ON, a.labels, a.nlabels};
 	if (ctx_create(cli->config_dir, &c, &err) < 0)
 		return store_fail(cli, &err);
 	printf("%s\n", pos[0]);
@@ -139,8 +158,10 @@ static int sub_create(struct cli *cli, int argc, char **argv)
 
 static const char update_usage[] =
     "Usage: berth context update NAME [--host URL] [--description TEXT]\n"
-    "         [--tls-dir DIR | --ca FILE --cert FILE --key FILE]\n\n"
-    "Change a context; what is not given stays as it is.\n";
+    "         [--tls-dir DIR | --ca FILE --cert FILE --key FILE] [--protected=true|false]\n"
+    "         [--label KEY=VALUE | --label KEY=]...\n\n"
+    "Change a context; what is not given stays as it is.  --label KEY= removes\n"
+    "the label KEY.\n";
 
 static int sub_update(struct cli *cli, int argc, char **argv)
 {
@@ -155,10 +176,11 @@ static int sub_update(struct cli *cli, int argc, char **argv)
 		return n;
 	if (a.token != NULL)
 		return cli_fail(cli, CLI_EXIT_CMD, "context update: --token is for context create");
-	if (!a.host && !a.description && !a.tls.dir && !a.tls.ca && !a.tls.cert && !a.tls.key)
+	if (!a.host && !a.description && !a.tls.dir && !a.tls.ca && !a.tls.cert && !a.tls.key &&
+	    a.protect == CTX_PROTECT_KEEP && a.nlabels == 0)
 		return cli_fail(cli, CLI_EXIT_CMD,
 		                "context update: nothing to change (see --help)");
-	u = (struct ctx_update_opts){a.description, a.host, a.tls};
+	u = (struct ctx_update_opts){a.description, a.host, a.tls, a.protect, a.labels, a.nlabels};
 	if (ctx_update(cli->config_dir, pos[0], &u, &err) < 0)
 		return store_fail(cli, &err);
 	printf("%s\n", pos[0]);
@@ -212,15 +234,27 @@ static char *in_effect(struct cli *cli)
 	return bh_strdup(t->name);
 }
 
+static json_t *labels_json(const struct ctx_meta *m)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < m->nlabels; i++)
+		json_object_set_new(o, m->labels[i].key, json_string(m->labels[i].value));
+	return o;
+}
+
 static json_t *list_json(const struct ctx_meta *l, size_t n, const char *cur)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(
-		    arr, json_pack("{s:s, s:s, s:s, s:b, s:b}", "Name", l[i].name, "Description",
+		    arr, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "Name", l[i].name, "Description",
 		                   l[i].description, "Host", l[i].host, "Current",
-		                   cur && strcmp(cur, l[i].name) == 0, "TLS", l[i].tls.ca != NULL));
+		                   cur && strcmp(cur, l[i].name) == 0, "TLS", l[i].tls.ca != NULL,
+		                   "Protected", l[i].is_protected));
+		json_object_set_new(json_array_get(arr, i), "Labels", labels_json(&l[i]));
+	}
 	return arr;
 }
 
@@ -243,13 +277,66 @@ static void list_table(const struct ctx_meta *l, size_t n, const char *cur)
 	}
 }
 
-static const char ls_usage[] = "Usage: berth context ls [-q | --format json]\n\n"
-                               "List the contexts; * marks the one in effect.\n";
+static const char ls_usage[] =
+    "Usage: berth context ls [-q | --format json] [--check [--timeout 5s]]\n\n"
+    "List the contexts; * marks the one in effect.  Client certificates that\n"
+    "expire within 7 days (or have) get a warning on stderr.\n"
+    "--check probes every context at once: reachable, round-trip time, server\n"
+    "version, client certificate expiry, or the error (each within --timeout:\n"
+    "seconds, or 500ms).\n";
+
+enum { O_CHECK = 950, O_TIMEOUT }; /* context ls */
+
+static const struct option ls_opts[] = {
+    {"quiet", no_argument, NULL, 'q'},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"check", no_argument, NULL, O_CHECK},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct ls_args {
+	struct edit_args e; /* -q, --format */
+	bool check;
+	long timeout_ms;
+};
+
+/* "5", "5s", "500ms" -> milliseconds (1 ms .. 10 minutes). */
+static int parse_timeout(struct cli *cli, const char *arg, long *ms)
+{
+	size_t n = strlen(arg);
+	bool in_ms = n > 2 && strcmp(arg + n - 2, "ms") == 0;
+	cleanup_free char *num = bh_strndup(arg, n - (in_ms ? 2 : (n > 1 && arg[n - 1] == 's')));
+	long v;
+
+	if (bh_parse_long(num, 1, in_ms ? 600000 : 600, &v) < 0)
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "context ls: --timeout \"%.40s\": expected seconds (5, 5s) or "
+		                "500ms, at most 10 minutes",
+		                arg);
+	*ms = in_ms ? v : v * 1000;
+	return 0;
+}
+
+static int ls_opt(struct cli *cli, int c, const char *arg, void *data)
+{
+	struct ls_args *la = data;
+
+	if (c == O_CHECK) {
+		la->check = true;
+		return 0;
+	}
+	if (c == O_TIMEOUT)
+		return parse_timeout(cli, arg, &la->timeout_ms);
+	return list_opt(cli, c, arg, &la->e);
+}
 
 static int sub_ls(struct cli *cli, int argc, char **argv)
 {
+	struct ls_args la = {.timeout_ms = 5000};
 	struct edit_args a = {0};
-	struct cli_opts o = {"context ls", ls_usage, "q", list_opts, list_opt, &a};
+	struct cli_opts o = {"context ls", ls_usage, "q", ls_opts, ls_opt, &la};
 	cleanup_free char **pos = POSV(argc);
 	cleanup_free char *cur = NULL;
 	struct ctx_meta *l;
@@ -259,10 +346,13 @@ static int sub_ls(struct cli *cli, int argc, char **argv)
 
 	if (r < 0)
 		return r;
+	a = la.e;
 	if (ctx_list(cli->config_dir, &l, &n, &err) < 0)
 		return store_fail(cli, &err);
 	cur = in_effect(cli);
-	if (a.json) {
+	if (la.check) {
+		r = cli_context_check(cli, l, n, la.timeout_ms, a.json);
+	} else if (a.json) {
 		json_t *arr = list_json(l, n, cur);
 		r = cli_print_json(cli, arr);
 		json_decref(arr);
@@ -272,6 +362,7 @@ static int sub_ls(struct cli *cli, int argc, char **argv)
 	} else {
 		list_table(l, n, cur);
 	}
+	cli_context_expiry_warnings(l, n);
 	ctx_list_free(l, n);
 	return r < 0 ? -1 : 0;
 }
@@ -350,9 +441,11 @@ static json_t *cert_json(const char *path)
 
 static json_t *inspect_json(const struct ctx_meta *m)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "Name", m->name, "Description",
-	                      m->description, "Host", m->host, "Created", m->created);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b}", "Name", m->name, "Description",
+	                      m->description, "Host", m->host, "Created", m->created,
+	                      "Protected", m->is_protected);
 
+	json_object_set_new(j, "Labels", labels_json(m));
 	if (m->tls.ca == NULL) {
 		json_object_set_new(j, "TLS", json_null());
 		return j;

@@ -285,6 +285,11 @@ int cmd_image_prune(struct cli *cli, int argc, char **argv)
 	if (n > 0)
 		return cli_fail(cli, CLI_EXIT_CMD, "image prune: unexpected argument \"%.80s\"",
 		                pos[0]);
+	/* Scripts and CI never get a prompt: without a terminal, -f is needed. */
+	if (!flags[0] && !cli_term_isatty(0))
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "image prune: stdin is not a terminal, so there is no prompt: "
+		                "pass -f to prune");
 	if (!flags[0] && !confirm(flags[1]))
 		return 0;
 	rq.path = flags[1] ? "/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D"

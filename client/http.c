@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
+#include "certs/certs.h"
 #include "client/client-internal.h"
 
 struct cli_http {
@@ -106,19 +108,32 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void set_tls(struct cli_http *h)
+/* The material goes in as blobs from the target's memory, never as file
+ * names: the same path for stored contexts and BERTH_CONTEXT_BUNDLE (which
+ * has no files).  NOCOPY: the target outlives the handle, and libcurl keeps
+ * no unwiped copy of the key.  A CA blob replaces CURLOPT_CAINFO. */
+void cli_http_set_tls_blobs(void *curl, const struct ctx_target *t)
 {
-	CURL *c = h->curl;
+	CURL *c = curl;
+	struct curl_blob ca = {t->pem.ca, t->pem.ca_len, CURL_BLOB_NOCOPY};
+	struct curl_blob cert = {t->pem.cert, t->pem.cert_len, CURL_BLOB_NOCOPY};
+	struct curl_blob key = {t->pem.key, t->pem.key_len, CURL_BLOB_NOCOPY};
 
-	curl_easy_setopt(c, CURLOPT_CAINFO, h->t->tls.ca);
+	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
 	curl_easy_setopt(c, CURLOPT_CAPATH, NULL); /* no compiled-in /etc/ssl/certs */
-	curl_easy_setopt(c, CURLOPT_SSLCERT, h->t->tls.cert);
+	curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
 	curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
-	curl_easy_setopt(c, CURLOPT_SSLKEY, h->t->tls.key);
+	curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
 	curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+}
+
+static void set_tls(struct cli_http *h)
+{
+	cli_http_set_tls_blobs(h->curl, h->t);
 }
 
 /* libcurl calls this about once a second, and more often while data flows. */
@@ -213,6 +228,35 @@ static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
 }
 
+/* A refused client certificate is often reported only as "dropped after the
+ * handshake" (TLS 1.3 loses the server's alert), so when the transport failed
+ * and our own cert.pem is outside its validity, say that instead. */
+static void note_cert_validity(const struct cli_http *h, CURLcode rc, struct bh_err *err)
+{
+	struct pki_cert_info info;
+	struct bh_err ignored = {0};
+	int64_t now = (int64_t)time(NULL);
+	char when[40];
+	bool expired;
+
+	if ((rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR &&
+	     rc != CURLE_GOT_NOTHING) ||
+	    h->t->pem.cert == NULL || !ctx_host_is_tcp(h->t->host))
+		return;
+	if (cli_cert_info_pem(h->t->pem.cert, h->t->pem.cert_len, &info, &ignored) < 0)
+		return;
+	expired = now > info.not_after;
+	if (expired || now < info.not_before) {
+		bh_rfc3339(when, expired ? info.not_after : info.not_before, 0);
+		snprintf(err->msg, sizeof(err->msg),
+		         "our client certificate (CN=%s) %s %s, so berthd at %s refuses it: "
+		         "renew it (berth context renew) or get a new one",
+		         info.common_name, expired ? "expired at" : "is not valid before", when,
+		         h->t->host);
+	}
+	pki_cert_info_free(&info);
+}
+
 static int perform(struct cli_http *h, const struct cli_http_req *rq, struct bh_err *err)
 {
 	cleanup_free char *url = bh_asprintf("%s/v%s%s", h->base, BERTH_API_VERSION, rq->path);
@@ -236,6 +280,7 @@ static int perform(struct cli_http *h, const struct cli_http_req *rq, struct bh_
 	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
 	bh_debug("curl error %d (%s), errno %ld", (int)rc, h->errbuf, os_errno);
 	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
+	note_cert_validity(h, rc, err);
 	err->code = EIO;
 	return -1;
 }
@@ -302,6 +347,7 @@ static int async_fail(struct cli_http *h, CURLcode rc, struct bh_err *err)
 	}
 	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
 	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
+	note_cert_validity(h, rc, err);
 	err->code = EIO;
 	return -1;
 }
@@ -559,7 +605,7 @@ void cli_http_describe(int code, long os_errno, const char *errbuf, const char *
 		snprintf(out, n, "cannot use the client certificate or key: %s", errbuf);
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
-		snprintf(out, n, "cannot read the context's CA file: %s", errbuf);
+		snprintf(out, n, "cannot use the context's CA certificate: %s", errbuf);
 		break;
 	default:
 		snprintf(out, n, "request to berthd at %s failed: %s", host, errbuf);
@@ -604,11 +650,20 @@ int cli_target(struct cli *cli, const struct ctx_target **out)
 	return 0;
 }
 
+void cli_target_label(const struct ctx_target *t, char *out, size_t n)
+{
+	if (t->source == CTX_SRC_FLAG_HOST || t->source == CTX_SRC_ENV_HOST)
+		snprintf(out, n, "%s (from %s)", t->host, t->name);
+	else
+		snprintf(out, n, "context %s (host %s)", t->name, t->host);
+}
+
 static int api_fail(struct cli *cli, int exit_code, const char *what)
 {
-	const struct ctx_target *t = &cli->conn->t;
+	char label[400];
 
-	return cli_fail(cli, exit_code, "%s (%s): %s", t->name, t->host, what);
+	cli_target_label(&cli->conn->t, label, sizeof(label));
+	return cli_fail(cli, exit_code, "%s: %s", label, what);
 }
 
 static int conn_http(struct cli *cli, struct cli_http **out)

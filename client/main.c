@@ -172,16 +172,25 @@ static void usage(FILE *out)
 	             "Global options:\n"
 	             "  -H, --host URL      daemon to talk to: tcp://HOST:PORT or unix:///PATH\n"
 	             "      --tls-dir DIR   ca.pem, cert.pem, key.pem for a tcp:// -H\n"
-	             "  -c, --context NAME  use this context\n"
+	             "  -c, --context NAME  use this context; a list (a,b), globs ('prod-*') and\n"
+	             "                      labels (@env=prod) run the command on each match\n"
+	             "      --parallel N    fan-out: at most N contexts at once (default 16)\n"
+	             "      --timeout S     fan-out: give up on a context after S seconds\n"
+	             "      --format json   fan-out: one JSON object per context\n"
 	             "      --debug         log what the client does on stderr\n"
 	             "  -v, --version       print the client version\n\n"
 	             "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(out,
-	        "\nWithout -H or -c: BERTH_HOST (+ BERTH_CERT_PATH), BERTH_CONTEXT, the\n"
-	        "current context (berth context use), then the local socket %s.\n"
-	        "Run 'berth COMMAND --help' for more about a command.\n",
+	        "\nWithout -H or -c: BERTH_CONTEXT_BUNDLE, BERTH_HOST (+ BERTH_CERT_PATH),\n"
+	        "BERTH_CONTEXT, the current context (berth context use), then the local\n"
+	        "socket %s.\n"
+	        "Run 'berth COMMAND --help' for more about a command.\n\n"
+	        "Fan-out (ps, images, info, version, exec, run, pull, logs, stop, rm, events):\n"
+	        "lines come prefixed \"CONTEXT | \", ps and images print one table with a\n"
+	        "CONTEXT column; exit 0 only if every context succeeded, else 1 (per-context\n"
+	        "exit codes in --format json: 124 = timed out).  -i/-t are refused.\n",
 	        CTX_DEFAULT_HOST);
 }
 
@@ -192,6 +201,9 @@ static const struct option global_opts[] = {
     {"debug", no_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
+    {"parallel", required_argument, NULL, 'P'},
+    {"timeout", required_argument, NULL, 'W'},
+    {"format", required_argument, NULL, 'F'},
     {NULL, 0, NULL, 0},
 };
 
@@ -218,6 +230,10 @@ static int global_flag(struct cli *cli, int c, char **argv)
 	case 'v':
 		printf("berth version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION);
 		return 1;
+	case 'P':
+	case 'W':
+	case 'F':
+		return cli_fanout_flag(cli, c, optarg);
 	default:
 		return bad_option(cli, "", argv, c);
 	}
@@ -256,6 +272,10 @@ static int run(struct cli *cli, int argc, char **argv, char **config_dir)
 		return -1;
 	}
 	cli->config_dir = *config_dir;
+	if (cli_guard(cli, argc - optind, argv + optind) < 0)
+		return -1; /* a protected context: nothing was sent */
+	if ((r = cli_fanout(cli, argc, argv, optind)) != 1)
+		return r; /* ran on several contexts, or refused */
 	r = cmd->fn(cli, argc - optind, argv + optind);
 	return r == -2 ? 0 : r;
 }
@@ -266,6 +286,7 @@ int main(int argc, char **argv)
 	char *config_dir = NULL;
 	int r;
 
+	cli_fanout_entry = main; /* fan-out children run main() again (client/fanout.c) */
 #ifdef SIGPIPE
 	/* A daemon that hangs up, or "berth ... | head", must give an error
 	 * message or a short write, not a silent death by signal. */

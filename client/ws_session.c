@@ -260,13 +260,14 @@ static int loop(struct session *s, struct bh_err *err)
 static int connect_failed(struct cli *cli, const struct ctx_target *t, int status,
                           struct bh_buf *body, struct bh_err *err)
 {
+	char label[400];
 	int rc;
 
+	cli_target_label(t, label, sizeof(label));
 	if (status < 0)
-		return cli_fail(cli, CLI_EXIT_DAEMON, "%s", err->msg);
+		return cli_fail(cli, CLI_EXIT_DAEMON, "%s: %s", label, err->msg);
 	rc = cli_api_error(cli, CLI_EXIT_CMD, status, body);
 	bh_buf_free(body);
-	(void)t;
 	return rc;
 }
 

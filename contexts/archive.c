@@ -85,7 +85,7 @@ static int read_stored(const struct ctx_meta *m, struct ctx_pem p[M_COUNT], stru
 {
 	const char *paths[M_COUNT] = {NULL, m->tls.ca, m->tls.cert, m->tls.key};
 
-	p[M_META].data = ctx_meta_dump(m->name, m->description, m->host, m->created);
+	p[M_META].data = ctx_meta_dump(m);
 	p[M_META].len = strlen(p[M_META].data);
 	if (m->tls.ca == NULL)
 		return 0;
@@ -257,6 +257,9 @@ static int parse_meta(const struct ctx_pem *p, struct ctx_meta *m, struct bh_err
 		r = bh_err_set(err, EINVAL, "member \"meta.json\": not a JSON object");
 	else
 		r = ctx_meta_parse(doc, "member \"meta.json\"", m, err);
+	/* The exporter's name: a bundle answers to it (-c NAME); import renames. */
+	if (r == 0 && ctx_name_is_valid(json_string_value(json_object_get(doc, "Name"))))
+		m->name = bh_strdup(json_string_value(json_object_get(doc, "Name")));
 	json_decref(doc);
 	return r;
 }
@@ -317,8 +320,13 @@ static int import_data(const char *config_dir, const char *name, const char *dat
 	if (ctx_archive_parse(data, len, &meta, &m, err) < 0)
 		return -1;
 	bh_rfc3339_now(now);
-	json = ctx_meta_dump(name, meta.description, meta.host,
-	                     meta.created[0] != '\0' ? meta.created : now);
+	free(meta.name);
+	meta.name = bh_strdup(name);
+	if (meta.created[0] == '\0') {
+		free(meta.created);
+		meta.created = bh_strdup(now);
+	}
+	json = ctx_meta_dump(&meta);
 	r = ctx_store_commit(config_dir, name, json, &m, true, err);
 	ctx_meta_free(&meta);
 	ctx_material_free(&m);

@@ -45,8 +45,8 @@ char *ctx_dir(const char *config_dir, const char *name);
 int ctx_json_load_file(const char *path, json_t **out, struct bh_err *err);
 /* Parses a meta.json document; label names it in errors. */
 int ctx_meta_parse(json_t *doc, const char *label, struct ctx_meta *out, struct bh_err *err);
-char *ctx_meta_dump(const char *name, const char *description, const char *host,
-                    const char *created);
+/* meta.json for m (its name, description, host, created and flags). */
+char *ctx_meta_dump(const struct ctx_meta *m);
 
 /* Writes a complete context into a temp dir in the store and renames it to
  * contexts/NAME.  check_pair validates the written cert/key/CA there (import:
@@ -55,6 +55,15 @@ int ctx_store_commit(const char *config_dir, const char *name, const char *meta_
                      const struct ctx_material *m, bool check_pair, struct bh_err *err);
 /* Validates ca/cert/key files: readable, CA parses, cert and key match. */
 int ctx_check_tls_files(const char *ca, const char *cert, const char *key, struct bh_err *err);
+
+/* ---- labels.c ------------------------------------------------------------- */
+/* "Labels" of a meta.json document into m (checked; label names the file). */
+int ctx_labels_parse(json_t *doc, const char *label, struct ctx_meta *m, struct bh_err *err);
+void ctx_labels_dump(const struct ctx_meta *m, json_t *doc);
+/* Applies "KEY=VALUE" settings; with allow_remove "KEY=" removes KEY. */
+int ctx_labels_apply(struct ctx_meta *m, const char *const *kv, size_t n, bool allow_remove,
+                     struct bh_err *err);
+void ctx_labels_free(struct ctx_meta *m);
 
 /* ---- archive.c ------------------------------------------------------------ */
 /* Parses an exported context in memory and checks every member; writes

@@ -24,6 +24,7 @@ struct ctx_env {
 	const char *berth_host;      /* BERTH_HOST */
 	const char *berth_cert_path; /* BERTH_CERT_PATH: ca.pem, cert.pem, key.pem */
 	const char *berth_context;   /* BERTH_CONTEXT */
+	const char *berth_context_bundle; /* BERTH_CONTEXT_BUNDLE: base64 of an export */
 };
 void ctx_env_from_process(struct ctx_env *env);
 
@@ -47,6 +48,15 @@ struct ctx_tls {
 };
 void ctx_tls_free(struct ctx_tls *tls);
 
+/* A label of a context (env=prod): selected with -c @env=prod. */
+#define CTX_LABELS_MAX      32
+#define CTX_LABEL_KEY_MAX   63
+#define CTX_LABEL_VALUE_MAX 127
+struct ctx_label {
+	char *key;
+	char *value;
+};
+
 /* One context as stored in contexts/NAME/meta.json. */
 struct ctx_meta {
 	char *name;
@@ -54,6 +64,11 @@ struct ctx_meta {
 	char *host;
 	char *created;      /* RFC 3339, "" for the default context */
 	struct ctx_tls tls; /* absolute paths inside the store, or all NULL */
+	/* "Protected" in meta.json: destructive verbs need -c NAME (client/guard.c). */
+	bool is_protected;
+	/* "Labels" in meta.json, sorted by key (contexts/labels.c). */
+	struct ctx_label *labels;
+	size_t nlabels;
 };
 void ctx_meta_free(struct ctx_meta *m);
 
@@ -79,16 +94,23 @@ struct ctx_create_opts {
 	const char *description; /* may be NULL */
 	const char *host;
 	struct ctx_tls_src tls;
+	bool is_protected;
+	const char *const *labels; /* "KEY=VALUE" each */
+	size_t nlabels;
 };
 /* Validates (name, host, files readable, cert/key pair) and copies the TLS
  * material into the store; the new context appears atomically or not at all. */
 int ctx_create(const char *config_dir, const struct ctx_create_opts *o, struct bh_err *err);
 
 /* NULL fields (and an empty tls source) are left unchanged. */
+enum ctx_protect { CTX_PROTECT_KEEP = 0, CTX_PROTECT_ON, CTX_PROTECT_OFF };
 struct ctx_update_opts {
 	const char *description;
 	const char *host;
 	struct ctx_tls_src tls;
+	enum ctx_protect protect;
+	const char *const *labels; /* "KEY=VALUE" sets, "KEY=" removes */
+	size_t nlabels;
 };
 int ctx_update(const char *config_dir, const char *name, const struct ctx_update_opts *o,
                struct bh_err *err);
@@ -110,9 +132,36 @@ int ctx_export(const char *config_dir, const char *name, const char *file, struc
  * is refused and nothing is written. */
 int ctx_import(const char *config_dir, const char *name, const char *file, struct bh_err *err);
 
+/* ---- labels.c, select.c: labels and -c selections ------------------------ */
+/* Key: 1-63 of a-z A-Z 0-9 _ . - / starting with a letter or digit; value:
+ * 1-127 of a-z A-Z 0-9 _ . - / : + (never , = @ or glob characters). */
+int ctx_label_check(const char *key, const char *value, struct bh_err *err);
+/* The value of key on m, NULL when m has no such label. */
+const char *ctx_label_get(const struct ctx_meta *m, const char *key);
+
+/* true when spec is more than one exact name: a comma list, a glob (* ? [)
+ * or a label selector (@KEY=VALUE, @KEY). */
+bool ctx_selection_is_pattern(const char *spec);
+/* Shell-style matching of s against * ? [a-z] [!a-z] (no escapes). */
+bool ctx_glob_match(const char *pattern, const char *s);
+/* The contexts spec selects, in store order (default first, then by name),
+ * each once; named[i] says whether items[i] was named exactly in the list
+ * (not only matched by a glob or a label).  A term matching nothing fails
+ * with ENOENT naming it; globs and labels never select "default". */
+struct ctx_selection {
+	struct ctx_meta *items;
+	bool *named;
+	size_t n;
+};
+int ctx_select(const char *config_dir, const char *spec, struct ctx_selection *out,
+               struct bh_err *err);
+void ctx_selection_free(struct ctx_selection *sel);
+
 /* ---- resolution --------------------------------------------------------
- * First match wins: -H (+ --tls-dir) > -c > BERTH_HOST (+ BERTH_CERT_PATH) >
- * BERTH_CONTEXT > currentContext in config.json > the local unix socket. */
+ * First match wins: -H (+ --tls-dir) > -c > BERTH_CONTEXT_BUNDLE >
+ * BERTH_HOST (+ BERTH_CERT_PATH) > BERTH_CONTEXT > currentContext in
+ * config.json > the local unix socket.  -c NAME takes the bundle when the
+ * bundle's context is called NAME. */
 struct ctx_flags {
 	const char *host;    /* -H/--host */
 	const char *tls_dir; /* --tls-dir */
@@ -126,6 +175,15 @@ enum ctx_source {
 	CTX_SRC_ENV_CONTEXT,
 	CTX_SRC_CONFIG,
 	CTX_SRC_DEFAULT,
+	CTX_SRC_ENV_BUNDLE, /* BERTH_CONTEXT_BUNDLE (also -c NAME naming the bundle) */
+};
+
+/* The TLS material itself: what connections use.  Read once from the
+ * files at resolution, or decoded from BERTH_CONTEXT_BUNDLE (then there are
+ * no files at all).  ctx_target_free wipes the key. */
+struct ctx_tls_pem {
+	char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
 };
 
 struct ctx_target {
@@ -134,8 +192,16 @@ struct ctx_target {
 	struct ctx_tls tls; /* all set for tcp, all NULL for unix without TLS */
 	enum ctx_source source;
 	char *reason; /* "from BERTH_CONTEXT", "current context in /x/config.json", ... */
+	bool is_protected; /* the context's flag (client/guard.c) */
+	struct ctx_tls_pem pem; /* set whenever tls is (and for a bundle, alone) */
 };
 void ctx_target_free(struct ctx_target *t);
+/* Reads the files named in t->tls into t->pem (ctx_resolve does it). */
+int ctx_target_read_pem(struct ctx_target *t, struct bh_err *err);
+
+/* BERTH_CONTEXT_BUNDLE: the base64 text of `berth context export`'s tar,
+ * used from memory and never written anywhere.  Checked like an import. */
+int ctx_bundle_load(const char *b64, struct ctx_target *out, struct bh_err *err);
 
 int ctx_resolve(const char *config_dir, const struct ctx_flags *flags, const struct ctx_env *env,
                 struct ctx_target *out, struct bh_err *err);

@@ -161,6 +161,7 @@ static int need_tls(const char *host, bool have, struct bh_err *err)
 int ctx_create(const char *config_dir, const struct ctx_create_opts *o, struct bh_err *err)
 {
 	struct ctx_material m;
+	struct ctx_meta lm = {0}; /* holds the labels */
 	char created[40];
 	cleanup_free char *meta = NULL;
 	cleanup_free char *dst = NULL;
@@ -173,16 +174,30 @@ int ctx_create(const char *config_dir, const struct ctx_create_opts *o, struct b
 	if (bh_path_exists(dst))
 		return bh_err_set(err, EEXIST, "create context: context \"%s\" already exists",
 		                  o->name);
-	if (material_read(&o->tls, &m, err) < 0)
+	if (ctx_labels_apply(&lm, o->labels, o->nlabels, false, err) < 0) {
+		ctx_labels_free(&lm);
 		return bh_err_wrap(err, "create context %s", o->name);
+	}
+	if (material_read(&o->tls, &m, err) < 0) {
+		ctx_labels_free(&lm);
+		return bh_err_wrap(err, "create context %s", o->name);
+	}
 	if (need_tls(o->host, m.present, err) < 0) {
 		ctx_material_free(&m);
+		ctx_labels_free(&lm);
 		return bh_err_wrap(err, "create context %s", o->name);
 	}
 	bh_rfc3339_now(created);
-	meta = ctx_meta_dump(o->name, o->description, o->host, created);
+	meta = ctx_meta_dump(&(struct ctx_meta){.name = (char *)o->name,
+	                                        .description = (char *)o->description,
+	                                        .host = (char *)o->host,
+	                                        .created = created,
+	                                        .is_protected = o->is_protected,
+	                                        .labels = lm.labels,
+	                                        .nlabels = lm.nlabels});
 	r = ctx_store_commit(config_dir, o->name, meta, &m, false, err);
 	ctx_material_free(&m);
+	ctx_labels_free(&lm);
 	return r < 0 ? bh_err_wrap(err, "create context %s", o->name) : 0;
 }
 
@@ -205,7 +220,7 @@ static int apply_update(const char *config_dir, struct ctx_meta *cur,
 	 * again repairs it. */
 	if (m.present && write_tls(dir, &m, err) < 0)
 		goto out;
-	meta = ctx_meta_dump(cur->name, cur->description, cur->host, cur->created);
+	meta = ctx_meta_dump(cur);
 	r = bh_write_file_atomic(path, meta, strlen(meta), CTX_MODE_PUBLIC, err);
 out:
 	ctx_material_free(&m);
@@ -235,6 +250,12 @@ int ctx_update(const char *config_dir, const char *name, const struct ctx_update
 		return -1;
 	replace_str(&cur.host, o->host);
 	replace_str(&cur.description, o->description);
+	if (o->protect != CTX_PROTECT_KEEP)
+		cur.is_protected = o->protect == CTX_PROTECT_ON;
+	if (ctx_labels_apply(&cur, o->labels, o->nlabels, true, err) < 0) {
+		ctx_meta_free(&cur);
+		return bh_err_wrap(err, "update context %s", name);
+	}
 	r = apply_update(config_dir, &cur, o, err);
 	ctx_meta_free(&cur);
 	return r < 0 ? bh_err_wrap(err, "update context %s", name) : 0;

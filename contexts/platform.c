@@ -23,6 +23,7 @@ void ctx_env_from_process(struct ctx_env *env)
 	env->berth_host = env_get("BERTH_HOST");
 	env->berth_cert_path = env_get("BERTH_CERT_PATH");
 	env->berth_context = env_get("BERTH_CONTEXT");
+	env->berth_context_bundle = env_get("BERTH_CONTEXT_BUNDLE");
 }
 
 int ctx_plat_default_config_dir(const struct ctx_env *env, char **out, struct bh_err *err)

@@ -11,7 +11,41 @@ void ctx_target_free(struct ctx_target *t)
 	free(t->host);
 	free(t->reason);
 	ctx_tls_free(&t->tls);
+	free(t->pem.ca);
+	free(t->pem.cert);
+	if (t->pem.key != NULL)
+		bh_wipe(t->pem.key, t->pem.key_len);
+	free(t->pem.key);
 	memset(t, 0, sizeof(*t));
+}
+
+int ctx_target_read_pem(struct ctx_target *t, struct bh_err *err)
+{
+	if (t->tls.ca == NULL || t->pem.ca != NULL)
+		return 0;
+	if (bh_read_file(t->tls.ca, CTX_FILE_MAX, &t->pem.ca, &t->pem.ca_len, err) < 0 ||
+	    bh_read_file(t->tls.cert, CTX_FILE_MAX, &t->pem.cert, &t->pem.cert_len, err) < 0 ||
+	    bh_read_file(t->tls.key, CTX_FILE_MAX, &t->pem.key, &t->pem.key_len, err) < 0)
+		return bh_err_wrap(err, "TLS material of %s", t->name);
+	return 0;
+}
+
+/* The bundle, if -c names it (its exported Name): CI can then name a
+ * protected context exactly without any file.  1 when it was taken. */
+static int bundle_named(const char *name, const struct ctx_env *env, struct ctx_target *out,
+                        struct bh_err *err)
+{
+	if (env->berth_context_bundle == NULL || env->berth_context_bundle[0] == '\0')
+		return 0;
+	if (ctx_bundle_load(env->berth_context_bundle, out, err) < 0)
+		return -1;
+	if (strcmp(out->name, name) == 0) {
+		free(out->reason);
+		out->reason = bh_strdup("from --context, found in BERTH_CONTEXT_BUNDLE");
+		return 1;
+	}
+	ctx_target_free(out);
+	return 0;
 }
 
 /* A bare host from -H or BERTH_HOST; tls_dir holds ca.pem, cert.pem, key.pem. */
@@ -53,6 +87,7 @@ static int from_context(const char *config_dir, const char *name, enum ctx_sourc
 	out->name = steal_pointer(&m.name);
 	out->host = steal_pointer(&m.host);
 	out->tls = m.tls;
+	out->is_protected = m.is_protected;
 	memset(&m.tls, 0, sizeof(m.tls));
 	ctx_meta_free(&m);
 	if (ctx_host_is_tcp(out->host) && out->tls.ca == NULL)
@@ -85,9 +120,16 @@ static int resolve(const char *config_dir, const struct ctx_flags *f, const stru
 		                 CTX_SRC_FLAG_HOST, out, err);
 	if (f->tls_dir != NULL)
 		return bh_err_set(err, EINVAL, "--tls-dir goes with -H");
-	if (f->context != NULL)
+	if (f->context != NULL) {
+		int r = bundle_named(f->context, env, out, err);
+		if (r != 0)
+			return r < 0 ? -1 : 0;
 		return from_context(config_dir, f->context, CTX_SRC_FLAG_CONTEXT,
 		                    bh_strdup("from --context"), out, err);
+	}
+	/* CI sets the bundle on purpose: it wins over the other variables. */
+	if (env->berth_context_bundle != NULL && env->berth_context_bundle[0] != '\0')
+		return ctx_bundle_load(env->berth_context_bundle, out, err);
 	if (env->berth_host != NULL && env->berth_host[0] != '\0')
 		return from_host("BERTH_HOST", env->berth_host, env->berth_cert_path,
 		                 CTX_SRC_ENV_HOST, out, err);
@@ -101,7 +143,7 @@ int ctx_resolve(const char *config_dir, const struct ctx_flags *flags, const str
                 struct ctx_target *out, struct bh_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	if (resolve(config_dir, flags, env, out, err) < 0) {
+	if (resolve(config_dir, flags, env, out, err) < 0 || ctx_target_read_pem(out, err) < 0) {
 		ctx_target_free(out);
 		return -1;
 	}

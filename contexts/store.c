@@ -120,6 +120,7 @@ void ctx_meta_free(struct ctx_meta *m)
 	free(m->host);
 	free(m->created);
 	ctx_tls_free(&m->tls);
+	ctx_labels_free(m);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -195,6 +196,21 @@ static int meta_string(json_t *doc, const char *key, bool required, const char *
 	return 0;
 }
 
+static int meta_bool(json_t *doc, const char *key, const char *label, bool *out,
+                     struct bh_err *err)
+{
+	json_t *v = json_object_get(doc, key);
+
+	if (v == NULL) {
+		*out = false;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return bh_err_set(err, EINVAL, "%s: \"%s\" must be true or false", label, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
 int ctx_meta_parse(json_t *doc, const char *label, struct ctx_meta *out, struct bh_err *err)
 {
 	memset(out, 0, sizeof(*out));
@@ -206,6 +222,10 @@ int ctx_meta_parse(json_t *doc, const char *label, struct ctx_meta *out, struct 
 		bh_err_wrap(err, "%s", label);
 		goto fail;
 	}
+	if (meta_bool(doc, "Protected", label, &out->is_protected, err) < 0)
+		goto fail;
+	if (ctx_labels_parse(doc, label, out, err) < 0)
+		goto fail;
 	if (strlen(out->description) > CTX_DESCRIPTION_MAX) {
 		bh_err_set(err, EINVAL, "%s: Description longer than %d bytes", label,
 		           CTX_DESCRIPTION_MAX);
@@ -217,15 +237,17 @@ fail:
 	return -1;
 }
 
-char *ctx_meta_dump(const char *name, const char *description, const char *host,
-                    const char *created)
+char *ctx_meta_dump(const struct ctx_meta *m)
 {
-	json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "Name", name, "Description",
-	                        description ? description : "", "Host", host, "Created",
-	                        created ? created : "");
-	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	char *r;
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "Name", m->name, "Description",
+	                        m->description ? m->description : "", "Host", m->host,
+	                        "Created", m->created ? m->created : "");
+	char *s, *r;
 
+	if (m->is_protected)
+		json_object_set_new(doc, "Protected", json_true());
+	ctx_labels_dump(m, doc);
+	s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (s == NULL)
 		abort(); /* only on allocation failure: the house rule */

@@ -146,6 +146,7 @@ static int get_version(const char *addr, int port, const char *tls_dir, struct b
 	t.tls.ca = in(tls_dir, "ca.pem");
 	t.tls.cert = in(tls_dir, "cert.pem");
 	t.tls.key = in(tls_dir, "key.pem");
+	assert_int_equal(ctx_target_read_pem(&t, err), 0); /* as ctx_resolve does */
 	assert_int_equal(cli_http_open(&t, &h, err), 0);
 	r = cli_http_do(h, &rq, &body, err);
 	if (r >= 0) {
@@ -154,6 +155,9 @@ static int get_version(const char *addr, int port, const char *tls_dir, struct b
 	}
 	cli_http_close(h);
 	ctx_tls_free(&t.tls);
+	free(t.pem.ca);
+	free(t.pem.cert);
+	free(t.pem.key);
 	return r;
 }
 
