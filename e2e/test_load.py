@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import client_ssl_context, tls_connect, wait_for
+from conftest import Daemon, client_ssl_context, mktemp_dir, tls_connect, wait_for
 from test_container_api import load_busybox, need_root_and_image, remove_all
 from test_exec_api import ExecApi
 from wsclient import STDERR, STDOUT
@@ -339,3 +339,71 @@ def test_200_concurrent_exec_streams(make_daemon, pki):
         assert api.run(cid, ["echo", "after"])[1] == b"after\n"
     finally:
         remove_all(d, api)
+
+
+# ---- at the fd limit --------------------------------------------------------------
+
+CAP_NOFILE = 256
+
+
+class CappedDaemon(Daemon):
+    """berthd under a hard RLIMIT_NOFILE of CAP_NOFILE (prlimit execs it:
+    same pid)."""
+
+    def argv(self, port):
+        return ["prlimit", f"--nofile={CAP_NOFILE}:{CAP_NOFILE}", "--"] + super().argv(port)
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def try_client(addr, ctx):
+    """-> (connection or None, seconds taken, error)"""
+    t = time.monotonic()
+    conn = http.client.HTTPSConnection(*addr, context=ctx, timeout=8)
+    try:
+        conn.request("GET", "/_ping")
+        r = conn.getresponse()
+        assert (r.status, r.read()) == (200, b"OK")
+        return conn, time.monotonic() - t, None
+    except (OSError, http.client.HTTPException) as e:
+        conn.close()
+        return None, time.monotonic() - t, e
+
+
+def test_clients_past_the_fd_limit_are_refused_not_left_hanging(pki, no_stray_daemons):
+    d = CappedDaemon(pki.dir, mktemp_dir("cap-d-"))
+    ctx = client_ssl_context(pki.ca, pki.cert, pki.key)
+    kept, refused = [], []
+    try:
+        d.start()
+        for _ in range(CAP_NOFILE + 100):
+            conn, took, err = try_client(d.addr, ctx)
+            if conn is not None:
+                kept.append(conn)
+            else:
+                refused.append((took, err))
+        assert len(kept) >= CAP_NOFILE // 2, f"only {len(kept)} clients served under the cap"
+        assert refused, f"all {len(kept)} clients served with {CAP_NOFILE} fds?"
+        slow = [(round(t, 1), repr(e)) for t, e in refused if t > 3]
+        assert not slow, f"{len(slow)} clients past the cap waited: {slow[:3]}"
+        # at the cap berthd neither spins nor stops serving the ones it has
+        t0 = cpu_ticks(d.proc.pid)
+        for c in kept[:20]:
+            c.request("GET", "/_ping")
+            assert c.getresponse().read() == b"OK"
+        assert cpu_ticks(d.proc.pid) - t0 < 100, "berthd burns CPU at its fd limit"
+        print(f"fd limit {CAP_NOFILE}: {len(kept)} clients served, {len(refused)} refused "
+              f"within {max(t for t, _ in refused):.2f}s each")
+        for c in kept:
+            c.close()
+        kept.clear()
+        # and once they are gone, new clients are served again
+        wait_for(lambda: try_client(d.addr, ctx)[0] is not None, 15, "a client served again")
+    finally:
+        for c in kept:
+            c.close()
+        d.shutdown()

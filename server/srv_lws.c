@@ -418,13 +418,20 @@ void srv_conns_close_fingerprint(struct srv_server *srv, const char *fp)
 
 static int on_network_connection(int fd)
 {
+	static uint64_t last_warn_ms; /* lws thread only */
+	static unsigned refused;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
 	    (rlim_t)fd + SRV_FD_RESERVE < rl.rlim_cur)
 		return 0;
-	bh_warn("refusing a connection: %d fds open, the limit is %llu", fd,
-	        (unsigned long long)rl.rlim_cur);
+	refused++;
+	if (bh_now_ms() - last_warn_ms >= 1000) { /* a flood of them is one line a second */
+		bh_warn("refused %u connection(s): %d fds open, the limit is %llu", refused, fd,
+		        (unsigned long long)rl.rlim_cur);
+		last_warn_ms = bh_now_ms();
+		refused = 0;
+	}
 	return 1;
 }
 
