@@ -282,6 +282,45 @@ static void test_last_seen_is_lazy(void **state)
 	free(text);
 }
 
+/* THE gate: role from the store on every call, the message names both roles. */
+static void test_authorize_gate(void **state)
+{
+	static struct srv_server srv;
+	struct srv_trust_entry e = entry("vic", '4', SRV_ROLE_VIEWER, now() + 3600);
+	struct srv_identity id, unix_id, enrolling;
+	struct bh_err err;
+
+	memset(&srv, 0, sizeof(srv));
+	assert_int_equal(srv_trust_open(dir, &srv.trust, &err), 0);
+	assert_int_equal(srv_trust_add(srv.trust, &e, &err), 0);
+	memset(&id, 0, sizeof(id));
+	bh_strlcpy(id.fingerprint, e.fingerprint, sizeof(id.fingerprint));
+	bh_strlcpy(id.cn, "vic", sizeof(id.cn));
+	assert_int_equal(srv_authorize(&srv, &id, SRV_ROLE_VIEWER, "GET /x", &err), 0);
+	assert_string_equal(id.name, "vic");
+	assert_int_equal(id.role, SRV_ROLE_VIEWER);
+	assert_int_equal(srv_authorize(&srv, &id, SRV_ROLE_OPERATOR, "POST /x", &err), -1);
+	assert_int_equal(err.code, EACCES);
+	assert_string_equal(err.msg, "POST /x needs role operator; vic is viewer");
+	/* revoked after "connect": the same identity is refused on its next call */
+	assert_int_equal(srv_trust_revoke(srv.trust, "vic", &err), 1);
+	assert_int_equal(srv_authorize(&srv, &id, SRV_ROLE_VIEWER, "GET /x", &err), -1);
+	assert_non_null(strstr(err.msg, "revoked"));
+	/* the unix socket is admin without a store entry */
+	memset(&unix_id, 0, sizeof(unix_id));
+	unix_id.is_unix = true;
+	unix_id.role = SRV_ROLE_ADMIN;
+	assert_int_equal(srv_authorize(&srv, &unix_id, SRV_ROLE_ADMIN, "DELETE /x", &err), 0);
+	/* an enrolling client reaches only enroll routes */
+	memset(&enrolling, 0, sizeof(enrolling));
+	enrolling.self_signed = true;
+	memset(enrolling.fingerprint, '5', 64);
+	assert_int_equal(srv_authorize(&srv, &enrolling, SRV_ROLE_ENROLL, "POST /e", &err), 0);
+	assert_int_equal(srv_authorize(&srv, &enrolling, SRV_ROLE_VIEWER, "GET /_ping", &err), -1);
+	assert_non_null(strstr(err.msg, "GET /_ping needs role viewer"));
+	srv_trust_free(srv.trust);
+}
+
 static void test_role_names(void **state)
 {
 	enum srv_role r;
@@ -308,6 +347,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tokens_single_use_across_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_expired_and_bad, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_last_seen_is_lazy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_authorize_gate, setup, teardown),
 	    cmocka_unit_test(test_role_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
