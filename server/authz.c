@@ -10,6 +10,23 @@
 
 #include "server/server-internal.h"
 
+/* An identity name from a CN ("John Doe" -> "John-Doe"; none -> "admin"):
+ * names end up in tables and log lines, so only a-z A-Z 0-9 - _ . @. */
+static void name_from_cn(const char *cn, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; cn[i] != '\0' && i + 1 < size; i++) {
+		char c = cn[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '@';
+		out[i] = ok ? c : '-';
+	}
+	out[i] = '\0';
+	if (i == 0)
+		bh_strlcpy(out, "admin", size);
+}
+
 static int first_start(struct srv_server *srv, struct bh_err *err)
 {
 	cleanup_free char *path = NULL;
@@ -35,11 +52,13 @@ static int first_start(struct srv_server *srv, struct bh_err *err)
 		bh_err_clear(err);
 		return 0;
 	}
-	if (bh_strlcpy(e.name, cn[0] ? cn : "admin", sizeof(e.name)) < 0)
-		bh_strlcpy(e.name, "admin", sizeof(e.name));
+	name_from_cn(cn, e.name, sizeof(e.name));
 	e.role = SRV_ROLE_ADMIN;
-	if (srv_trust_add(srv->trust, &e, err) < 0)
-		return bh_err_wrap(err, "first start: admin certificate %s", path);
+	if (srv_trust_add(srv->trust, &e, err) < 0) {
+		bh_warn("trust store: first start, %s not entered as admin: %s", path, err->msg);
+		bh_err_clear(err);
+		return 0;
+	}
 	bh_info("trust store: first start, entered %s (%s, fingerprint %.12s) as admin", path,
 	        e.name, e.fingerprint);
 	return 0;
