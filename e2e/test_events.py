@@ -182,6 +182,10 @@ def test_exec_audit_argv_tty_exit_code(evd, pki):
     assert rest["tty"] == "true" and rest["exitCode"] == "5" and rest["execID"] == eid, rest
     assert int(rest["durationMs"]) >= 200, rest
     assert len(evs) == 2, evs  # once per exec, however often it is inspected
+    # The WebSocket upgrade of the CLI's exec is a call of its own (101).
+    ups = [attrs(e) for e in history(evd, pki, filters={"type": ["audit"]})
+           if attrs(e).get("path", "").endswith("/ws")]
+    assert [(u["method"], u["status"]) for u in ups] == [("GET", "101")], ups
     cli.ok("rm", "-f", n)
 
 
@@ -240,6 +244,7 @@ def test_since_until_filters_and_bad_queries(evd, pki):
                       ({"filters": "not json"}, "invalid filters"),
                       ({"since": "yesterday"}, "invalid time"),
                       ({"cursor": "-1"}, "invalid cursor"),
+                      ({"cursor": "999999999"}, "ahead of this daemon's newest event"),
                       ({"since": "20", "until": "10"}, "since must not be after until")):
         c = conn(evd, pki)
         c.request("GET", "/events?" + urllib.parse.urlencode(q))

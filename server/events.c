@@ -441,17 +441,23 @@ static bool audited(const struct srv_req *req)
 	return req->method != SRV_GET && req->method != SRV_HEAD;
 }
 
+/* The path without the query (no query value reaches the log), one line. */
+static void clean_path(const char *in, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; in[i] && in[i] != '?' && i + 1 < size; i++)
+		out[i] = (in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+}
+
 void srv_events_request_done(const struct srv_req *req)
 {
 	char status[16], ms[24], path[256];
-	size_t i;
 
 	if (!audited(req))
 		return;
-	/* The path without the query: no query value reaches the log. */
-	for (i = 0; req->path[i] && i + 1 < sizeof(path); i++)
-		path[i] = (req->path[i] < 0x20 || req->path[i] == 0x7f) ? '?' : req->path[i];
-	path[i] = '\0';
+	clean_path(req->path, path, sizeof(path));
 	snprintf(status, sizeof(status), "%d", req->status);
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(bh_now_ms() - req->start_ms));
 	srv_events_audit("request", &req->id,
@@ -484,4 +490,18 @@ void srv_events_image_removed(const char *id, json_t *report)
 		if (del != NULL && strcmp(del, id) == 0)
 			srv_events_image("delete", id, id);
 	}
+}
+
+void srv_events_upgrade(const struct srv_identity *id, const char *uri, enum srv_role role,
+                        int status)
+{
+	char st[16], path[256];
+
+	if (role < SRV_ROLE_OPERATOR)
+		return;
+	clean_path(uri, path, sizeof(path));
+	snprintf(st, sizeof(st), "%d", status);
+	srv_events_audit("request", id,
+	                 json_pack("{s:s, s:s, s:s, s:s}", "method", "GET", "path", path, "status",
+	                           st, "durationMs", "0"));
 }

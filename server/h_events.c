@@ -303,9 +303,17 @@ int srv_h_events(struct srv_req *req, struct bh_err *err)
 		free(s);
 		return -1;
 	}
-	/* Without cursor or since: only what happens from now on. */
 	s->r.head = srv_events_last();
-	if (!from_past)
+	if (srv_query_get(&req->query, "cursor") != NULL && s->r.after > s->r.head) {
+		json_decref(s->f.filters);
+		free(s);
+		/* Waiting would silently skip every event up to it. */
+		return bh_err_set(err, EINVAL,
+		                  "cursor %s is ahead of this daemon's newest event %" PRIu64
+		                  " (another data root?)",
+		                  srv_query_get(&req->query, "cursor"), srv_events_last());
+	}
+	if (!from_past) /* without cursor or since: only what happens from now on */
 		s->r.after = s->r.head;
 	s->live = s->f.until_ns == 0 || s->f.until_ns > now;
 	s->req = req;

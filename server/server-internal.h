@@ -741,6 +741,10 @@ void srv_events_image(const char *action, const char *id, const char *name);
 void srv_events_image_removed(const char *id, json_t *report);
 /* http.c, lws thread: req ended; an audit event if it could change something. */
 void srv_events_request_done(const struct srv_req *req);
+/* ws.c: a WebSocket upgrade to a route of role (operator and up are audited)
+ * was answered with status (101 = accepted). */
+void srv_events_upgrade(const struct srv_identity *id, const char *uri, enum srv_role role,
+                        int status);
 uint64_t srv_events_last(void); /* the newest cursor, 0 = none yet */
 /* fn(arg) runs (under the store's lock: be quick, emit nothing) after each new event. */
 void srv_events_watch(void (*fn)(void *arg), void *arg);

@@ -158,14 +158,17 @@ int srv_ws_filter(struct lws *wsi, struct srv_server *srv, struct srv_identity *
 	snprintf(what, sizeof(what), "websocket %s", probe.route->pattern);
 	if (srv_authorize(srv, id, probe.route->role, what, &err) < 0) {
 		bh_info("%s (%s): %s", id->text, id->addr, err.msg);
+		srv_events_upgrade(id, uri, probe.route->role, srv_err_status(err.code));
 		filter_reply(wsi, &err);
 		return 1;
 	}
 	if (probe.route->check != NULL && probe.route->check(srv, &probe.params, &err) < 0) {
 		bh_info("websocket %s refused: %s", uri, err.msg);
+		srv_events_upgrade(id, uri, probe.route->role, srv_err_status(err.code));
 		filter_reply(wsi, &err);
 		return 1;
 	}
+	srv_events_upgrade(id, uri, probe.route->role, 101);
 	return 0;
 }
 
