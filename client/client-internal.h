@@ -89,6 +89,10 @@ int cli_target(struct cli *cli, const struct ctx_target **out);
 /* "context NAME (host URL)", or "URL (from -H)" for a bare host: how every
  * error about a daemon names it. */
 void cli_target_label(const struct ctx_target *t, char *out, size_t n);
+/* main(), before printing cli->err: a daemon's error ("Error response from
+ * daemon: ...", or any exit-125 failure) that does not name the daemon yet
+ * gets " (context NAME, host URL)" appended; not after -H. */
+void cli_error_name_daemon(struct cli *cli);
 /* GET path and parse the JSON reply.  On failure fills cli->err as
  * "<context> (<host>): <what>" with exit 125 (transport, 5xx) or 1 (4xx). */
 int cli_api_get_json(struct cli *cli, const char *path, json_t **out);

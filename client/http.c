@@ -658,6 +658,26 @@ void cli_target_label(const struct ctx_target *t, char *out, size_t n)
 		snprintf(out, n, "context %s (host %s)", t->name, t->host);
 }
 
+void cli_error_name_daemon(struct cli *cli)
+{
+	const struct ctx_target *t = cli->conn ? &cli->conn->t : NULL;
+	size_t len = strlen(cli->err.msg);
+	char tail[400];
+
+	/* -H: the host is on the command line, and docker's wording stays. */
+	if (t == NULL || t->host == NULL || t->source == CTX_SRC_FLAG_HOST)
+		return;
+	if (cli->exit_code != CLI_EXIT_DAEMON &&
+	    !bh_str_has_prefix(cli->err.msg, "Error response from daemon"))
+		return; /* not about the daemon: bad flags and the like */
+	if (strstr(cli->err.msg, t->host) != NULL)
+		return; /* named already */
+	snprintf(tail, sizeof(tail), " (context %s, host %s)", t->name, t->host);
+	if (len + strlen(tail) >= sizeof(cli->err.msg))
+		len = sizeof(cli->err.msg) - strlen(tail) - 1;
+	memcpy(cli->err.msg + len, tail, strlen(tail) + 1);
+}
+
 static int api_fail(struct cli *cli, int exit_code, const char *what)
 {
 	char label[400];

@@ -294,6 +294,8 @@ int main(int argc, char **argv)
 #endif
 
 	r = run(&cli, argc, argv, &config_dir);
+	if (r < 0)
+		cli_error_name_daemon(&cli); /* "every error names the context and host" */
 	cli_conn_free(&cli);
 	free(config_dir);
 	fflush(stdout);

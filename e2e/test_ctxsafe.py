@@ -153,6 +153,18 @@ def test_transport_error_names_context_and_host(berth, pki, counter):
     assert f"context gone (host {counter.host})" in p.err, p.err
 
 
+def test_daemon_error_names_context_and_host(berth, daemon, pki):
+    berth.ok("context", "create", "up", "--host", daemon.host, "--tls-dir", pki.dir)
+    berth.ok("context", "use", "up")
+    p = berth.run("inspect", "no-such-ctr-ctxsafe")
+    assert p.returncode == 1, p.err
+    assert p.err.startswith("berth: Error response from daemon: "), p.err  # docker's words
+    assert p.err.rstrip().endswith(f"(context up, host {daemon.host})"), p.err
+    # After -H the host is on the command line: docker's line unchanged.
+    p = berth.run("-H", daemon.host, "--tls-dir", pki.dir, "inspect", "no-such-ctr-ctxsafe")
+    assert p.returncode == 1 and "(context" not in p.err, p.err
+
+
 # ---- context ls --check and the expiry warning --------------------------------
 
 
