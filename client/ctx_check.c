@@ -259,6 +259,8 @@ static json_t *probe_json(const struct probe *p)
 	if (p->version[0] != '\0')
 		json_object_set_new(j, "Version", json_string(p->version));
 	json_object_set_new(j, "CertExpires", json_string(p->expires));
+	if (p->t.source == CTX_SRC_ENV_BUNDLE)
+		json_object_set_new(j, "Bundle", json_true());
 	if (p->error[0] != '\0')
 		json_object_set_new(j, "Error", json_string(p->error));
 	return j;
@@ -298,12 +300,41 @@ static void probe_resolve(struct cli *cli, const struct ctx_meta *m, const struc
 	cert_column(p);
 }
 
+/* BERTH_CONTEXT_BUNDLE as one more row, unless a stored context has its
+ * name (that row, resolved like -c NAME, probes the bundle already).
+ * Returns 1 when p was filled. */
+static size_t probe_bundle(const struct ctx_meta *l, size_t n, const struct ctx_env *env,
+                           struct probe *p)
+{
+	struct bh_err err = {0};
+
+	if (env->berth_context_bundle == NULL)
+		return 0;
+	if (ctx_bundle_load(env->berth_context_bundle, &p->t, &err) < 0) {
+		p->t.name = bh_strdup("BERTH_CONTEXT_BUNDLE");
+		p->t.host = bh_strdup("-");
+		p->done = true;
+		snprintf(p->error, sizeof(p->error), "%s", err.msg);
+		snprintf(p->expires, sizeof(p->expires), "-");
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].name, p->t.name) == 0) {
+			ctx_target_free(&p->t);
+			return 0;
+		}
+	p->resolved = true;
+	cert_column(p);
+	return 1;
+}
+
 int cli_context_check(struct cli *cli, const struct ctx_meta *l, size_t n, long timeout_ms,
                       bool json)
 {
-	struct probe *ps = bh_calloc(n ? n : 1, sizeof(*ps));
+	struct probe *ps = bh_calloc(n + 1, sizeof(*ps));
 	CURLM *multi;
 	struct ctx_env env;
+	size_t rows;
 	int r;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -312,18 +343,19 @@ int cli_context_check(struct cli *cli, const struct ctx_meta *l, size_t n, long 
 	}
 	multi = curl_multi_init();
 	ctx_env_from_process(&env);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		probe_resolve(cli, &l[i], &env, &ps[i]);
+	rows = n + probe_bundle(l, n, &env, &ps[n]);
+	for (size_t i = 0; i < rows; i++)
 		if (ps[i].resolved)
 			probe_setup(&ps[i], multi, timeout_ms);
-	}
 	probes_run(multi, timeout_ms);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < rows; i++)
 		if (ps[i].resolved && !ps[i].done)
 			snprintf(ps[i].error, sizeof(ps[i].error), "no answer within %ld ms",
 			         timeout_ms);
-	r = json ? print_json(cli, ps, n) : (print_table(ps, n), 0);
-	for (size_t i = 0; i < n; i++) {
+	r = json ? print_json(cli, ps, rows) : (print_table(ps, rows), 0);
+	for (size_t i = 0; i < rows; i++) {
 		if (ps[i].curl != NULL) {
 			curl_multi_remove_handle(multi, ps[i].curl);
 			curl_easy_cleanup(ps[i].curl);

@@ -315,6 +315,10 @@ def test_bundle_runs_from_memory_with_readonly_home(bcli, pki, readonly_home, tm
     assert ex.returncode == 3 and ex.out == "bundled\n", ex  # the WebSocket path
     ex = ci.run("exec", "-i", "bx", "cat", env=env, input=b"stdin through the bundle\n")
     assert ex.returncode == 0 and ex.out == "stdin through the bundle\n", ex
+    chk = ci.run("context", "ls", "--check", "--format", "json", env=env, input=b"")
+    assert chk.returncode == 0, chk.err
+    [row] = [r for r in json.loads(chk.out) if r.get("Bundle")]
+    assert row["Name"] == "ci" and row["Reachable"] is True and row["Version"], row
 
     assert list(readonly_home.iterdir()) == [], "something was written under HOME"
     assert list(private_tmp.iterdir()) == [], "something was written to TMPDIR"
