@@ -380,3 +380,58 @@ def test_docker_cli_events(evd, pki, tmp_path):
     assert f"container create {cid} (image=busybox, name={n}, " in out, out
     assert f"container destroy {cid}" in out, out
     assert "audit" not in out, out
+
+
+# ---- a reader that does not keep up -------------------------------------------------------
+
+
+def dechunk(data):
+    """The body of a chunked HTTP/1.1 response (all of it must be there)."""
+    body, rest = b"", data.split(b"\r\n\r\n", 1)[1]
+    while True:
+        size, rest = rest.split(b"\r\n", 1)
+        n = int(size, 16)
+        if n == 0:
+            return body
+        body, rest = body + rest[:n], rest[n + 2:]
+
+
+def test_slow_reader_dropped_with_resumable_error(evd, pki):
+    """A reader that never reads is cut off with a final error line naming
+    the cursor to resume from (the daemon's memory does not grow), and
+    resuming from it loses nothing."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(15)
+    raw.connect(("127.0.0.1", evd.port))
+    s = client_ssl_context(pki.ca, pki.cert, pki.key).wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: berth\r\n\r\n")
+    s.recv(1)  # the headers are on their way: the subscriber exists
+    u = UnixHTTP(evd.sock)
+    name = "x" * 200
+    dropped_at = None
+    for i in range(40000):
+        u.request("DELETE", f"/containers/{name}{i}")
+        u.getresponse().read()
+        if i % 500 == 499 and "reads too slowly" in evd.log_text():
+            dropped_at = i
+            break
+    u.close()
+    assert dropped_at is not None, "a reader that never reads was never dropped"
+    # Now read everything the daemon had queued: it ends with the error line.
+    s.settimeout(15)
+    data = b""
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        data += b
+    s.close()
+    lines = [x for x in dechunk(data).split(b"\n") if x.strip()]
+    last = json.loads(lines[-1])
+    assert "too far behind" in last["error"] and last["cursor"] > 0, last
+    got = [json.loads(x) for x in lines[:-1]]
+    if got:
+        assert got[-1]["cursor"] == last["cursor"], (got[-1], last)
+    rest = history(evd, pki, cursor=str(last["cursor"]))
+    assert rest and rest[0]["cursor"] == last["cursor"] + 1, rest[:1]

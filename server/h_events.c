@@ -17,20 +17,22 @@
 
 #include "server/server-internal.h"
 
-#define SUB_BUDGET    (256 * 1024)  /* bytes copied per pump */
-#define SUB_QUEUE_MAX (1024 * 1024) /* unsent bytes a subscriber may hold */
-#define SUB_LAG_MAX   1000          /* events behind, with a full queue: dropped */
+#define SUB_BUDGET    (256 * 1024) /* bytes copied per pump */
+#define SUB_QUEUE_MAX (256 * 1024) /* unsent bytes a subscriber may hold */
+#define SUB_LAG_MAX   1000         /* events behind, with a stalled queue: dropped */
+#define SUB_STALL_MS  2000         /* how long a full queue may stay full */
 #define SUB_RETRY_US  (50 * LWS_US_PER_MS)
 
 struct evsub {
 	struct srv_req *req; /* a reference while the subscriber lives */
 	struct srv_evfilter f;
 	struct srv_evread r;
-	bool live;      /* new events are streamed (no until, or a future one) */
-	bool ended;     /* lws thread */
-	bool reading;   /* a file read is on the pool */
-	bool scheduled; /* subs_mu: a pump is queued on the loop */
-	int refs;       /* subs_mu */
+	bool live;           /* new events are streamed (no until, or a future one) */
+	bool ended;          /* lws thread */
+	bool reading;        /* a file read is on the pool */
+	bool scheduled;      /* subs_mu: a pump is queued on the loop */
+	uint64_t full_since; /* monotonic ms the queue has been full since; 0 = not full */
+	int refs;            /* subs_mu */
 	lws_sorted_usec_list_t retry, until;
 	struct evsub *next; /* subs (lws thread) */
 };
@@ -209,12 +211,21 @@ static void read_files(struct evsub *s)
 
 /* ---- the pump ------------------------------------------------------------------------ */
 
-/* Room for more?  Else wait, or drop a subscriber that cannot keep up. */
+/* Room for more?  Else wait, or drop a live subscriber that is far behind
+ * and has not taken a byte for SUB_STALL_MS (a reader catching up on
+ * history drains its queue, and is not dropped). */
 static bool has_room(struct evsub *s)
 {
-	if (srv_stream_queued(s->req) < SUB_QUEUE_MAX)
+	uint64_t now = bh_now_ms();
+
+	if (srv_stream_queued(s->req) < SUB_QUEUE_MAX) {
+		s->full_since = 0;
 		return true;
-	if (s->live && s->r.head > s->r.after + SUB_LAG_MAX) {
+	}
+	if (s->full_since == 0)
+		s->full_since = now;
+	if (s->live && s->r.head > s->r.after + SUB_LAG_MAX &&
+	    now - s->full_since >= SUB_STALL_MS) {
 		bh_warn("events: %s reads too slowly, dropped at cursor %" PRIu64, s->req->id.text,
 		        s->r.after);
 		finish(s, "events: this reader fell too far behind and was dropped; "
