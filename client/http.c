@@ -126,6 +126,8 @@ void cli_http_set_tls_blobs(void *curl, const struct ctx_target *t)
 	curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
 	curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
 	curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	/* Never a prompt, and no NULL pass phrase for libcurl to strlen(). */
+	curl_easy_setopt(c, CURLOPT_KEYPASSWD, "");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);

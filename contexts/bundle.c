@@ -42,6 +42,20 @@ static int decode(const char *b64, char **tar, size_t *len, struct bh_err *err)
 	return 0;
 }
 
+int ctx_key_pem_check(const char *key, size_t len, struct bh_err *err)
+{
+	/* An encrypted key would make a TLS library ask for a pass phrase on
+	 * the terminal, or worse (libcurl 7.88 crashes on a key blob that
+	 * needs one it was not given): refuse it before any connection. */
+	if (memmem(key, len, "PRIVATE KEY-----", 16) == NULL)
+		return bh_err_set(err, EINVAL, "the key is not a PEM private key");
+	if (memmem(key, len, "ENCRYPTED", 9) != NULL)
+		return bh_err_set(err, EINVAL,
+		                  "the key is encrypted; berth needs it unencrypted (kept 0600, "
+		                  "or in memory with BERTH_CONTEXT_BUNDLE)");
+	return 0;
+}
+
 /* Moves the material into the target's in-memory PEM set. */
 static void take_pem(struct ctx_material *m, struct ctx_tls_pem *pem)
 {
@@ -59,6 +73,8 @@ static void take_pem(struct ctx_material *m, struct ctx_tls_pem *pem)
 static int fill(struct ctx_meta *meta, struct ctx_material *m, struct ctx_target *out,
                 struct bh_err *err)
 {
+	if (m->present && ctx_key_pem_check(m->key.data, m->key.len, err) < 0)
+		return -1;
 	out->name = meta->name ? steal_pointer(&meta->name) : bh_strdup("BERTH_CONTEXT_BUNDLE");
 	out->host = steal_pointer(&meta->host);
 	out->is_protected = meta->is_protected;

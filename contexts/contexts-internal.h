@@ -65,6 +65,10 @@ int ctx_labels_apply(struct ctx_meta *m, const char *const *kv, size_t n, bool a
                      struct bh_err *err);
 void ctx_labels_free(struct ctx_meta *m);
 
+/* ---- bundle.c -------------------------------------------------------------- */
+/* A PEM private key that is not encrypted (nothing may ask for a pass phrase). */
+int ctx_key_pem_check(const char *key, size_t len, struct bh_err *err);
+
 /* ---- archive.c ------------------------------------------------------------ */
 /* Parses an exported context in memory and checks every member; writes
  * nothing (ctx_import commits the result; the fuzz target stops here). */

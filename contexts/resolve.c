@@ -27,6 +27,8 @@ int ctx_target_read_pem(struct ctx_target *t, struct bh_err *err)
 	    bh_read_file(t->tls.cert, CTX_FILE_MAX, &t->pem.cert, &t->pem.cert_len, err) < 0 ||
 	    bh_read_file(t->tls.key, CTX_FILE_MAX, &t->pem.key, &t->pem.key_len, err) < 0)
 		return bh_err_wrap(err, "TLS material of %s", t->name);
+	if (ctx_key_pem_check(t->pem.key, t->pem.key_len, err) < 0)
+		return bh_err_wrap(err, "%s", t->tls.key);
 	return 0;
 }
 

@@ -373,3 +373,33 @@ def test_no_prompt_without_a_terminal(berth, pki, counter):
     assert p.returncode == 1 and "pass -f" in p.err, p.err
     assert "[y/N]" not in p.err and "Are you sure" not in p.err, p.err
     assert counter.count == 0, "prune went to the daemon without -f and without a terminal"
+
+
+def test_bundle_with_encrypted_key_is_refused_not_a_crash(berth, pki, counter, tmp_path):
+    """libcurl 7.88 dereferences a NULL pass phrase for an encrypted key blob
+    (SIGSEGV), and OpenSSL's default would prompt on the terminal: refused
+    before any connection instead."""
+    import io
+    import shutil
+    import tarfile
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl tool to encrypt a key")
+    enc = subprocess.run(["openssl", "ec", "-in", pki.key, "-aes256", "-passout", "pass:x"],
+                         capture_output=True, check=True).stdout
+    berth.ok("context", "create", "enc", "--host", counter.host, "--tls-dir", pki.dir)
+    tar = subprocess.run([berth.path, "context", "export", "enc", "-"], env=berth.env(),
+                         capture_output=True, check=True).stdout
+    src, out = tarfile.open(fileobj=io.BytesIO(tar)), io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name == "tls/key.pem":
+                data, m.size = enc, len(enc)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    env = {"BERTH_CONTEXT_BUNDLE": base64.b64encode(out.getvalue()).decode()}
+    for argv in (("ps",), ("exec", "x", "true"), ("context", "ls", "--check")):
+        p = Berth(tmp_path / "x").run(*argv, env=env, input=b"")
+        assert p.returncode in (0, 1), (argv, p.returncode, p.err)  # 0: ls --check reports
+        assert "the key is encrypted" in p.err + p.out, (argv, p.err, p.out)
+    assert counter.count == 0
