@@ -107,6 +107,11 @@ def test_protected_needs_the_exact_name(berth, pki, counter):
     p = berth.run("-c", "prod", "rm", "-f", "web")
     assert "protected" not in p.err, p.err
     assert counter.count >= 1, "rm -c prod never reached the daemon"
+    # Named exactly inside a list (a fan-out): allowed too, on both hosts.
+    before = counter.count
+    p = berth.run("-c", "prod,prod2", "rm", "-f", "web")
+    assert "protected" not in p.err, p.err
+    assert counter.count >= before + 2, (counter.count, p.err)
 
 
 def test_protected_label_selector_refused(berth, pki, counter):
