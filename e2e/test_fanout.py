@@ -499,3 +499,12 @@ def test_sigterm_to_the_cli_ends_every_child(fleet, spawn):
     while berth_children(fleet.cli.config):
         assert time.monotonic() < deadline, berth_children(fleet.cli.config)
         time.sleep(0.02)
+
+
+def test_run_attached_without_a_terminal_fans_out(loaded):
+    p = loaded.cli.ok("-c", "fo-*", "run", "--rm", "busybox", "sh", "-c",
+                      "echo run-out; echo run-err >&2", timeout=60)
+    assert by_context(p.out) == {n: ["run-out"] for n in NAMES}, p.out
+    assert by_context(p.err) == {n: ["run-err"] for n in NAMES}, p.err
+    for n in NAMES:
+        assert loaded.cli.ok("-c", n, "ps", "-aq").out == "", "run --rm left a container"
