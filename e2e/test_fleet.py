@@ -423,6 +423,33 @@ def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, feat, ops)
     ops.ok("-c", stalled.name, "ps")  # back once it runs again
 
 
+def test_context_ls_check_probes_the_fleet_at_once(fleet, feat, ops):
+    need(feat.protected, "context ls --check")
+    stalled = fleet.hosts[10:15]
+    for h in stalled:
+        h.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        p = ops.run("context", "ls", "--check", "--timeout", "1", "--format", "json")
+        took = time.monotonic() - t0
+    finally:
+        for h in stalled:
+            h.proc.send_signal(signal.SIGCONT)
+    probes = {e["Name"]: e for e in json.loads(p.out) if e["Name"].startswith("fleet-")}
+    assert len(probes) == FLEET_SIZE, (p.returncode, p.out, p.err)
+    for h in fleet.hosts:
+        e = probes[h.name]
+        assert e["Host"] == h.host, e
+        if h in stalled:
+            assert not e["Reachable"] and e["Error"], e
+        else:
+            assert e["Reachable"] and e["Version"] and e["RttMs"] >= 0, e
+            assert e["CertExpires"], e
+    # five hosts that never answer, 1 s each: one after the other would be >= 5 s
+    assert took < 4, f"context ls --check took {took:.1f}s"
+    print(f"context ls --check: 20 contexts, 5 stalled, {took * 1000:.0f} ms, exit {p.returncode}")
+
+
 # ---- roles and revocation ------------------------------------------------------
 
 
@@ -593,3 +620,23 @@ def test_fanout_ps_time_over_1_10_20_hosts(fleet, feat, ops):
     # asserted: on a shared 2-core machine the ratio measures the CPU the
     # other jobs leave.  That the hosts are asked concurrently is asserted by
     # the mid-run kill test (wall time of a 3 s exec on every host).
+
+
+def test_fanout_logs_stop_rm_across_the_fleet(fleet, feat, ops):
+    need(feat.fanout, "fan-out (-c with globs)")
+    names = {h.name for h in fleet.hosts}
+    ops.ok("-c", "fleet-*", "pull", fleet.image, timeout=120)  # a no-op after the pull test
+    ops.ok("-c", "fleet-*", "run", "-d", "--name", "talk", fleet.image, "sh", "-c",
+           "echo one; echo two; exec sleep 3600", timeout=60)
+
+    def tails():
+        got = lines_by_context(ops.ok("-c", "fleet-*", "logs", "--tail", "1", "talk").out)
+        return got if all(got.get(n) == ["two"] for n in names) else None
+
+    got = wait_for(tails, 20, "'two' as the last log line of every host", interval=0.2)
+    assert set(got) == names
+    ops.ok("-c", "fleet-*", "stop", "-t", "1", "talk", timeout=60)
+    assert all(not inspect(h, "talk")["State"]["Running"] for h in fleet.hosts)
+    p = ops.ok("-c", "fleet-*", "rm", "-f", "talk", timeout=60)
+    assert set(lines_by_context(p.out)) == names, p.out
+    assert all(inspect(h, "talk") is None for h in fleet.hosts)
