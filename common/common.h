@@ -97,6 +97,12 @@ int bh_read_file(const char *path, size_t max, char **out, size_t *out_len, stru
  * Readers see either the old or the new content, never a mix. */
 int bh_write_file_atomic(const char *path, const void *data, size_t len, int mode,
 			 struct bh_err *err);
+/* The same without the two fsyncs: atomic against a crash of the process
+ * (readers still see old or new), not against a power loss.  Only for state
+ * that does not outlive a reboot (the exec root, /run) or is rewritten before
+ * each use; an fsync on ext4 costs milliseconds on the container start path. */
+int bh_write_file_volatile(const char *path, const void *data, size_t len, int mode,
+			   struct bh_err *err);
 /* write(2) until every byte is out (retries EINTR and short writes); -1 with
  * errno set on failure. */
 int bh_write_all(int fd, const void *data, size_t len);

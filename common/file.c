@@ -76,7 +76,7 @@ static void fsync_parent(const char *path)
 	}
 }
 
-int bh_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+static int write_replace(const char *path, const void *data, size_t len, int mode, bool sync,
 			 struct bh_err *err)
 {
 	cleanup_free char *tmp = bh_asprintf("%s.tmp-XXXXXX", path);
@@ -85,7 +85,8 @@ int bh_write_file_atomic(const char *path, const void *data, size_t len, int mod
 	fd = mkstemp(tmp);
 	if (fd < 0)
 		return bh_err_sys(err, errno, "create temporary file for %s", path);
-	if (fchmod(fd, (mode_t)mode) < 0 || bh_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, (mode_t)mode) < 0 || bh_write_all(fd, data, len) < 0 ||
+	    (sync && fsync(fd) < 0)) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
@@ -96,8 +97,21 @@ int bh_write_file_atomic(const char *path, const void *data, size_t len, int mod
 		unlink(tmp);
 		return bh_err_sys(err, e, "write %s", path);
 	}
-	fsync_parent(path);
+	if (sync)
+		fsync_parent(path);
 	return 0;
+}
+
+int bh_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+			 struct bh_err *err)
+{
+	return write_replace(path, data, len, mode, true, err);
+}
+
+int bh_write_file_volatile(const char *path, const void *data, size_t len, int mode,
+			   struct bh_err *err)
+{
+	return write_replace(path, data, len, mode, false, err);
 }
 
 int bh_mkdir_p(const char *path, int mode, struct bh_err *err)

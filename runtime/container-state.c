@@ -72,7 +72,8 @@ int rt_state_write(const char *dir, const char *id, pid_t pid, const char *bundl
 	              rt_cgroup_to_json(cg));
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	rc = bh_write_file_atomic(path, text, strlen(text), 0600, err);
+	/* Under the exec root: gone with a reboot, so no fsync (see bh_write_file_volatile). */
+	rc = bh_write_file_volatile(path, text, strlen(text), 0600, err);
 	return rc < 0 ? bh_err_wrap(err, "write state") : 0;
 }
 

@@ -587,5 +587,6 @@ int rt_exec_spec_write(const char *path, const char *const *args, const char *co
 	json_decref(j);
 	if (text == NULL)
 		return bh_err_set(err, EINVAL, "exec spec: not valid UTF-8");
-	return bh_write_file_atomic(path, text, strlen(text), 0600, err);
+	/* Read once by the exec's starter: atomic is enough, no fsync. */
+	return bh_write_file_volatile(path, text, strlen(text), 0600, err);
 }

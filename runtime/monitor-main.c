@@ -276,7 +276,8 @@ static int write_pid_file(const char *dir, const char *name, pid_t pid, struct b
 	char *path = bh_path_join(dir, name), buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid), r;
 
-	r = bh_write_file_atomic(path, buf, (size_t)n, 0644, err);
+	/* The exec root does not outlive a reboot: atomic, no fsync. */
+	r = bh_write_file_volatile(path, buf, (size_t)n, 0644, err);
 	free(path);
 	return r;
 }

@@ -12,7 +12,7 @@
 #define MAX_LAYERS 128
 
 int rt_container_rootfs_prepare(char *const *layers, const char *dir, const char *target,
-                                struct bh_err *err)
+                                bool disposable, struct bh_err *err)
 {
 	const char *lower[MAX_LAYERS];
 	cleanup_free char *upper = bh_path_join(dir, "upper");
@@ -33,7 +33,10 @@ int rt_container_rootfs_prepare(char *const *layers, const char *dir, const char
 	/* A mount left by a crash would otherwise be stacked under the new one. */
 	if (rt_container_rootfs_teardown(target, false, err) < 0)
 		return -1;
-	return rt_overlay_mount(lower, n, upper, work, target, err);
+	/* An unmount syncs the whole upper filesystem unless the overlay is
+	 * volatile: measured 2 to 200 ms (a busy disk) on the way out of every
+	 * container.  Worth it only where the upper is thrown away anyway. */
+	return rt_overlay_mount_volatile(lower, n, upper, work, target, disposable, err);
 }
 
 int rt_container_rootfs_teardown(const char *target, bool remove_dir, struct bh_err *err)

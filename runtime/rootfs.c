@@ -387,6 +387,13 @@ static bool overlay_path_ok(const char *p)
 int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
                      const char *work, const char *target, struct bh_err *err)
 {
+	return rt_overlay_mount_volatile(lowerdirs, n_lower, upper, work, target, false, err);
+}
+
+int rt_overlay_mount_volatile(const char *const *lowerdirs, size_t n_lower, const char *upper,
+                              const char *work, const char *target, bool volatile_upper,
+                              struct bh_err *err)
+{
 	struct bh_buf data;
 	int rc = 0;
 
@@ -404,6 +411,18 @@ int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *u
 	if (rc < 0) {
 		bh_buf_free(&data);
 		return bh_err_set(err, E2BIG, "overlay %s: too many layers", target);
+	}
+	if (volatile_upper) {
+		size_t len = data.len;
+
+		/* Linux >= 5.10; older kernels refuse the option: mount without. */
+		if (bh_buf_printf(&data, ",volatile") == 0 &&
+		    mount("overlay", target, "overlay", 0, data.data) == 0) {
+			bh_buf_free(&data);
+			return 0;
+		}
+		data.len = len;
+		data.data[len] = '\0';
 	}
 	rc = mount("overlay", target, "overlay", 0, data.data);
 	bh_buf_free(&data);

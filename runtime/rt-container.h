@@ -119,13 +119,20 @@ extern const char *const rt_caps_docker_default[];
  * n_lower >= 1.  upper and work must be on the same filesystem. */
 int rt_overlay_mount(const char *const *lowerdirs, size_t n_lower, const char *upper,
                      const char *work, const char *target, struct bh_err *err);
+/* The same; volatile_upper adds overlayfs' "volatile" (no sync of the upper
+ * filesystem, not even at unmount) where the kernel has it.  Only for an upper
+ * that is thrown away with the container: after a host crash it is suspect. */
+int rt_overlay_mount_volatile(const char *const *lowerdirs, size_t n_lower, const char *upper,
+                              const char *work, const char *target, bool volatile_upper,
+                              struct bh_err *err);
 
 /* berthd's container root: mounts an overlay of layers (NULL-terminated,
  * lowest first, as rt_image_layer_dirs gives them) with dir/upper and
  * dir/work at target (all created if missing); a stale mount at target is
- * removed first. */
+ * removed first.  disposable: the upper dies with the container (AutoRemove),
+ * so it is mounted volatile (see rt_overlay_mount_volatile). */
 int rt_container_rootfs_prepare(char *const *layers, const char *dir, const char *target,
-                                struct bh_err *err);
+                                bool disposable, struct bh_err *err);
 /* Unmounts target (every stacked mount; none is fine), then removes the
  * empty directory if remove_dir. */
 int rt_container_rootfs_teardown(const char *target, bool remove_dir, struct bh_err *err);

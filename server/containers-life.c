@@ -259,8 +259,9 @@ static int write_bundle(struct ctr_mgr *m, const struct ctr *c, const char *merg
 		r = bh_mkdir_p(bundle, 0700, err);
 	}
 	json_decref(spec);
+	/* Rewritten before every start: atomic is enough, no fsync. */
 	if (r == 0)
-		r = bh_write_file_atomic(path, text, strlen(text), 0600, err);
+		r = bh_write_file_volatile(path, text, strlen(text), 0600, err);
 	return r;
 }
 
@@ -338,7 +339,9 @@ static int start_owned(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *mpi
 		bh_warn("container %.12s: stale runtime state: %s", c->id, e.msg);
 	r = rt_image_layer_dirs(m->store, c->image_id, &layers, err);
 	if (r == 0)
-		r = rt_container_rootfs_prepare(layers, dir, merged, err);
+		r = rt_container_rootfs_prepare(
+		    layers, dir, merged,
+		    json_is_true(json_object_get(c->host_config, "AutoRemove")), err);
 	rt_image_strv_free(layers);
 	if (r == 0 && (r = write_bundle(m, c, merged, err)) == 0 &&
 	    (r = spawn_monitor(m, c, cpid, mpid, err)) < 0) {
@@ -545,19 +548,60 @@ int ctr_kill(struct ctr_mgr *m, const char *ref, int sig, struct bh_err *err)
 
 /* ---- remove ----------------------------------------------------------------------------- */
 
+static int trash_work(void *arg, struct bh_err *err)
+{
+	if (bh_rm_rf(arg, err) < 0)
+		bh_warn("%s", err->msg);
+	return 0;
+}
+
+static void trash_done(void *arg, int rc, const struct bh_err *err)
+{
+	(void)rc;
+	(void)err;
+	free(arg);
+}
+
+/* The data dir leaves the store with one rename into DATA_ROOT/tmp, which
+ * every daemon start wipes, so a crash half-way leaks nothing; its files
+ * (the upper layer may be large) are deleted on the pool after the reply.
+ * Deleting them first, behind a saved REMOVING record, kept `rm` (and so
+ * `run --rm`) waiting for two fsyncs and a dozen unlinks. */
+static bool trash_dir(struct ctr_mgr *m, struct ctr *c, const char *dir)
+{
+	char *trash;
+
+	if (m->srv == NULL || m->srv->pool == NULL)
+		return false;
+	trash = bh_asprintf("%s/rm-%s", m->tmp_dir, c->id);
+	if (rename(dir, trash) < 0) {
+		bh_warn("container %.12s: rename to %s: %s", c->id, trash, strerror(errno));
+		free(trash);
+		return false;
+	}
+	srv_pool_submit(m->srv->pool, trash_work, trash_done, trash);
+	return true;
+}
+
 static void remove_files(struct ctr_mgr *m, struct ctr *c)
 {
 	cleanup_free char *merged = ctr_data_path(m, c, "merged");
 	cleanup_free char *exec = ctr_exec_path(m, c);
 	cleanup_free char *dir = ctr_data_path(m, c, NULL);
 	struct bh_err e;
+	bool unmounted = true;
 
 	if (rt_container_delete(m->state_root, c->id, true, &e) < 0 && e.code != ENOENT)
 		bh_warn("container %.12s: %s", c->id, e.msg);
-	if (rt_container_rootfs_teardown(merged, true, &e) < 0)
+	if (rt_container_rootfs_teardown(merged, true, &e) < 0) {
 		bh_warn("container %.12s: %s", c->id, e.msg);
+		unmounted = false;
+	}
 	if (bh_rm_rf(exec, &e) < 0)
 		bh_warn("container %.12s: %s", c->id, e.msg);
+	/* Never a mount into the tmp dir that the next start wipes. */
+	if (unmounted && trash_dir(m, c, dir))
+		return;
 	/* The record goes first: a crash mid-way leaves no half container. */
 	cleanup_free char *rec = ctr_data_path(m, c, CTR_RECORD);
 	unlink(rec);
@@ -565,13 +609,12 @@ static void remove_files(struct ctr_mgr *m, struct ctr *c)
 		bh_warn("container %.12s: %s", c->id, e.msg);
 }
 
+/* A crash before the data dir is renamed away leaves the container as it
+ * was recorded (stopped: its runtime state is gone), so rm can be repeated;
+ * a REMOVING record from an older daemon is still finished at start. */
 void ctr_remove_owned(struct ctr_mgr *m, struct ctr *c)
 {
-	struct bh_err e;
-
 	c->status = CTR_REMOVING;
-	if (ctr_save(m, c, &e) < 0)
-		bh_warn("%s", e.msg);
 	pthread_mutex_unlock(&m->mu);
 	remove_files(m, c);
 	pthread_mutex_lock(&m->mu);

@@ -86,6 +86,33 @@ static void test_atomic_write(void **state)
 	free(path);
 }
 
+/* The fsync-less variant: same replace semantics and mode; an error names the file. */
+static void test_volatile_write(void **state)
+{
+	char dir[] = "/tmp/bh-test-XXXXXX";
+	struct bh_err err;
+	char *data;
+	size_t len;
+	struct stat st;
+
+	assert_non_null(mkdtemp(dir));
+	char *path = bh_path_join(dir, "f");
+	assert_int_equal(bh_write_file_volatile(path, "hello", 5, 0644, &err), 0);
+	assert_int_equal(bh_write_file_volatile(path, "bye", 3, 0600, &err), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(bh_read_file(path, 100, &data, &len, &err), 0);
+	assert_int_equal(len, 3);
+	assert_string_equal(data, "bye");
+	free(data);
+	char *bad = bh_path_join(dir, "no/such/dir");
+	assert_int_equal(bh_write_file_volatile(bad, "x", 1, 0600, &err), -1);
+	assert_non_null(strstr(err.msg, "no/such/dir"));
+	free(bad);
+	assert_int_equal(bh_rm_rf(dir, &err), 0);
+	free(path);
+}
+
 static void test_path_join(void **state)
 {
 	char *p = bh_path_join("/a/", "/b");
@@ -99,6 +126,7 @@ int main(void)
 		cmocka_unit_test(test_err_wrap_keeps_code), cmocka_unit_test(test_buf_limit),
 		cmocka_unit_test(test_parse_size),	   cmocka_unit_test(test_parse_long),
 		cmocka_unit_test(test_atomic_write),	   cmocka_unit_test(test_path_join),
+		cmocka_unit_test(test_volatile_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
