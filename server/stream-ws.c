@@ -8,8 +8,11 @@
  * The server sends `exit` last and waits (10 s at most) for the client to
  * close. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -266,6 +269,18 @@ static int write_final(struct sess *s, struct lws *wsi)
 	return 0;
 }
 
+/* OpenSSL writes each 16 KiB TLS record with its own write(): corked, the
+ * records of one WRITEABLE leave in full-sized TCP segments instead of one
+ * segment (and one loopback receive) per record.  Not TCP (the unix
+ * socket): nothing to do. */
+static void cork(struct lws *wsi, int on)
+{
+	int fd = (int)lws_get_socket_fd(lws_get_network_wsi(wsi));
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
 int srv_stream_ws_writeable(struct srv_ws *ws)
 {
 	struct sess *s = ws->user;
@@ -273,6 +288,8 @@ int srv_stream_ws_writeable(struct srv_ws *ws)
 
 	if (s == NULL)
 		return 0;
+	if (s->count > 0)
+		cork(ws->wsi, 1);
 	while (s->count > 0 && (sent == 0 || !lws_send_pipe_choked(ws->wsi))) {
 		struct slot *sl = &s->slots[s->head];
 		if (write_frame(ws->wsi, sl->buf + LWS_PRE, sl->len) < 0)
@@ -282,6 +299,8 @@ int srv_stream_ws_writeable(struct srv_ws *ws)
 		if (++sent == OUT_SLOTS)
 			break;
 	}
+	if (sent > 0)
+		cork(ws->wsi, 0);
 	if (sent > 0)
 		srv_bridge_resume(s->br);
 	if (s->count > 0) {
