@@ -398,7 +398,8 @@ int mon_attach_reap_stuck(struct mon *m, uint64_t now)
 	int next = -1;
 
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		bool blocking = ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
+		bool blocking =
+		    ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
 		if ((!blocking || c->no_output) && !m->exited) {
 			c->stuck_since = 0;
 			continue;
