@@ -22,7 +22,6 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import registry as regmod
 from conftest import READY_TIMEOUT, Berth, Daemon, mktemp_dir, wait_for

@@ -21,7 +21,6 @@ import ssl
 import statistics
 import subprocess
 import time
-import types
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,32 +50,6 @@ def fleet(no_stray_daemons):
         yield f
     finally:
         f.teardown()
-
-
-@pytest.fixture(scope="module")
-def feat(fleet):
-    """Which issue-6 features the CLI under test has (each test that needs a
-    missing one says so in its skip reason)."""
-    c = fleet.cli
-
-    def helptext(*a):
-        p = c.run(*a, "--help")
-        return p.returncode, p.out + p.err
-
-    create = helptext("context", "create")[1]
-    bundle = c.run("version", env={"BERTH_CONTEXT_BUNDLE": "not-a-bundle"})
-    return types.SimpleNamespace(
-        trust=helptext("trust")[0] == 0,
-        enroll="--token" in create,
-        protected="--protected" in create,
-        fanout="--parallel" in helptext()[1],
-        bundle="BERTH_CONTEXT_BUNDLE" in bundle.err,
-    )
-
-
-def need(have, what):
-    if not have:
-        pytest.skip(f"{what}: not in the tree yet")
 
 
 # ---- helpers -----------------------------------------------------------------
@@ -211,22 +184,16 @@ def test_fleet_hosts_each_in_own_namespace_and_reachable(fleet):
 
 
 @pytest.fixture(scope="module")
-def ops(fleet, feat):
+def ops(fleet):
     """A CLI holding contexts fleet-01..fleet-20 for an operator identity of
     its own on each host, enrolled with a token per host (context create
-    --token: the key is made here and never leaves).  Until enrollment is in
-    the tree the contexts use the admin cert, so fan-out is still tested."""
+    --token: the key is made here and never leaves)."""
     cli = Berth(mktemp_dir("fleet-ops-"))
-    cli.tokens = {}
-    if feat.enroll:
-        with ThreadPoolExecutor(4) as pool:
-            toks = pool.map(lambda h: make_token(fleet, h, f"op-{h.index:02d}"), fleet.hosts)
-            cli.tokens = dict(zip((h.name for h in fleet.hosts), toks))
-        for h in fleet.hosts:
-            cli.ok("context", "create", h.name, "--token", cli.tokens[h.name])
-    else:
-        for h in fleet.hosts:
-            cli.ok("context", "create", h.name, "--host", h.host, "--tls-dir", fleet.ca)
+    with ThreadPoolExecutor(4) as pool:
+        toks = pool.map(lambda h: make_token(fleet, h, f"op-{h.index:02d}"), fleet.hosts)
+        cli.tokens = dict(zip((h.name for h in fleet.hosts), toks))
+    for h in fleet.hosts:
+        cli.ok("context", "create", h.name, "--token", cli.tokens[h.name])
     return cli
 
 
@@ -243,8 +210,7 @@ def trust_entries(h):
     return json.loads(body)
 
 
-def test_enroll_each_host_with_a_token(fleet, feat, ops):
-    need(feat.enroll, "berth context create --token")
+def test_enroll_each_host_with_a_token(fleet, ops):
     for h in fleet.hosts:
         tls = ctx_tls_dir(ops, h.name)
         info = fleet.cli.json("certs", "inspect", tls / "cert.pem", "--format", "json")
@@ -262,8 +228,7 @@ def test_enroll_each_host_with_a_token(fleet, feat, ops):
     assert p.returncode == 125, (p.returncode, p.out, p.err)
 
 
-def test_token_replayed_wrong_or_expired_is_refused(fleet, feat, ops):
-    need(feat.enroll, "berth context create --token")
+def test_token_replayed_wrong_or_expired_is_refused(fleet, ops):
     cli = Berth(mktemp_dir("fleet-replay-"))
     used = ops.tokens[fleet.hosts[0].name]
     p = cli.run("context", "create", "again", "--token", used)
@@ -300,8 +265,7 @@ def test_token_replayed_wrong_or_expired_is_refused(fleet, feat, ops):
 # ---- fan-out -------------------------------------------------------------------
 
 
-def test_fanout_pull_run_exec_ps_across_the_fleet(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_pull_run_exec_ps_across_the_fleet(fleet, ops):
     names = {h.name for h in fleet.hosts}
     p = ops.ok("-c", "fleet-*", "pull", fleet.image, timeout=120)
     assert set(lines_by_context(p.out)) == names, p.out
@@ -336,8 +300,7 @@ def audit_events(h, action, until):
     return [e for e in evs if e["Type"] == "audit" and e["Action"] == action]
 
 
-def test_fanout_exec_is_audited_on_every_host_with_identity_and_address(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_exec_is_audited_on_every_host_with_identity_and_address(fleet, ops):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda h: ensure_running(fleet, h), fleet.hosts))
     p = ops.run("-c", "fleet-*", "--format", "json", "exec", CTR, "sh", "-c", "exit 3",
@@ -353,14 +316,12 @@ def test_fanout_exec_is_audited_on_every_host_with_identity_and_address(fleet, f
                 if e["Actor"]["Attributes"].get("argv") == '["sh","-c","exit 3"]']
         assert len(mine) == 1, (h.name, mine)
         a = mine[0]["Actor"]["Attributes"]
-        if ops.tokens:
-            assert a["identity"] == f"op-{h.index:02d}", a
+        assert a["identity"] == f"op-{h.index:02d}", a
         assert a["addr"].startswith(fleet.gw + ":"), (a, fleet.gw)  # via the bridge
         assert a["exitCode"] == "3" and a["tty"] == "false", a
 
 
-def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, ops):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda h: ensure_running(fleet, h), fleet.hosts))
     victim = fleet.hosts[6]
@@ -398,8 +359,7 @@ def test_fanout_host_killed_mid_run_only_that_host_fails(fleet, feat, ops):
     assert took < 20, f"20 x 'sleep 3' took {took:.1f}s: the hosts were not run concurrently"
 
 
-def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, ops):
     odd = [h for h in fleet.hosts if h.index % 2 == 1]
     for h in odd:
         ops.ok("context", "update", h.name, "--label", "half=odd")
@@ -423,8 +383,7 @@ def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, feat, ops)
     ops.ok("-c", stalled.name, "ps")  # back once it runs again
 
 
-def test_context_ls_check_probes_the_fleet_at_once(fleet, feat, ops):
-    need(feat.protected, "context ls --check")
+def test_context_ls_check_probes_the_fleet_at_once(fleet, ops):
     stalled = fleet.hosts[10:15]
     for h in stalled:
         h.proc.send_signal(signal.SIGSTOP)
@@ -453,8 +412,7 @@ def test_context_ls_check_probes_the_fleet_at_once(fleet, feat, ops):
 # ---- roles and revocation ------------------------------------------------------
 
 
-def test_viewer_cannot_exec_not_even_with_a_handcrafted_upgrade(fleet, feat):
-    need(feat.trust, "berth trust")
+def test_viewer_cannot_exec_not_even_with_a_handcrafted_upgrade(fleet):
     h = fleet.hosts[2]
     ensure_running(fleet, h)
     tls = issue_cert(fleet, "watcher")
@@ -480,8 +438,7 @@ def test_viewer_cannot_exec_not_even_with_a_handcrafted_upgrade(fleet, feat):
     assert p.returncode == 1, (p.returncode, p.err)
 
 
-def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet, feat):
-    need(feat.trust, "berth trust")
+def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet):
     h = fleet.hosts[3]
     ensure_running(fleet, h)
     tls = issue_cert(fleet, "leaver")
@@ -515,11 +472,11 @@ def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet, feat):
     assert names["leaver"]["Revoked"] is True, names["leaver"]
 
 
-def test_expired_client_cert_fails_saying_so(fleet, feat):
+def test_expired_client_cert_fails_saying_so(fleet):
     h = fleet.hosts[4]
     tls = issue_cert(fleet, "old", days=-1)
-    if feat.trust:  # trusted by name: only the expiry may refuse it
-        fleet.cli.run("-c", h.name, "trust", "add", "old", "--cert", tls / "cert.pem")
+    # trusted by name (if the store takes it): only the expiry may refuse it
+    fleet.cli.run("-c", h.name, "trust", "add", "old", "--cert", tls / "cert.pem")
     p = Berth(mktemp_dir("fleet-old-")).run("-H", h.host, "--tls-dir", tls, "ps")
     assert p.returncode == 125, (p.returncode, p.out, p.err)
     assert "expired" in p.err, p.err
@@ -529,8 +486,7 @@ def test_expired_client_cert_fails_saying_so(fleet, feat):
 # ---- safe context selection, CI without files ------------------------------------
 
 
-def test_protected_context_refuses_rm_unless_named_with_c(fleet, feat):
-    need(feat.protected, "berth context create --protected")
+def test_protected_context_refuses_rm_unless_named_with_c(fleet):
     h = fleet.hosts[7]
     ensure_running(fleet, h)
     fleet.cli.ok("-c", h.name, "run", "-d", "--name", "keep", fleet.image, "sleep", "3600")
@@ -542,10 +498,9 @@ def test_protected_context_refuses_rm_unless_named_with_c(fleet, feat):
         assert r.returncode == 1, (r.returncode, r.out, r.err)
         assert '"prod"' in r.err and h.host in r.err and "-c prod" in r.err, r.err
         assert inspect(h, "keep") is not None
-    if feat.fanout:
-        r = p.run("-c", "pro*", "rm", "-f", "keep")
-        assert r.returncode == 1 and '"prod"' in r.err, (r.returncode, r.err)
-        assert inspect(h, "keep") is not None
+    r = p.run("-c", "pro*", "rm", "-f", "keep")  # a glob is not naming it
+    assert r.returncode == 1 and '"prod"' in r.err, (r.returncode, r.err)
+    assert inspect(h, "keep") is not None
     p.ok("-c", "prod", "rm", "-f", "keep")
     assert inspect(h, "keep") is None
 
@@ -561,8 +516,7 @@ def readonly_empty_home():
         subprocess.run(["umount", d], check=True)
 
 
-def test_context_bundle_with_a_readonly_empty_home(fleet, feat, ops, readonly_empty_home):
-    need(feat.bundle, "BERTH_CONTEXT_BUNDLE")
+def test_context_bundle_with_a_readonly_empty_home(fleet, ops, readonly_empty_home):
     h = fleet.hosts[8]
     ensure_running(fleet, h)
     exported = mktemp_dir("fleet-bundle-") / "ctx"
@@ -598,8 +552,7 @@ def median_seconds(cli, args, runs):
     return statistics.median(times), cpu / runs
 
 
-def test_fanout_ps_time_over_1_10_20_hosts(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_ps_time_over_1_10_20_hosts(fleet, ops):
     sels = (("1 host (-c fleet-01)", "fleet-01", 1),
             ("10 hosts (-c 'fleet-0*,fleet-10')", "fleet-0*,fleet-10", 10),
             ("20 hosts (-c 'fleet-*')", "fleet-*", 20))
@@ -622,8 +575,7 @@ def test_fanout_ps_time_over_1_10_20_hosts(fleet, feat, ops):
     # the mid-run kill test (wall time of a 3 s exec on every host).
 
 
-def test_fanout_logs_stop_rm_across_the_fleet(fleet, feat, ops):
-    need(feat.fanout, "fan-out (-c with globs)")
+def test_fanout_logs_stop_rm_across_the_fleet(fleet, ops):
     names = {h.name for h in fleet.hosts}
     ops.ok("-c", "fleet-*", "pull", fleet.image, timeout=120)  # a no-op after the pull test
     ops.ok("-c", "fleet-*", "run", "-d", "--name", "talk", fleet.image, "sh", "-c",
