@@ -4,7 +4,11 @@ one CA, a registry in the host namespace.  Enrollment with tokens, fan-out
 (ps, exec, run -d, pull) and one host dying mid-run, roles (a viewer cannot
 exec, not even with a handcrafted WebSocket upgrade), revocation closing an
 open exec stream, replayed/expired tokens, expired client certs, protected
-contexts and BERTH_CONTEXT_BUNDLE with a read-only empty HOME.
+contexts and BERTH_CONTEXT_BUNDLE with a read-only empty HOME.  Also: every
+host audits a fan-out exec with the caller's identity and bridge address, a
+SIGSTOPped host times out alone under a label selection, context ls --check
+probes all hosts at once, fan-out logs/stop/rm, and the fan-out ps timing that
+bench/fleet reports (1, 10, 20 hosts).
 
 Needs root, iproute2, nsenter, docker-registry, skopeo and the busybox test
 image.  Everything (daemons, containers, namespaces, bridge, registry) is
@@ -367,7 +371,7 @@ def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, ops):
     stalled.proc.send_signal(signal.SIGSTOP)  # accepts TCP (kernel backlog), never answers
     try:
         t0 = time.monotonic()
-        p = ops.run("-c", "@half=odd", "--timeout", "2", "--format", "json", "ps")
+        p = ops.run("-c", "@half=odd", "--timeout", "3", "--format", "json", "ps")
         took = time.monotonic() - t0
     finally:
         stalled.proc.send_signal(signal.SIGCONT)
@@ -379,7 +383,7 @@ def test_fanout_stalled_host_times_out_alone_and_labels_select(fleet, ops):
         if h is not stalled:
             r = res[h.name]
             assert r["ExitCode"] == 0 and not r.get("Error") and r["Host"] == h.host, r
-    assert took < 10, f"a 2 s --timeout took {took:.1f}s"
+    assert took < 12, f"a 3 s --timeout took {took:.1f}s"
     ops.ok("-c", stalled.name, "ps")  # back once it runs again
 
 
@@ -389,7 +393,7 @@ def test_context_ls_check_probes_the_fleet_at_once(fleet, ops):
         h.proc.send_signal(signal.SIGSTOP)
     try:
         t0 = time.monotonic()
-        p = ops.run("context", "ls", "--check", "--timeout", "1", "--format", "json")
+        p = ops.run("context", "ls", "--check", "--timeout", "3", "--format", "json")
         took = time.monotonic() - t0
     finally:
         for h in stalled:
@@ -404,8 +408,8 @@ def test_context_ls_check_probes_the_fleet_at_once(fleet, ops):
         else:
             assert e["Reachable"] and e["Version"] and e["RttMs"] >= 0, e
             assert e["CertExpires"], e
-    # five hosts that never answer, 1 s each: one after the other would be >= 5 s
-    assert took < 4, f"context ls --check took {took:.1f}s"
+    # five hosts that never answer, 3 s each: one after the other would be >= 15 s
+    assert took < 10, f"context ls --check took {took:.1f}s"
     print(f"context ls --check: 20 contexts, 5 stalled, {took * 1000:.0f} ms, exit {p.returncode}")
 
 
