@@ -219,13 +219,15 @@ int ctx_select(const char *config_dir, const char *spec, struct ctx_selection *o
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
-	do {
+	for (;;) {
 		comma = strchr(term, ',');
 		if (comma != NULL)
 			*comma = '\0';
 		r = one_term(config_dir, out, term, &all, &nall, err);
+		if (r < 0 || comma == NULL)
+			break;
 		term = comma + 1;
-	} while (r == 0 && comma != NULL);
+	}
 	if (all != NULL)
 		ctx_list_free(all, nall);
 	if (r < 0)
