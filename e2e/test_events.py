@@ -407,26 +407,27 @@ def test_slow_reader_dropped_with_resumable_error(evd, pki):
     s = client_ssl_context(pki.ca, pki.cert, pki.key).wrap_socket(raw, server_hostname="127.0.0.1")
     s.sendall(b"GET /events HTTP/1.1\r\nHost: berth\r\n\r\n")
     s.recv(1)  # the headers are on their way: the subscriber exists
-    u = UnixHTTP(evd.sock)
-    name = "x" * 200
-    dropped_at = None
-    for i in range(40000):
-        u.request("DELETE", f"/containers/{name}{i}")
-        u.getresponse().read()
-        if i % 500 == 499 and "reads too slowly" in evd.log_text():
-            dropped_at = i
-            break
-    u.close()
-    assert dropped_at is not None, "a reader that never reads was never dropped"
-    # Now read everything the daemon had queued: it ends with the error line.
-    s.settimeout(15)
-    data = b""
-    while True:
-        b = s.recv(1 << 20)
-        if not b:
-            break
-        data += b
-    s.close()
+    try:
+        u = UnixHTTP(evd.sock)
+        name = "x" * 200
+        dropped_at = None
+        for i in range(40000):
+            u.request("DELETE", f"/containers/{name}{i}")
+            u.getresponse().read()
+            if i % 500 == 499 and "reads too slowly" in evd.log_text():
+                dropped_at = i
+                break
+        u.close()
+        assert dropped_at is not None, "a reader that never reads was never dropped"
+        # Now read everything the daemon had queued: it ends with the error line.
+        data = b""
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
     lines = [x for x in dechunk(data).split(b"\n") if x.strip()]
     last = json.loads(lines[-1])
     assert "too far behind" in last["error"] and last["cursor"] > 0, last

@@ -224,10 +224,16 @@ static bool has_room(struct evsub *s)
 	}
 	if (s->full_since == 0)
 		s->full_since = now;
+	s->r.head = srv_events_last(); /* how far behind, now */
 	if (s->live && s->r.head > s->r.after + SUB_LAG_MAX &&
 	    now - s->full_since >= SUB_STALL_MS) {
 		bh_warn("events: %s reads too slowly, dropped at cursor %" PRIu64, s->req->id.text,
 		        s->r.after);
+		/* The final line gets SUB_STALL_MS to go out, then the
+		 * connection (and what it still holds) is closed. */
+		if (s->req->wsi != NULL)
+			lws_set_timeout(s->req->wsi, PENDING_TIMEOUT_USER_OK,
+			                SUB_STALL_MS / 1000 + 1);
 		finish(s, "events: this reader fell too far behind and was dropped; "
 		          "resume with cursor");
 		return false;
