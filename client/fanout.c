@@ -167,6 +167,12 @@ static int refuse(struct cli *cli, const struct ctx_selection *sel, const char *
 	char names[512];
 
 	names_text(sel, names, sizeof(names));
+	if (sel->n == 1) /* only the fan-out flags brought us here */
+		return cli_fail(cli, CLI_EXIT_CMD,
+		                "'berth %s%s' does not fan out: --parallel, --timeout and --format "
+		                "before the command are for ps, images, info, version, exec, run, "
+		                "pull, logs, stop, rm and events without -i/-t",
+		                cmd, f && (f->interactive || f->tty) ? " -i/-t" : "");
 	if (f == NULL)
 		return cli_fail(
 		    cli, CLI_EXIT_CMD,

@@ -508,3 +508,10 @@ def test_run_attached_without_a_terminal_fans_out(loaded):
     assert by_context(p.err) == {n: ["run-err"] for n in NAMES}, p.err
     for n in NAMES:
         assert loaded.cli.ok("-c", n, "ps", "-aq").out == "", "run --rm left a container"
+
+
+def test_fan_out_flags_with_one_context_and_a_command_that_cannot(fleet):
+    for args in (["--timeout", "5", "inspect", "x"], ["--format", "json", "exec", "-it", "x", "sh"]):
+        p = fleet.cli.run("-c", "fo-a", *args)
+        assert p.returncode == 1 and "does not fan out" in p.err, (args, p.err)
+        assert p.out == "", p.out
