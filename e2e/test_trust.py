@@ -318,3 +318,43 @@ def test_first_start_with_a_cert_pem_that_could_never_connect(make_daemon, pki, 
     assert f"{tls / 'cert.pem'} not entered as admin" in d.log_text(), d.log_text()
     cli = Berth(mktemp_dir("mixed-cli-"))
     assert cli.json("-H", f"unix://{d.sock}", "trust", "ls", "--format", "json") == []
+
+
+def test_self_signed_cert_only_while_a_token_waits_and_only_for_enroll(make_daemon, pki):
+    """The enrollment door: a self-signed client cert passes the handshake
+    only while an unused token exists, and then reaches nothing but
+    POST /_berth/enroll (role 'enroll')."""
+    import subprocess
+
+    d = make_daemon(pki.dir)
+    ss = mktemp_dir("self-signed-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", ss / "key.pem", "-out",
+                    ss / "cert.pem", "-days", "1", "-subj", "/CN=berth-enroll"],
+                   check=True, capture_output=True)
+
+    class SelfSigned:
+        name, ca, cert, key = "self-signed", pki.ca, ss / "cert.pem", ss / "key.pem"
+
+        def ctx(self):
+            return client_ssl_context(self.ca, self.cert, self.key)
+
+    me = SelfSigned()
+    assert refused(d, me)
+    wait_for(lambda: "self-signed certificate and no enrollment token pending" in d.log_text(),
+             5, "the refusal's reason")
+    cli = Berth(mktemp_dir("ss-cli-"))
+    p = cli.run("-H", f"unix://{d.sock}", "trust", "add", "newbie", "--role", "viewer")
+    if p.returncode != 0 and "page not found" in p.err:
+        pytest.skip("this berthd makes no enrollment tokens yet")
+    assert p.returncode == 0 and p.out.startswith("berth1-"), p.err
+    st, body = call(d, me, "GET", "/_ping")
+    assert st == 403 and b"needs role viewer; an enrolling client has none" in body, body
+    st, body = call(d, me, "GET", "/_berth/trust")
+    assert st == 403, body
+    with pytest.raises(HandshakeError) as e:
+        tls_ws(d.addr, me.ctx(), "/exec/" + "a" * 64 + "/ws")
+    assert e.value.status == 403, e.value
+    # the enroll route itself is reached (and refuses a bad body, not the caller)
+    st, body = call(d, me, "POST", "/_berth/enroll", {"Secret": "00", "CSR": "x"})
+    assert st != 403, body
