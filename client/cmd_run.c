@@ -1,7 +1,9 @@
 /* berth run / berth create, part two: the create request, then (run)
- * wait-before-start on a second connection, start, the logs stream demuxed
- * to our stdout/stderr, our signals forwarded, and the container's exit code
- * as ours.  The daemon's replies are untrusted text. */
+ * start, the logs stream demuxed to our stdout/stderr, our signals
+ * forwarded, and the container's exit code as ours (asked for after the
+ * output on the same connection, or, with a restart policy, waited for on a
+ * second one opened before the start).  The daemon's replies are untrusted
+ * text. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +292,44 @@ static int wait_then_start(struct cli *cli, const char *id, struct cli_http **wh
 	return 0;
 }
 
+/* With a restart policy the container may run again by the time its
+ * output ends: only a next-exit wait registered before the start sees the
+ * exit of this run. */
+static bool may_restart(const struct cli_run *r)
+{
+	const char *name = json_string_value(json_object_get(
+	    json_object_get(json_object_get(r->body, "HostConfig"), "RestartPolicy"), "Name"));
+
+	return name != NULL && name[0] != '\0' && strcmp(name, "no") != 0;
+}
+
+/* Without one, the exit code is asked for once the output has ended, on the
+ * command's only connection: one mTLS handshake per run instead of two
+ * (measured ~5 ms of a 60 ms run).  not-running answers at once for an
+ * exited container and otherwise waits for the exit. */
+static int run_attached_one_conn(struct cli *cli, const char *id)
+{
+	cleanup_free char *path = bh_asprintf("/containers/%s/wait?condition=not-running", id);
+	struct cli_http_req rq = {.method = "POST", .path = path};
+	struct proxy px = {cli, id};
+	struct bh_buf body;
+	int status, rc;
+
+	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
+		cli->exit_code = start_failure_code(cli, id);
+		return -1;
+	}
+	proxy_signals(true);
+	follow_output(cli, id, &px);
+	status = cli_api_do(cli, &rq, &body);
+	proxy_signals(false);
+	if (status < 0)
+		return -1; /* cli->err says which daemon could not be reached */
+	rc = wait_result(cli, status, &body);
+	bh_buf_free(&body);
+	return rc;
+}
+
 static int run_attached(struct cli *cli, const struct cli_run *r, const char *id)
 {
 	struct proxy px = {cli, id};
@@ -298,6 +338,8 @@ static int run_attached(struct cli *cli, const struct cli_run *r, const char *id
 	struct bh_buf body;
 	int status, rc;
 
+	if (!may_restart(r))
+		return run_attached_one_conn(cli, id);
 	if (wait_then_start(cli, id, &wh) < 0)
 		return -1;
 	proxy_signals(true);

@@ -266,18 +266,33 @@ def paths(fake, method=None):
 # ---- the client against the fake -------------------------------------------
 
 
-def test_fake_run_waits_before_start_and_demuxes(berth, fake):
+def test_fake_run_asks_for_the_exit_after_the_output_and_demuxes(berth, fake):
+    # No restart policy: one connection; the exit code is asked for once the
+    # output has ended (not-running answers at once for an exited container).
     p = fcli(berth, fake, "run", "--name", "a", "busybox", "out", "to stdout\n", "to stderr\n", "3")
     assert p.returncode == 3, p.err
     assert p.out == "to stdout\n"
     assert p.err == "to stderr\n"
+    reqs = fake.state.requests
+    wait = next(i for i, (m, x) in enumerate(reqs) if "/wait" in x)
+    start = next(i for i, (m, x) in enumerate(reqs) if x.endswith("/start"))
+    logs = next(i for i, (m, x) in enumerate(reqs) if "/logs" in x)
+    assert start < logs < wait, f"start, logs, then the wait: {reqs}"
+    assert "condition=not-running" in reqs[wait][1]
+    assert "follow=1" in reqs[logs][1] and "stdout=1" in reqs[logs][1]
+    assert "stderr=1" in reqs[logs][1]
+
+
+def test_fake_run_with_restart_policy_waits_before_start(berth, fake):
+    # The container may run again when its output ends: only a next-exit wait
+    # sent before the start sees this run's exit.
+    p = fcli(berth, fake, "run", "--restart", "on-failure", "busybox", "out", "x\n", "", "3")
+    assert p.returncode == 3, p.err
     posts = paths(fake, "POST")
     wait = next(i for i, x in enumerate(posts) if "/wait" in x)
     start = next(i for i, x in enumerate(posts) if x.endswith("/start"))
     assert wait < start, f"wait must be sent before start: {posts}"
     assert "condition=next-exit" in posts[wait]
-    logs = [x for x in paths(fake, "GET") if "/logs" in x]
-    assert logs and "follow=1" in logs[0] and "stdout=1" in logs[0] and "stderr=1" in logs[0]
 
 
 def test_fake_run_wait_answered_at_once(berth, fake):
