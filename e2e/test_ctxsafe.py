@@ -188,21 +188,21 @@ def test_ls_check_probes_concurrently(berth, daemon, pki, counter):
             berth.ok("context", "create", f"mute{i}", "--host",
                      f"tcp://127.0.0.1:{s.getsockname()[1]}", "--tls-dir", pki.dir)
         t0 = time.monotonic()
-        rows = berth.json("context", "ls", "--check", "--timeout", "2s", "--format", "json")
+        rows = berth.json("context", "ls", "--check", "--timeout", "3s", "--format", "json")
         took = time.monotonic() - t0
     finally:
         for s in silent:
             s.close()
     by = {r["Name"]: r for r in rows}
     assert by["up"]["Reachable"] is True and by["up"]["Version"], by["up"]
-    assert 0 < by["up"]["RttMs"] < 2000, by["up"]
+    assert 0 < by["up"]["RttMs"] < 3000, by["up"]
     assert by["up"]["CertExpires"][:2] == "20", by["up"]
     assert by["down"]["Reachable"] is False and "connection refused" in by["down"]["Error"]
     for i in range(3):
         r = by[f"mute{i}"]
         assert r["Reachable"] is False and "timed out" in r["Error"], r
-    # Concurrent: three 2 s timeouts together, not one after the other.
-    assert took < 5.0, f"ls --check took {took:.1f}s for three 2s timeouts"
+    # Concurrent: three 3 s timeouts together (9 s one after the other).
+    assert took < 7.0, f"ls --check took {took:.1f}s for three 3s timeouts"
     table = berth.ok("context", "ls", "--check", "--timeout", "500ms").out
     head = table.splitlines()[0].split()
     assert head[:5] == ["NAME", "HOST", "REACHABLE", "RTT", "VERSION"], table
