@@ -258,22 +258,39 @@ static json_t *list_json(const struct ctx_meta *l, size_t n, const char *cur)
 	return arr;
 }
 
+/* "env=prod,role=db" (labels are checked text: nothing to sanitise). */
+static char *labels_text(const struct ctx_meta *m)
+{
+	struct bh_buf b;
+
+	bh_buf_init(&b, 64 * 1024);
+	for (size_t i = 0; i < m->nlabels; i++)
+		bh_buf_printf(&b, "%s%s=%s", i ? "," : "", m->labels[i].key, m->labels[i].value);
+	return b.data ? b.data : bh_strdup("");
+}
+
 static void list_table(const struct ctx_meta *l, size_t n, const char *cur)
 {
-	int wn = 4, wd = 11;
+	int wn = 4, wd = 11, wh = 4;
+	bool labels = false; /* a LABELS column only when some context has labels */
 	char desc[41];
 
 	for (size_t i = 0; i < n; i++) {
 		int ln = (int)strlen(l[i].name) + 2, ld = (int)strlen(l[i].description);
 		wn = ln > wn ? ln : wn;
 		wd = ld > wd ? (ld > 40 ? 40 : ld) : wd;
+		wh = (int)strlen(l[i].host) > wh ? (int)strlen(l[i].host) : wh;
+		labels |= l[i].nlabels > 0;
 	}
-	printf("%-*s   %-*s   %s\n", wn, "NAME", wd, "DESCRIPTION", "HOST");
+	printf("%-*s   %-*s   %-*s%s\n", wn, "NAME", wd, "DESCRIPTION", labels ? wh : 0, "HOST",
+	       labels ? "   LABELS" : "");
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *name =
 		    bh_asprintf("%s%s", l[i].name, cur && strcmp(cur, l[i].name) == 0 ? " *" : "");
+		cleanup_free char *lt = labels_text(&l[i]);
 		cli_sanitize(l[i].description, desc, sizeof(desc));
-		printf("%-*s   %-*s   %s\n", wn, name, wd, desc, l[i].host);
+		printf("%-*s   %-*s   %-*s%s%s\n", wn, name, wd, desc, lt[0] ? wh : 0, l[i].host,
+		       lt[0] ? "   " : "", lt);
 	}
 }
 

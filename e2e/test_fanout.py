@@ -179,6 +179,10 @@ def test_labels_create_update_remove(fleet):
         assert "lbl2" not in cli.ok("context", "ls", "-q").out
         ls = {c["Name"]: c for c in cli.json("context", "ls", "--format", "json")}
         assert ls["lbl"]["Labels"] == {"zone": "us-2"}, ls
+        table = cli.ok("context", "ls").out.splitlines()
+        assert table[0].split()[-1] == "LABELS", table
+        assert [r.split()[-1] for r in table if r.startswith("fo-a ")] == ["env=prod,role=db"]
+        assert [r.split()[-1] for r in table if r.startswith("lbl ")] == ["zone=us-2"]
     finally:
         cli.run("context", "rm", "lbl")
 
