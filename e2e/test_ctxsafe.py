@@ -408,3 +408,13 @@ def test_bundle_with_encrypted_key_is_refused_not_a_crash(berth, pki, counter, t
         assert p.returncode in (0, 1), (argv, p.returncode, p.err)  # 0: ls --check reports
         assert "the key is encrypted" in p.err + p.out, (argv, p.err, p.out)
     assert counter.count == 0
+
+
+def test_bundle_with_expired_cert_says_so(berth, daemon, pki, tmp_path):
+    old = tmp_path / "old"
+    berth.ok("certs", "issue", "ci-old", "--ca-dir", pki.dir, "--out", old, "--days", "-1")
+    berth.ok("context", "create", "old", "--host", daemon.host, "--tls-dir", old)
+    env = {"BERTH_CONTEXT_BUNDLE": bundle_of(berth, "old")}
+    p = Berth(tmp_path / "ci").run("ps", env=env, input=b"")
+    assert p.returncode == 125, p.err
+    assert "expired" in p.err and "context old" in p.err, p.err
