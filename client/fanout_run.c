@@ -33,9 +33,12 @@ struct fan_run {
 
 /* ---- output ----------------------------------------------------------------- */
 
+/* fwrite, not %.*s: a NUL in the output must not cut the line short. */
 static void print_prefixed(FILE *f, const char *name, const char *line, size_t len)
 {
-	fprintf(f, "%s | %.*s\n", name, (int)len, line);
+	fprintf(f, "%s | ", name);
+	fwrite(line, 1, len, f);
+	fputc('\n', f);
 }
 
 static json_t *text_json(const char *s, size_t len);

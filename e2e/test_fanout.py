@@ -278,6 +278,9 @@ def test_a_long_line_and_output_without_newline_keep_their_prefix(loaded, ctr):
     for n in ("fo-a", "fo-b"):
         assert "".join(got[n][:-1]) == "x" * 100000, [len(x) for x in got[n]]
         assert got[n][-1] == "tail", got[n][-1]
+    p = cli.ok("-c", "fo-a,fo-b", "exec", ctr, "printf", "a\\000b\\nc\\n")
+    assert sorted(p.stdout.split(b"\n")) == sorted(
+        [b"fo-a | a\0b", b"fo-a | c", b"fo-b | a\0b", b"fo-b | c", b""]), p.stdout
 
 
 # ---- failures, timeouts, refusals ----------------------------------------------------------
