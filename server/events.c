@@ -50,18 +50,35 @@ static int line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *ti
 	const char *t = NULL;
 	char *end;
 
-	if (len < sizeof(head) || memcmp(line, head, sizeof(head) - 1) != 0)
+	if (len < sizeof(head) || memcmp(line, head, sizeof(head) - 1) != 0 ||
+	    line[sizeof(head) - 1] < '0' || line[sizeof(head) - 1] > '9')
 		return -1;
 	*cursor = strtoull(line + sizeof(head) - 1, &end, 10);
-	if (end == line + sizeof(head) - 1 || *cursor == 0)
+	if (*cursor == 0 || *cursor > (UINT64_C(1) << 62)) /* room to grow, never wrap */
 		return -1;
 	for (const char *p = line;
 	     (p = memmem(p, len - (size_t)(p - line), tkey, sizeof(tkey) - 1)) != NULL; p++)
 		t = p;
-	if (t == NULL)
+	if (t == NULL || (size_t)(t - line) + sizeof(tkey) > len || t[sizeof(tkey) - 1] < '0' ||
+	    t[sizeof(tkey) - 1] > '9')
 		return -1;
 	*time_ns = strtoll(t + sizeof(tkey) - 1, &end, 10);
-	return *end == '}' ? 0 : -1;
+	return (size_t)(end - line) + 1 == len && *end == '}' ? 0 : -1;
+}
+
+/* A stored line we may hand out: our keys and a JSON object (a damaged or
+ * edited file must not send a reader anything else). */
+static bool line_valid(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns)
+{
+	json_t *o;
+	bool ok;
+
+	if (line_keys(line, len, cursor, time_ns) < 0)
+		return false;
+	o = json_loadb(line, len, 0, NULL);
+	ok = json_is_object(o);
+	json_decref(o);
+	return ok;
 }
 
 int srv_event_line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns)
@@ -87,7 +104,7 @@ static void load_file(const char *path)
 	     p < text + len && (nl = memchr(p, '\n', len - (size_t)(p - text))); p = nl + 1) {
 		uint64_t cursor;
 		int64_t t;
-		if (line_keys(p, (size_t)(nl - p), &cursor, &t) < 0 || cursor < ev.next)
+		if (!line_valid(p, (size_t)(nl - p), &cursor, &t) || cursor < ev.next)
 			continue; /* a damaged line, or out of order: skipped */
 		srv_evring_push(&ev.ring, cursor, t, bh_strndup(p, (size_t)(nl - p + 1)));
 		ev.next = cursor + 1;
@@ -367,7 +384,7 @@ static void read_fd(int fd, struct srv_evread *r, uint64_t before, const struct 
 	while (out->len < budget && (n = getline(&line, &cap, fp)) > 0) {
 		uint64_t cursor;
 		int64_t t;
-		if (line[n - 1] != '\n' || line_keys(line, (size_t)n - 1, &cursor, &t) < 0 ||
+		if (line[n - 1] != '\n' || !line_valid(line, (size_t)n - 1, &cursor, &t) ||
 		    cursor <= r->after)
 			continue;
 		if (cursor >= before || (f->until_ns != 0 && t > f->until_ns)) {
