@@ -11,12 +11,14 @@
 #include "client/client-internal.h"
 
 #define EVENT_LINE_MAX (64 * 1024)
+#define EVENT_RESUMES  100 /* a follower dropped as too slow reconnects this often */
 
 struct events_opts {
 	char since[64], until[64];
 	char cursor[24];
 	json_t *filters; /* {"key":["v",...]} */
 	bool json;
+	bool resume; /* the daemon dropped us (too slow): go on from cursor */
 };
 
 static const struct option events_long[] = {
@@ -159,8 +161,12 @@ static int print_line(struct cli *cli, struct events_opts *o, const char *line, 
 		                "events: the daemon sent a line that is not JSON");
 	}
 	if (error != NULL) {
+		long long at = (long long)json_integer_value(json_object_get(ev, "cursor"));
 		cli_fail(cli, CLI_EXIT_CMD, "events: %.200s (resume with --cursor %lld)", error,
-		         (long long)json_integer_value(json_object_get(ev, "cursor")));
+		         at);
+		/* A follower picks up where the daemon cut it off: nothing lost. */
+		o->resume = o->until[0] == '\0' && json_is_integer(json_object_get(ev, "cursor"));
+		snprintf(o->cursor, sizeof(o->cursor), "%lld", at);
 		json_decref(ev);
 		return -1;
 	}
@@ -232,7 +238,7 @@ static char *events_path(const struct events_opts *o)
 	return path;
 }
 
-static int stream_events(struct cli *cli, struct events_opts *o)
+static int stream_once(struct cli *cli, struct events_opts *o)
 {
 	cleanup_free char *path = events_path(o);
 	struct cli_http_req rq = {.method = "GET", .path = path};
@@ -254,6 +260,18 @@ static int stream_events(struct cli *cli, struct events_opts *o)
 	bh_buf_free(&s.line);
 	bh_buf_free(&s.error);
 	return status < 0 || status >= 300 ? -1 : 0;
+}
+
+static int stream_events(struct cli *cli, struct events_opts *o)
+{
+	for (int i = 0;; i++) {
+		int r = stream_once(cli, o);
+		if (r == 0 || !o->resume || i == EVENT_RESUMES)
+			return r;
+		fprintf(stderr, "berth: %s: resuming\n", cli->err.msg);
+		cli->err.msg[0] = '\0';
+		o->resume = false;
+	}
 }
 
 int cmd_events(struct cli *cli, int argc, char **argv)

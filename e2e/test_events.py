@@ -436,3 +436,55 @@ def test_slow_reader_dropped_with_resumable_error(evd, pki):
         assert got[-1]["cursor"] == last["cursor"], (got[-1], last)
     rest = history(evd, pki, cursor=str(last["cursor"]))
     assert rest and rest[0]["cursor"] == last["cursor"] + 1, rest[:1]
+
+
+def test_cli_follower_dropped_as_too_slow_resumes_losing_nothing(evd, pki):
+    """berth events stops reading (its stdout pipe is full); the daemon drops
+    it; once it reads again it reconnects from the cursor in the final line:
+    every event, once, in order."""
+    p = subprocess.Popen([evd.cli.path, "events", "--filter", "type=audit", "--format", "json"],
+                         env=evd.cli.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = b""
+
+    def read_some(timeout):
+        nonlocal out
+        r, _, _ = select.select([p.stdout], [], [], timeout)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 1 << 20)
+            assert chunk, f"berth events ended: {p.stderr.read()!r}"
+            out += chunk
+
+    try:
+        u = UnixHTTP(evd.sock)
+        end = time.monotonic() + 15
+        while b"/containers/first" not in out:  # subscribed
+            assert time.monotonic() < end, out
+            u.request("DELETE", "/containers/first")
+            u.getresponse().read()
+            read_some(0.2)
+        name = "y" * 200
+        for i in range(60000):
+            u.request("DELETE", f"/containers/{name}{i}")
+            u.getresponse().read()
+            if i % 500 == 499 and "reads too slowly" in evd.log_text():
+                break
+        else:
+            pytest.fail("a follower that stopped reading was never dropped")
+        u.request("DELETE", "/containers/last")
+        u.getresponse().read()
+        u.close()
+        end = time.monotonic() + 60
+        while b"/containers/last" not in out:
+            assert time.monotonic() < end, out[-300:]
+            read_some(0.5)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 0
+        assert b"resuming" in p.stderr.read()
+    finally:
+        p.kill()
+        p.wait()
+    evs = [json.loads(x) for x in out.splitlines() if x.strip()]
+    cursors = [e["cursor"] for e in evs]
+    first = [i for i, e in enumerate(evs) if attrs(e)["path"] == "/containers/first"][-1]
+    assert cursors[first:] == list(range(cursors[first], cursors[first] + len(cursors) - first))
+    assert attrs(evs[-1])["path"] == "/containers/last"
