@@ -354,6 +354,11 @@ int srv_h_events(struct srv_req *req, struct bh_err *err)
 
 void srv_events_end_streams(void)
 {
-	while (subs != NULL)
+	while (subs != NULL) {
+		/* A reader that does not read must not hold the stop for the
+		 * whole grace period: its connection gets 2 s for the end. */
+		if (subs->req->wsi != NULL)
+			lws_set_timeout(subs->req->wsi, PENDING_TIMEOUT_USER_OK, 2);
 		finish(subs, NULL);
+	}
 }
