@@ -170,6 +170,24 @@ def test_1000_keepalive_mtls_clients(make_daemon, pki):
     wait_for(lambda: open_fds(d.proc.pid) < 100, 20, "berthd to close the client connections")
 
 
+def test_containers_keep_the_fd_limit_berthd_was_given(make_daemon, pki):
+    """berthd raises its own soft limit only: its monitors and containers
+    get the one it was started with."""
+    need_root_and_image()
+    with nofile_soft(512):
+        d = make_daemon(pki.dir)
+    api = ExecApi(d, pki)
+    try:
+        load_busybox(api)
+        cid = api.create(Cmd=["sh", "-c", "ulimit -n"])
+        api.start(cid)
+        assert api.wait(cid)["StatusCode"] == 0
+        _, data = api.logs(cid)
+        assert data[8:].strip() == b"512", data
+    finally:
+        remove_all(d, api)
+
+
 # ---- slowloris -------------------------------------------------------------------
 
 SILENT, HALF, GARBAGE = 50, 50, 20

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,15 @@ static int prepare_unix_sockets(struct srv_server *srv, struct bh_err *err)
  * lws's per-fd tables stay small. */
 #define BERTHD_NOFILE 65536
 
+static struct rlimit inherited_nofile;
+
+/* Monitors and the containers they start keep the limit berthd was given,
+ * as before it raised its own (runs in every child after fork()). */
+static void restore_fd_limit_in_child(void)
+{
+	setrlimit(RLIMIT_NOFILE, &inherited_nofile);
+}
+
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -220,10 +230,13 @@ static void raise_fd_limit(void)
 	want = rl.rlim_max < BERTHD_NOFILE ? rl.rlim_max : BERTHD_NOFILE;
 	if (rl.rlim_cur >= want)
 		return;
+	inherited_nofile = rl;
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		bh_warn("cannot raise the open-file limit to %llu: %s", (unsigned long long)want,
 		        strerror(errno));
+	else
+		pthread_atfork(NULL, NULL, restore_fd_limit_in_child);
 }
 
 /* SIGTERM, SIGINT and SIGHUP arrive on a signalfd read by the event loop:
