@@ -183,6 +183,11 @@ def test_labels_create_update_remove(fleet):
         assert table[0].split()[-1] == "LABELS", table
         assert [r.split()[-1] for r in table if r.startswith("fo-a ")] == ["env=prod,role=db"]
         assert [r.split()[-1] for r in table if r.startswith("lbl ")] == ["zone=us-2"]
+        f = cli.root / "lbl.berthcontext"
+        cli.ok("context", "export", "lbl", f)
+        other = Berth(cli.root / "other")
+        other.ok("context", "import", "lbl-copy", f)
+        assert other.json("context", "inspect", "lbl-copy")[0]["Labels"] == {"zone": "us-2"}
     finally:
         cli.run("context", "rm", "lbl")
 
