@@ -1,10 +1,13 @@
-/* client: the merged fan-out table of ps and images (pure). */
+/* client: the merged fan-out table of ps and images (pure), and the fan-out
+ * scheduler itself with /bin/sh children standing in for berth: prefixed
+ * lines, per-host exit codes, JSON, timeouts, parallelism. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -68,11 +71,177 @@ static void test_images_rows(void **state)
 	cli_table_free(&t);
 }
 
+/* ---- the scheduler with sh children ------------------------------------- */
+
+struct captured {
+	char *out, *err;
+	int rc;
+	uint64_t ms;
+	struct cli cli;
+};
+
+static char *slurp_fd(int fd)
+{
+	char *buf = bh_calloc(1, 1 << 20);
+	ssize_t n = pread(fd, buf, (1 << 20) - 1, 0);
+
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int temp_fd(void)
+{
+	char path[] = "/tmp/berth-fanout-test-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+/* Runs script (sh, $0 = the host's name) on the hosts, stdout and stderr
+ * captured. */
+static void run_sh(const char *script, const char *const *names, size_t n, enum cli_fan_mode mode,
+                   long parallel, long timeout_s, struct captured *c)
+{
+	struct cli_fan_host hosts[8];
+	char *argv[] = {"/bin/sh", "-c", (char *)script, "", NULL};
+	struct cli_fan_plan p = {.exe = "/bin/sh",
+	                         .argv = argv,
+	                         .ctx_index = 3,
+	                         .cmd = "exec",
+	                         .mode = mode,
+	                         .result = CLI_FAN_RESULT_TEXT,
+	                         .parallel = parallel,
+	                         .timeout_s = timeout_s,
+	                         .hosts = hosts,
+	                         .nhosts = n,
+	                         .marker = "BERTH_FANOUT_CHILD=1"};
+	int out = temp_fd(), err = temp_fd(), saved_out = dup(1), saved_err = dup(2);
+	uint64_t t0 = bh_now_ms();
+
+	for (size_t i = 0; i < n; i++)
+		hosts[i] = (struct cli_fan_host){names[i], "tcp://h:1"};
+	memset(c, 0, sizeof(*c));
+	fflush(stdout);
+	dup2(out, 1);
+	dup2(err, 2);
+	c->rc = cli_fan_run(&c->cli, &p);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved_out, 1);
+	dup2(saved_err, 2);
+	c->ms = bh_now_ms() - t0;
+	c->out = slurp_fd(out);
+	c->err = slurp_fd(err);
+	close(out);
+	close(err);
+	close(saved_out);
+	close(saved_err);
+}
+
+static void captured_free(struct captured *c)
+{
+	free(c->out);
+	free(c->err);
+}
+
+static void test_lines_and_exit_codes(void **state)
+{
+	static const char *const names[] = {"a", "b", "c"};
+	struct captured c;
+
+	(void)state;
+	run_sh("echo out-$0; echo err-$0 >&2; printf tail-$0; [ $0 = b ] && exit 3; exit 0", names,
+	       3, CLI_FAN_LINES, 16, 0, &c);
+	assert_int_equal(c.rc, -1);
+	assert_int_equal(c.cli.exit_code, CLI_EXIT_CMD);
+	assert_string_equal(c.cli.err.msg, "1 of 3 contexts failed: b (exit 3)");
+	for (size_t i = 0; i < 3; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "%s | out-%s\n", names[i], names[i]);
+		assert_non_null(strstr(c.out, want));
+		snprintf(want, sizeof(want), "%s | tail-%s\n", names[i], names[i]);
+		assert_non_null(strstr(c.out, want)); /* no final newline: still a line */
+		snprintf(want, sizeof(want), "%s | err-%s\n", names[i], names[i]);
+		assert_non_null(strstr(c.err, want));
+	}
+	captured_free(&c);
+}
+
+static void test_json_and_timeout(void **state)
+{
+	static const char *const names[] = {"fast", "slow", "gone"};
+	struct captured c;
+	json_t *o;
+	size_t seen = 0;
+
+	(void)state;
+	run_sh("case $0 in slow) exec sleep 30;; gone) kill -9 $$;; esac; echo hi; echo warn >&2",
+	       names, 3, CLI_FAN_JSON, 16, 1, &c);
+	assert_int_equal(c.rc, -1);
+	assert_true(c.ms >= 1000 && c.ms < 5000);
+	assert_null(strstr(c.err, "warn")); /* JSON mode: stderr goes into Error */
+	for (char *p = c.out, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		const char *ctx;
+		*nl = '\0';
+		o = json_loads(p, 0, NULL);
+		assert_non_null(o);
+		ctx = json_string_value(json_object_get(o, "Context"));
+		seen++;
+		if (strcmp(ctx, "fast") == 0) {
+			assert_int_equal(json_integer_value(json_object_get(o, "ExitCode")), 0);
+			assert_true(json_is_null(json_object_get(o, "Error")));
+			assert_string_equal(
+			    json_string_value(json_array_get(json_object_get(o, "Result"), 0)),
+			    "hi");
+		} else if (strcmp(ctx, "slow") == 0) {
+			assert_int_equal(json_integer_value(json_object_get(o, "ExitCode")), 124);
+			assert_string_equal(json_string_value(json_object_get(o, "Error")),
+			                    "timed out after 1s");
+		} else {
+			assert_int_equal(json_integer_value(json_object_get(o, "ExitCode")),
+			                 128 + 9);
+			assert_string_equal(json_string_value(json_object_get(o, "Error")),
+			                    "killed by signal 9");
+		}
+		assert_string_equal(json_string_value(json_object_get(o, "Host")), "tcp://h:1");
+		json_decref(o);
+	}
+	assert_int_equal(seen, 3);
+	assert_non_null(strstr(c.cli.err.msg, "2 of 3 contexts failed:"));
+	captured_free(&c);
+}
+
+/* --parallel 2 over 4 hosts that each take 500 ms: two waves (>= 1 s), not
+ * one after the other (>= 2 s). */
+static void test_parallel_bound(void **state)
+{
+	static const char *const names[] = {"p1", "p2", "p3", "p4"};
+	struct captured c;
+
+	(void)state;
+	run_sh("sleep 0.5; echo done", names, 4, CLI_FAN_LINES, 2, 0, &c);
+	assert_int_equal(c.rc, 0);
+	assert_true(c.ms >= 1000);
+	assert_true(c.ms < 2000);
+	for (size_t i = 0; i < 4; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%s | done\n", names[i]);
+		assert_non_null(strstr(c.out, want));
+	}
+	captured_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ps_rows),
 	    cmocka_unit_test(test_images_rows),
+	    cmocka_unit_test(test_lines_and_exit_codes),
+	    cmocka_unit_test(test_json_and_timeout),
+	    cmocka_unit_test(test_parallel_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
