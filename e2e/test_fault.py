@@ -422,11 +422,13 @@ def test_disk_full_gives_clear_errors_and_recovers(small_data_root):
         status, msg = error_of(api, "POST", "/images/load", archive,
                                {"Content-Type": "application/x-tar"})
         assert status in (500, 507) and "No space left" in msg, (status, msg)
+        assert str(d.data_root) in msg, f"the error does not say where: {msg}"
         said = [f"load: {status} {msg}"]
         # creating a container
         status, msg = error_of(api, "POST", "/containers/create", {"Image": "busybox",
                                                                    "Cmd": ["true"]})
         assert status in (500, 507) and "No space left" in msg, (status, msg)
+        assert str(d.data_root) in msg, f"the error does not say where: {msg}"
         said.append(f"create: {status} {msg}")
         print("disk full:", "; ".join(said))
         # berthd keeps serving, and nothing is half-registered

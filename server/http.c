@@ -318,7 +318,8 @@ static int spool_write(struct srv_req *req, const char *p, size_t len, struct bh
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return bh_err_sys(err, errno, "request body: write");
+			return bh_err_sys(err, errno, "request body: write to %s/tmp",
+			                  req->srv->cfg.data_root);
 		p += n;
 		len -= (size_t)n;
 		req->body_spooled += n;
