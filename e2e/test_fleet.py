@@ -452,8 +452,10 @@ def test_viewer_cannot_exec_not_even_with_a_handcrafted_upgrade(fleet):
 def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet):
     h = fleet.hosts[3]
     ensure_running(fleet, h)
+    other = fleet.hosts[5]
     tls = issue_cert(fleet, "leaver")
     trust_cert(fleet, h, "leaver", tls, "operator")
+    trust_cert(fleet, other, "leaver", tls, "viewer")
     ctx = ctx_for(tls)
     eid = exec_create(h, ctx, ["sh", "-c", "echo ready; exec sleep 60"])
     s = Session(tls_ws(h.addr, ctx, f"/exec/{eid}/ws"))
@@ -481,6 +483,8 @@ def test_revoke_closes_open_exec_stream_and_refuses_within_1s(fleet):
           f"{elapsed * 1000:.0f} ms after the CLI returned")
     names = {e["Name"]: e for e in trust_entries(h)}
     assert names["leaver"]["Revoked"] is True, names["leaver"]
+    # each host keeps its own trust store: the same cert still works elsewhere
+    assert tls_api(other, ctx, "GET", "/_ping")[0] == 200
 
 
 def test_expired_client_cert_fails_saying_so(fleet):
@@ -598,6 +602,8 @@ def test_fanout_logs_stop_rm_across_the_fleet(fleet, ops):
 
     got = wait_for(tails, 20, "'two' as the last log line of every host", interval=0.2)
     assert set(got) == names
+    p = ops.run("-c", "fleet-0*", "exec", "-it", "talk", "sh")
+    assert p.returncode != 0 and "-i" in p.err, (p.returncode, p.err)  # one terminal, 9 hosts
     ops.ok("-c", "fleet-*", "stop", "-t", "1", "talk", timeout=60)
     assert all(not inspect(h, "talk")["State"]["Running"] for h in fleet.hosts)
     p = ops.ok("-c", "fleet-*", "rm", "-f", "talk", timeout=60)
