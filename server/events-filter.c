@@ -242,7 +242,8 @@ int srv_evtime_parse(const char *s, int64_t *ns, struct bh_err *err)
 
 	errno = 0;
 	sec = strtoll(s, &end, 10);
-	if (end == s || errno != 0 || sec < 0 || sec > 253402300799LL)
+	if (end == s || errno != 0 || sec < 0 ||
+	    sec > 9000000000LL) /* year 2255: the ns still fit */
 		return bh_err_set(err, EINVAL, "invalid time '%.64s': want unix seconds", s);
 	p = end;
 	if (*p == '.') {

@@ -42,28 +42,43 @@ static struct {
 
 /* ---- keys of a stored line ---------------------------------------------------- */
 
+/* Decimal digits in [p, end) (at most 19: no uint64 overflow); the first
+ * byte after them, or NULL when there is no digit. */
+static const char *digits(const char *p, const char *end, uint64_t *out)
+{
+	const char *start = p;
+
+	*out = 0;
+	while (p < end && p - start < 19 && *p >= '0' && *p <= '9')
+		*out = *out * 10 + (uint64_t)(*p++ - '0');
+	return p == start ? NULL : p;
+}
+
 /* A line starts with {"cursor":N and ends with "timeNano":T} (we wrote it);
- * the LAST "timeNano": is the top-level one (label keys come before it). */
+ * the LAST "timeNano": is the top-level one (label keys come before it).
+ * Reads only line[0..len): the line need not be terminated. */
 static int line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns)
 {
 	static const char head[] = "{\"cursor\":", tkey[] = "\"timeNano\":";
-	const char *t = NULL;
-	char *end;
+	const char *t = NULL, *end = line + len, *p;
+	uint64_t v;
 
 	if (len < sizeof(head) || memcmp(line, head, sizeof(head) - 1) != 0 ||
-	    line[sizeof(head) - 1] < '0' || line[sizeof(head) - 1] > '9')
+	    (p = digits(line + sizeof(head) - 1, end, cursor)) == NULL || p == end || *p != ',')
 		return -1;
-	*cursor = strtoull(line + sizeof(head) - 1, &end, 10);
 	if (*cursor == 0 || *cursor > (UINT64_C(1) << 62)) /* room to grow, never wrap */
 		return -1;
-	for (const char *p = line;
-	     (p = memmem(p, len - (size_t)(p - line), tkey, sizeof(tkey) - 1)) != NULL; p++)
+	for (p = line; (p = memmem(p, (size_t)(end - p), tkey, sizeof(tkey) - 1)) != NULL; p++)
 		t = p;
-	if (t == NULL || (size_t)(t - line) + sizeof(tkey) > len || t[sizeof(tkey) - 1] < '0' ||
-	    t[sizeof(tkey) - 1] > '9')
+	if (t == NULL || (p = digits(t + sizeof(tkey) - 1, end, &v)) == NULL || v > INT64_MAX)
 		return -1;
-	*time_ns = strtoll(t + sizeof(tkey) - 1, &end, 10);
-	return (size_t)(end - line) + 1 == len && *end == '}' ? 0 : -1;
+	*time_ns = (int64_t)v;
+	return p + 1 == end && *p == '}' ? 0 : -1;
+}
+
+int srv_event_line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns)
+{
+	return line_keys(line, len, cursor, time_ns);
 }
 
 /* A stored line we may hand out: our keys and a JSON object (a damaged or
@@ -79,11 +94,6 @@ static bool line_valid(const char *line, size_t len, uint64_t *cursor, int64_t *
 	ok = json_is_object(o);
 	json_decref(o);
 	return ok;
-}
-
-int srv_event_line_keys(const char *line, size_t len, uint64_t *cursor, int64_t *time_ns)
-{
-	return line_keys(line, len, cursor, time_ns);
 }
 
 /* ---- the file ----------------------------------------------------------------- */

@@ -187,6 +187,14 @@ static void test_line_keys(void **state)
 	assert_int_equal(srv_event_line_keys("{\"cursor\":0,\"timeNano\":1}", 24, &c, &t), -1);
 	assert_int_equal(srv_event_line_keys("{\"cursor\":5,\"timeNano\":1", 23, &c, &t), -1);
 	assert_int_equal(srv_event_line_keys("garbage", 7, &c, &t), -1);
+	/* only [0, len) is read: the digits go on past len */
+	assert_int_equal(srv_event_line_keys("{\"cursor\":7,\"timeNano\":12}", 24, &c, &t), -1);
+	assert_int_equal(
+	    srv_event_line_keys("{\"cursor\":7,\"timeNano\":1795355816418635591}", 43, &c, &t), 0);
+	assert_true(t == 1795355816418635591LL);
+	assert_int_equal(
+	    srv_event_line_keys("{\"cursor\":12345678901234567890,\"timeNano\":1}", 44, &c, &t),
+	    -1);
 	assert_int_equal(srv_event_line_keys("", 0, &c, &t), -1);
 }
 
