@@ -2,10 +2,11 @@
  * live ones, one JSON object per line, chunked and flushed per batch.  A
  * subscriber is a position (struct srv_evread) and a filter: it never owns
  * a queue of its own.  The store only says "something new" (notify); the
- * lws thread then copies what the client has room for.  A client that
- * holds SUB_QUEUE_MAX unsent bytes while more than SUB_LAG_MAX events
- * behind is dropped with a final {"error":...,"cursor":N} line, from which
- * it can resume with nothing lost. */
+ * lws thread then copies what the client has room for.  A live client
+ * whose SUB_QUEUE_MAX of unsent bytes stayed full for SUB_STALL_MS while
+ * more than SUB_LAG_MAX events behind is dropped with a final
+ * {"error":...,"cursor":N} line, from which it can resume with nothing
+ * lost (docs/events.md). */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
