@@ -182,6 +182,10 @@ def test_exec_audit_argv_tty_exit_code(evd, pki):
     assert rest["tty"] == "true" and rest["exitCode"] == "5" and rest["execID"] == eid, rest
     assert int(rest["durationMs"]) >= 200, rest
     assert len(evs) == 2, evs  # once per exec, however often it is inspected
+    starts = history(evd, pki, filters={"type": ["audit"], "event": ["exec_start"]})
+    assert sorted(attrs(e)["execID"] for e in starts) == \
+        sorted(a["execID"] for a in by_argv.values()), starts
+    assert all("exitCode" not in attrs(e) for e in starts), starts
     # The WebSocket upgrade of the CLI's exec is a call of its own (101).
     ups = [attrs(e) for e in history(evd, pki, filters={"type": ["audit"]})
            if attrs(e).get("path", "").endswith("/ws")]

@@ -247,11 +247,27 @@ int srv_exec_create(struct ctr_mgr *m, const char *ref, json_t *body, char id[65
 	return 0;
 }
 
-/* Under mu: the exec ended (or could not run): state, and its audit event. */
+/* Under mu: the audit attributes every exec event carries; argv is cut so
+ * that the event stays bounded. */
+static json_t *exec_attrs(const struct exec *e)
+{
+	char *argv = json_dumps(e->cmd, JSON_COMPACT);
+	json_t *attrs;
+
+	if (argv != NULL && strlen(argv) > SRV_EVENTS_LINE_MAX / 4)
+		argv[SRV_EVENTS_LINE_MAX / 4] = '\0';
+	attrs = json_pack("{s:s, s:s, s:s, s:s}", "container", e->info.ctr_id, "execID", e->info.id,
+	                  "argv", argv ? argv : "[]", "tty", e->info.tty ? "true" : "false");
+	free(argv);
+	return attrs;
+}
+
+/* Under mu: the exec ended (or could not run): state, and its audit event
+ * (once).  A detached exec's end is seen when someone looks (inspect,
+ * resize, kill): its exec_start event is there from the start anyway. */
 static void exited_locked(struct exec *e, int code)
 {
-	char tty[8], exit_code[16], ms[24];
-	char *argv;
+	char exit_code[16], ms[24];
 	json_t *attrs;
 
 	e->info.state = SRV_EXEC_EXITED;
@@ -259,17 +275,12 @@ static void exited_locked(struct exec *e, int code)
 	if (e->audited)
 		return;
 	e->audited = true;
-	argv = json_dumps(e->cmd, JSON_COMPACT);
-	snprintf(tty, sizeof(tty), "%s", e->info.tty ? "true" : "false");
 	snprintf(exit_code, sizeof(exit_code), "%d", code);
 	snprintf(ms, sizeof(ms), "%llu",
 	         (unsigned long long)(e->started_ms ? bh_now_ms() - e->started_ms : 0));
-	if (argv != NULL && strlen(argv) > SRV_EVENTS_LINE_MAX / 4)
-		argv[SRV_EVENTS_LINE_MAX / 4] = '\0'; /* cut: the event stays bounded */
-	attrs = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "container", e->info.ctr_id, "execID",
-	                  e->info.id, "argv", argv ? argv : "[]", "tty", tty, "exitCode",
-	                  exit_code, "durationMs", ms);
-	free(argv);
+	attrs = exec_attrs(e);
+	json_object_set_new(attrs, "exitCode", json_string(exit_code));
+	json_object_set_new(attrs, "durationMs", json_string(ms));
 	srv_events_audit("exec", &e->caller, attrs);
 }
 
@@ -456,6 +467,8 @@ static void settle(const char *id, enum srv_exec_state st, pid_t pid, int code)
 		e->info.exit_code = code;
 		if (st == SRV_EXEC_EXITED)
 			exited_locked(e, code);
+		else if (st == SRV_EXEC_RUNNING)
+			srv_events_audit("exec_start", &e->caller, exec_attrs(e));
 	}
 	pthread_mutex_unlock(&mu);
 }
