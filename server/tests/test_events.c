@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -296,6 +297,57 @@ static void test_store_budget_and_long_event(void **state)
 	assert_int_equal(bh_rm_rf(root, &err), 0);
 }
 
+/* Past SRV_EVENTS_FILE_MAX the file rotates; a reader older than the ring
+ * gets the rest from the files, in order, then the ring: nothing lost. */
+static void test_store_rotation_and_file_replay(void **state)
+{
+	cleanup_free char *root = tmp_root();
+	cleanup_free char *cur = bh_asprintf("%s/events/events.jsonl", root);
+	cleanup_free char *old = bh_asprintf("%s/events/events.jsonl.1", root);
+	cleanup_free char *pad = bh_malloc(1001);
+	const int n = SRV_EVENTS_RING + 2000;
+	struct srv_evread r = {0};
+	struct srv_evfilter f = {0};
+	struct bh_buf out;
+	struct bh_err err;
+	struct stat st;
+	uint64_t want = 1;
+
+	(void)state;
+	memset(pad, 'p', 1000);
+	pad[1000] = '\0';
+	assert_int_equal(srv_events_open(root, &err), 0);
+	for (int i = 0; i < n; i++)
+		srv_events_emit("image", "tag", "i", json_pack("{s:s}", "pad", pad));
+	assert_int_equal(stat(old, &st), 0);
+	assert_true(st.st_size <= SRV_EVENTS_FILE_MAX);
+	assert_int_equal(stat(cur, &st), 0);
+	assert_true(st.st_size <= SRV_EVENTS_FILE_MAX);
+	bh_buf_init(&out, 64 * 1024 * 1024);
+	while (want <= (uint64_t)n) {
+		bh_buf_reset(&out);
+		srv_events_collect(&r, &f, &out, 256 * 1024);
+		if (r.need_file)
+			assert_int_equal(srv_events_read_files(&r, &f, &out, 256 * 1024, &err), 0);
+		assert_true(out.len > 0);
+		for (char *p = out.data, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+			uint64_t c;
+			int64_t t;
+			assert_int_equal(srv_event_line_keys(p, (size_t)(nl - p), &c, &t), 0);
+			assert_int_equal(c, want); /* every one, once, in order */
+			want++;
+		}
+	}
+	assert_int_equal(r.after, (uint64_t)n);
+	bh_buf_free(&out);
+	srv_events_close();
+	/* the newest come back after a restart */
+	assert_int_equal(srv_events_open(root, &err), 0);
+	assert_int_equal(srv_events_last(), (uint64_t)n);
+	srv_events_close();
+	assert_int_equal(bh_rm_rf(root, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(test_line_keys),
 	    cmocka_unit_test(test_store_reopen_and_torn_line),
 	    cmocka_unit_test(test_store_budget_and_long_event),
+	    cmocka_unit_test(test_store_rotation_and_file_replay),
 	};
 
 	bh_log_set_level(BH_LOG_ERROR);
