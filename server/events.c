@@ -121,24 +121,39 @@ static void load_file(const char *path)
 	}
 }
 
+/* The size of fd up to and with its last '\n' (0 if it has none). */
+static off_t complete_lines(int fd, off_t size)
+{
+	char buf[64 * 1024];
+	off_t end = size;
+
+	while (end > 0) {
+		off_t from = end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
+		ssize_t n = pread(fd, buf, (size_t)(end - from), from);
+		char *nl = n > 0 ? memrchr(buf, '\n', (size_t)n) : NULL;
+		if (n <= 0)
+			return size; /* cannot tell: keep everything */
+		if (nl != NULL)
+			return from + (nl - buf) + 1;
+		end = from;
+	}
+	return 0;
+}
+
 /* A crash can leave half a line at the end: cut it so the next append
  * starts on a line of its own. */
 static int open_current(struct bh_err *err)
 {
 	struct stat st;
-	char last;
+	off_t keep;
 
 	ev.fd = open(ev.path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (ev.fd < 0 || fstat(ev.fd, &st) < 0)
 		return bh_err_sys(err, errno, "events: open %s", ev.path);
 	ev.size = st.st_size;
-	if (ev.size > 0 && pread(ev.fd, &last, 1, ev.size - 1) == 1 && last != '\n') {
-		off_t keep = ev.size - 1;
-		while (keep > 0 && pread(ev.fd, &last, 1, keep - 1) == 1 && last != '\n')
-			keep--;
-		if (ftruncate(ev.fd, keep) == 0)
-			ev.size = keep;
-	}
+	keep = complete_lines(ev.fd, st.st_size);
+	if (keep < st.st_size && ftruncate(ev.fd, keep) == 0)
+		ev.size = keep;
 	return 0;
 }
 
