@@ -492,3 +492,25 @@ def test_cli_follower_dropped_as_too_slow_resumes_losing_nothing(evd, pki):
     first = [i for i, e in enumerate(evs) if attrs(e)["path"] == "/containers/first"][-1]
     assert cursors[first:] == list(range(cursors[first], cursors[first] + len(cursors) - first))
     assert attrs(evs[-1])["path"] == "/containers/last"
+
+
+def test_docker_py_events(evd, pki, monkeypatch):
+    docker = pytest.importorskip("docker", reason="python3-docker is not installed")
+    for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+              "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
+        monkeypatch.delenv(v, raising=False)
+    n = f"ev-{uuid.uuid4().hex[:8]}"
+    since = int(time.time()) - 1
+    cid = evd.cli.ok("create", "--name", n, "busybox", "true").out.strip()
+    evd.cli.ok("rm", n)
+    tls = docker.tls.TLSConfig(client_cert=(str(pki.cert), str(pki.key)), ca_cert=str(pki.ca),
+                               verify=True)
+    client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{evd.port}", tls=tls,
+                                 version="auto", timeout=30)
+    try:
+        evs = list(client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                 filters={"container": n}))
+    finally:
+        client.close()
+    assert [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in evs] == \
+        [("container", "create", cid), ("container", "destroy", cid)], evs
