@@ -101,6 +101,9 @@ int pki_cert_info_from_der(const uint8_t *der, size_t len, struct pki_cert_info 
                            struct bh_err *err);
 /* Reads the first certificate of a PEM file (a DER file works too). */
 int pki_cert_info_from_file(const char *path, struct pki_cert_info *info, struct bh_err *err);
+/* The same for the first certificate of a PEM text held in memory. */
+int pki_cert_info_from_pem(const char *pem, size_t len, struct pki_cert_info *info,
+                           struct bh_err *err);
 void pki_cert_info_free(struct pki_cert_info *info);
 
 /* SHA-256 of a DER certificate as lower-case hex. */

@@ -303,6 +303,18 @@ int pki_cert_info_from_file(const char *path, struct pki_cert_info *info, struct
 	return 0;
 }
 
+int pki_cert_info_from_pem(const char *pem, size_t len, struct pki_cert_info *info,
+                           struct bh_err *err)
+{
+	cleanup_free uint8_t *der = NULL;
+	size_t der_len = 0;
+
+	memset(info, 0, sizeof(*info));
+	if (pki_pem_first_der(pem, len, &der, &der_len, err) < 0)
+		return -1;
+	return pki_cert_info_from_der(der, der_len, info, err);
+}
+
 static void free_list(char **list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -185,9 +185,6 @@ int cli_cert_check_expiry(struct cli *cli, const struct ctx_target *t);
 
 /* ---- ctx_check.c: context ls --check, certificate expiry ----------------- */
 struct pki_cert_info;
-/* The first certificate of a PEM held in memory (certs/ parses it). */
-int cli_cert_info_pem(const char *pem, size_t len, struct pki_cert_info *info,
-                      struct bh_err *err);
 /* One stderr line per context whose client cert expires within 7 days
  * ("expires in N days") or has expired ("EXPIRED"). */
 void cli_context_expiry_warnings(const struct ctx_meta *l, size_t n);
@@ -459,6 +456,21 @@ struct cli_ws;
  * a transport/TLS failure.  fn gets binary messages and the close frame. */
 int cli_ws_connect(const struct ctx_target *t, const char *path, cli_ws_msg_fn fn, void *arg,
                    struct cli_ws **out, struct bh_buf *body, struct bh_err *err);
+/* A JSON request sent on the stream's connection before its upgrade (berth
+ * exec's create: one TLS handshake instead of two).  then() gets the 2xx
+ * reply's body and returns the path to upgrade (caller frees), or NULL with
+ * err set.  A reply >= 300 is returned like a refused upgrade. */
+struct cli_ws_prelude {
+	const char *method, *path; /* path without the /v1.NN prefix */
+	const char *body;
+	size_t body_len;
+	char *(*then)(void *arg, const struct bh_buf *body, struct bh_err *err);
+	void *arg;
+};
+/* cli_ws_connect after pre (NULL: none; path is then ignored when pre is set). */
+int cli_ws_connect_after(const struct ctx_target *t, const struct cli_ws_prelude *pre,
+                         const char *path, cli_ws_msg_fn fn, void *arg, struct cli_ws **out,
+                         struct bh_buf *body, struct bh_err *err);
 int cli_ws_dispatch_buffered(struct cli_ws *ws, struct bh_err *err);
 /* Queues one masked binary message: prefix then data. */
 int cli_ws_send(struct cli_ws *ws, const void *prefix, size_t plen, const void *data, size_t len,
@@ -522,6 +534,7 @@ struct cli_session_opts {
 	bool sig_proxy; /* forward SIGINT/SIGTERM/... as the control signal */
 	const struct cli_detach *keys; /* NULL or len 0: no detaching */
 	int in_fd, out_fd, err_fd;
+	const struct cli_ws_prelude *prelude; /* NULL, or the request that names the path */
 };
 struct cli_session_result {
 	bool exited, detached;

@@ -16,32 +16,6 @@
 #define PROBE_BODY_MAX (64 * 1024)
 #define EXPIRY_WARN_S  (7 * 24 * 3600)
 
-/* ---- certificates held in memory ----------------------------------------- */
-
-int cli_cert_info_pem(const char *pem, size_t len, struct pki_cert_info *info, struct bh_err *err)
-{
-	static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END ";
-	const char *b = pem ? memmem(pem, len, begin, sizeof(begin) - 1) : NULL, *e;
-	cleanup_free char *b64 = NULL;
-	cleanup_free char *der = NULL;
-	size_t der_len = 0, j = 0;
-
-	if (b == NULL)
-		return bh_err_set(err, EINVAL, "no PEM certificate");
-	b += sizeof(begin) - 1;
-	e = memmem(b, len - (size_t)(b - pem), end, sizeof(end) - 1);
-	if (e == NULL)
-		return bh_err_set(err, EINVAL, "PEM certificate without its END line");
-	b64 = bh_malloc((size_t)(e - b) + 1);
-	for (const char *p = b; p < e; p++)
-		if (*p != '\n' && *p != '\r' && *p != ' ' && *p != '\t')
-			b64[j++] = *p;
-	b64[j] = '\0';
-	if (bh_base64_decode(b64, CTX_FILE_MAX, &der, &der_len) < 0)
-		return bh_err_set(err, EINVAL, "PEM certificate: bad base64");
-	return pki_cert_info_from_der((const uint8_t *)der, der_len, info, err);
-}
-
 /* "in 3 days", "in 5 hours", or "" when not within the warning window;
  * expired certificates say "EXPIRED". */
 static void expiry_words(int64_t not_after, int64_t now, char *out, size_t n)
@@ -113,7 +87,7 @@ static void cert_column(struct probe *p)
 		snprintf(p->expires, sizeof(p->expires), "-");
 		return;
 	}
-	if (cli_cert_info_pem(p->t.pem.cert, p->t.pem.cert_len, &info, &err) < 0) {
+	if (pki_cert_info_from_pem(p->t.pem.cert, p->t.pem.cert_len, &info, &err) < 0) {
 		snprintf(p->expires, sizeof(p->expires), "unreadable");
 		return;
 	}

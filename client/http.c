@@ -245,7 +245,7 @@ static void note_cert_validity(const struct cli_http *h, CURLcode rc, struct bh_
 	     rc != CURLE_GOT_NOTHING) ||
 	    h->t->pem.cert == NULL || !ctx_host_is_tcp(h->t->host))
 		return;
-	if (cli_cert_info_pem(h->t->pem.cert, h->t->pem.cert_len, &info, &ignored) < 0)
+	if (pki_cert_info_from_pem(h->t->pem.cert, h->t->pem.cert_len, &info, &ignored) < 0)
 		return;
 	expired = now > info.not_after;
 	if (expired || now < info.not_before) {

@@ -4,9 +4,9 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BERTH_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=$(nproc 2>/dev/null || echo 2)
-targets=(fuzz_http_router fuzz_srv_config fuzz_cert_info fuzz_ctx_import fuzz_ctx_files fuzz_ctx_select
-	fuzz_image_ref fuzz_image_load fuzz_layer_unpack fuzz_oci_spec fuzz_monitor
-	fuzz_monitor_attach fuzz_cli_parsers)
+# Every berth_fuzz_target() of fuzz/CMakeLists.txt: a new target is run without
+# being listed twice.
+mapfile -t targets < <(sed -n 's/^berth_fuzz_target(\(fuzz_[a-z0-9_]*\).*/\1/p' "$root/fuzz/CMakeLists.txt")
 
 # Configures build-fuzz once (clang, ASan+UBSan, libFuzzer) and builds every target.
 fuzz_build() {
