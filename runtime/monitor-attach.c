@@ -17,7 +17,8 @@
 
 #include "runtime/monitor-internal.h"
 
-#define CLIENT_IN_BUF 16384
+#define CLIENT_IN_BUF     16384
+#define MON_CLIENT_SNDBUF (1024 * 1024)
 
 struct mon_client {
 	struct mon_client *next;
@@ -94,6 +95,10 @@ void mon_attach_accept(struct mon *m)
 
 	if (fd < 0)
 		return;
+	/* Room in the kernel for a few frames ahead of berthd's reads (the
+	 * default ~200 KiB holds three): fewer wake-ups on both sides; still
+	 * bounded, and a full socket still stops our reads of the container. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){MON_CLIENT_SNDBUF}, sizeof(int));
 	c = bh_calloc(1, sizeof(*c));
 	c->fd = fd;
 	c->ring = bh_malloc(RT_MONITOR_CLIENT_BUF);
