@@ -264,6 +264,16 @@ static void log_path(const char *in, char *out, size_t size)
 	out[i] = '\0';
 }
 
+/* The audit event exists before the last byte of the reply leaves: a client
+ * that got its answer finds the event (GET /events?since=...). */
+static void req_record(struct srv_req *req)
+{
+	if (req->recorded)
+		return;
+	req->recorded = true;
+	srv_events_request_done(req);
+}
+
 static void req_finish(struct srv_req *req, const char *note)
 {
 	char path[256];
@@ -278,7 +288,7 @@ static void req_finish(struct srv_req *req, const char *note)
 	bh_info("%s %s %s %d %llums%s", req->id.text[0] ? req->id.text : "-",
 	        srv_method_name(req->method), path, req->status,
 	        (unsigned long long)(bh_now_ms() - req->start_ms), note);
-	srv_events_request_done(req);
+	req_record(req);
 }
 
 void srv_req_detach(struct srv_req *req)
@@ -609,6 +619,8 @@ static int write_body(struct srv_req *req)
 
 	if (n == 0)
 		return req->ended ? 1 : 0;
+	if (last)
+		req_record(req);
 	memcpy(buf + LWS_PRE, req->out.data + req->out_off, n);
 	if (lws_write(req->wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
 	    (int)n)
@@ -630,6 +642,8 @@ int srv_http_write(struct srv_req *req)
 	if (req->closed || !req->responded || req->finished)
 		return 0;
 	if (!req->headers_sent) {
+		if (!req->streaming && (bodyless || req->out.len == 0))
+			req_record(req);
 		if (write_headers(req) < 0)
 			return -1;
 		if (!req->streaming && (bodyless || req->out.len == 0)) {

@@ -207,6 +207,7 @@ struct srv_req {
 	bool headers_sent;
 	bool ended;       /* no more body will be added */
 	bool finished;    /* final bytes written and logged */
+	bool recorded;    /* audit event emitted (before the final bytes) */
 	bool close_after; /* e.g. after 413: the unread body makes the connection unusable */
 	char content_type[96];
 	struct srv_header headers[SRV_MAX_HEADERS];
