@@ -15,7 +15,7 @@
 #define TOKEN_EXPIRES_DEFAULT 900         /* 15 minutes */
 #define TOKEN_EXPIRES_MAX     (7 * 86400) /* a token is meant to be used soon */
 #define CERT_DAYS_DEFAULT     30
-#define UNKNOWN_TOKEN         "enrollment token is unknown or expired"
+#define UNKNOWN_TOKEN         "enrollment token is unknown"
 
 struct enroll_job {
 	struct srv_server *srv;

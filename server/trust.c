@@ -571,10 +571,12 @@ int srv_trust_token_take(struct srv_trust *t, const uint8_t secret_sha256[32],
 
 	pthread_mutex_lock(&t->mu);
 	k = find_token(t, secret_sha256);
-	if (k == NULL || k->tok.expires <= now_s())
-		rc = bh_err_set(err, EACCES, "enrollment token is unknown or expired");
+	if (k == NULL)
+		rc = bh_err_set(err, EACCES, "enrollment token is unknown");
 	else if (k->used)
 		rc = bh_err_set(err, EACCES, "enrollment token %s was already used", k->tok.name);
+	else if (k->tok.expires <= now_s())
+		rc = bh_err_set(err, EACCES, "enrollment token %s expired", k->tok.name);
 	else {
 		k->used = true;
 		*out = k->tok;
