@@ -280,6 +280,7 @@ struct cli_run {
 	bool detach, rm, tty, interactive;
 	const char *name;  /* --name, or NULL */
 	const char *image; /* the IMAGE positional */
+	enum { CLI_PULL_MISSING, CLI_PULL_ALWAYS, CLI_PULL_NEVER } pull; /* --pull */
 	json_t *body;      /* the POST /containers/create body, owned */
 };
 /* Maps the flags and positionals to the create body.  Returns 0, -2 after
@@ -335,12 +336,15 @@ int cli_creds_del(struct cli *cli, const char *registry, struct bh_err *err);
 /* "X-Registry-Auth: <base64url JSON>" for registry (empty credentials when
  * none are stored); caller wipes and frees. */
 char *cli_registry_auth_header(struct cli *cli, const char *registry);
-/* Streams a pull/push reply (JSON progress lines): per-layer bars on a TTY,
- * plain lines otherwise, nothing but errors when quiet; auth is the
+/* Streams a pull/push reply (JSON progress lines) to out: per-layer bars on a
+ * TTY, plain lines otherwise, nothing but errors when out is NULL; auth is the
  * X-Registry-Auth line sent with it.  Returns 0, or -1
  * with cli->err set from the daemon's error (line or status). */
 int cli_progress_request(struct cli *cli, const struct cli_http_req *rq, const char *auth,
-                         bool quiet);
+                         FILE *out);
+/* Pulls IMAGE (NAME[:TAG|@DIGEST]) with the stored registry credentials;
+ * progress to out (NULL: quiet).  berth pull, and run/create for a missing image. */
+int cli_pull_image(struct cli *cli, const char *image, const char *platform, FILE *out);
 
 /* ---- image archives: cmd_save.c, cmd_export.c, cmd_import.c, cmd_commit.c,
  * cmd_image_extra.c ---------------------------------------------------------- */

@@ -21,7 +21,8 @@ struct row {
 struct progress {
 	struct cli_http *h;
 	int status;
-	bool tty, quiet;
+	FILE *out; /* NULL: quiet */
+	bool tty;
 	struct bh_buf line;
 	struct bh_buf whole; /* a non-2xx reply */
 	char error[800];
@@ -56,16 +57,16 @@ static void tty_update(struct progress *p, const char *id, const char *text)
 			break;
 	if (i == p->nrows) {
 		if (p->nrows == MAX_ROWS) {
-			printf("%s: %s\n", id, text);
+			fprintf(p->out, "%s: %s\n", id, text);
 			return;
 		}
 		bh_strlcpy(p->rows[i].id, id, sizeof(p->rows[i].id));
 		p->nrows++;
-		printf("\n");
+		fprintf(p->out, "\n");
 	}
 	bh_strlcpy(p->rows[i].text, text, sizeof(p->rows[i].text));
 	size_t up = p->nrows - i;
-	printf("\033[%zuA\r\033[2K%s: %s\033[%zuB\r", up, id, text, up);
+	fprintf(p->out, "\033[%zuA\r\033[2K%s: %s\033[%zuB\r", up, id, text, up);
 }
 
 static void show(struct progress *p, json_t *doc)
@@ -79,7 +80,7 @@ static void show(struct progress *p, json_t *doc)
 	bool moving = st && (strcmp(st, "Downloading") == 0 || strcmp(st, "Extracting") == 0 ||
 	                     strcmp(st, "Pushing") == 0);
 
-	if (st == NULL || p->quiet)
+	if (st == NULL || p->out == NULL)
 		return;
 	cli_sanitize(st, status, sizeof(status));
 	if (rid)
@@ -95,11 +96,11 @@ static void show(struct progress *p, json_t *doc)
 		tty_update(p, id, text);
 	} else if (!moving) {
 		if (id[0])
-			printf("%s: %s\n", id, status);
+			fprintf(p->out, "%s: %s\n", id, status);
 		else
-			printf("%s\n", status);
+			fprintf(p->out, "%s\n", status);
 	}
-	fflush(stdout);
+	fflush(p->out);
 }
 
 static void progress_line(struct progress *p, const char *line, size_t len)
@@ -144,7 +145,7 @@ static int progress_sink(void *arg, const void *data, size_t len, struct bh_err 
 }
 
 int cli_progress_request(struct cli *cli, const struct cli_http_req *rq, const char *auth,
-                         bool quiet)
+                         FILE *out)
 {
 	struct progress *p = bh_calloc(1, sizeof(*p));
 	struct bh_err err = {0};
@@ -154,9 +155,9 @@ int cli_progress_request(struct cli *cli, const struct cli_http_req *rq, const c
 		free(p);
 		return -1;
 	}
-	p->quiet = quiet;
+	p->out = out;
 	cli_http_set_extra_header(p->h, auth);
-	p->tty = isatty(STDOUT_FILENO);
+	p->tty = out != NULL && isatty(fileno(out));
 	bh_buf_init(&p->line, LINE_MAX_BYTES);
 	bh_buf_init(&p->whole, 64 * 1024);
 	status = cli_http_stream(p->h, rq, progress_sink, p, &err);
@@ -202,6 +203,25 @@ static int pull_flag(struct cli *cli, int c, const char *arg, void *data)
 	return 0;
 }
 
+int cli_pull_image(struct cli *cli, const char *image, const char *platform, FILE *out)
+{
+	cleanup_free char *ref = NULL, *from = NULL, *plat = NULL, *path = NULL;
+	cleanup_free char *registry = NULL, *auth = NULL;
+	int rc;
+
+	ref = strchr(image, '@') ? bh_strdup(image) : cli_image_ref_tagged(image);
+	from = cli_url_escape(ref);
+	plat = platform ? cli_url_escape(platform) : NULL;
+	path = bh_asprintf("/images/create?fromImage=%s%s%s", from, plat ? "&platform=" : "",
+	                   plat ? plat : "");
+	registry = cli_ref_registry(image);
+	auth = cli_registry_auth_header(cli, registry);
+	struct cli_http_req rq = {.method = "POST", .path = path};
+	rc = cli_progress_request(cli, &rq, auth, out);
+	bh_wipe(auth, strlen(auth));
+	return rc;
+}
+
 int cmd_pull(struct cli *cli, int argc, char **argv)
 {
 	struct pull_opts o = {0};
@@ -213,24 +233,15 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	    .fn = pull_flag,
 	    .data = &o};
 	cleanup_free char **pos = bh_calloc((size_t)argc + 1, sizeof(char *));
-	cleanup_free char *ref = NULL, *from = NULL, *plat = NULL, *path = NULL;
-	cleanup_free char *registry = NULL, *auth = NULL;
+	cleanup_free char *ref = NULL;
 	int n = cli_getopt(cli, argc, argv, &opts, pos), rc;
 
 	if (n < 0)
 		return n == -2 ? 0 : -1;
 	if (n != 1)
 		return cli_fail(cli, CLI_EXIT_CMD, "pull: want exactly one image reference");
+	rc = cli_pull_image(cli, pos[0], o.platform, o.quiet ? NULL : stdout);
 	ref = strchr(pos[0], '@') ? bh_strdup(pos[0]) : cli_image_ref_tagged(pos[0]);
-	from = cli_url_escape(ref);
-	plat = o.platform ? cli_url_escape(o.platform) : NULL;
-	path = bh_asprintf("/images/create?fromImage=%s%s%s", from, plat ? "&platform=" : "",
-	                   plat ? plat : "");
-	registry = cli_ref_registry(pos[0]);
-	auth = cli_registry_auth_header(cli, registry);
-	struct cli_http_req rq = {.method = "POST", .path = path};
-	rc = cli_progress_request(cli, &rq, auth, o.quiet);
-	bh_wipe(auth, strlen(auth));
 	if (rc == 0 && o.quiet)
 		printf("%s\n", ref);
 	return rc;

@@ -59,7 +59,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	registry = cli_ref_registry(pos[0]);
 	auth = cli_registry_auth_header(cli, registry);
 	struct cli_http_req rq = {.method = "POST", .path = path};
-	rc = cli_progress_request(cli, &rq, auth, quiet);
+	rc = cli_progress_request(cli, &rq, auth, quiet ? NULL : stdout);
 	bh_wipe(auth, strlen(auth));
 	return rc;
 }

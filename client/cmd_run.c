@@ -44,20 +44,18 @@ static int reply_id(struct cli *cli, const struct bh_buf *body, char *id, size_t
 	return 0;
 }
 
-static void report_missing_image(const struct cli_run *r, int status, const struct bh_buf *b)
+static bool missing_image(int status, const struct bh_buf *b)
 {
-	cleanup_free char *ref = cli_image_ref_tagged(r->image);
-	char msg[600], clean[300];
+	char msg[600];
 
 	cli_daemon_message(status, b, msg, sizeof(msg));
-	if (status == 404 && bh_str_has_prefix(msg, "No such image")) {
-		cli_sanitize(ref, clean, sizeof(clean));
-		fprintf(stderr, "Unable to find image '%s' locally\n", clean);
-	}
+	return status == 404 && bh_str_has_prefix(msg, "No such image");
 }
 
-static int create_container(struct cli *cli, const struct cli_run *r, int fail_code, char *id,
-                            size_t idlen)
+/* POST /containers/create once: 0 with the id, 1 when the daemon lacks the
+ * image (nothing printed yet), -1 on other errors (cli->err set). */
+static int create_once(struct cli *cli, const struct cli_run *r, int fail_code, char *id,
+                       size_t idlen)
 {
 	cleanup_free char *name = r->name ? cli_url_escape(r->name) : NULL;
 	cleanup_free char *path = name ? bh_asprintf("/containers/create?name=%s", name)
@@ -72,12 +70,35 @@ static int create_container(struct cli *cli, const struct cli_run *r, int fail_c
 		return -1;
 	if (status == 201 || status == 200)
 		rc = reply_id(cli, &body, id, idlen);
-	else {
-		report_missing_image(r, status, &body);
+	else if (missing_image(status, &body) && r->pull != CLI_PULL_NEVER)
+		rc = 1;
+	else
 		rc = cli_api_error(cli, fail_code, status, &body);
-	}
 	bh_buf_free(&body);
 	return rc;
+}
+
+/* docker's --pull: "missing" pulls when create says the image is absent,
+ * "always" first, "never" not at all.  Progress goes to stderr: run -d's
+ * stdout is the container id alone. */
+static int create_container(struct cli *cli, const struct cli_run *r, int fail_code, char *id,
+                            size_t idlen)
+{
+	cleanup_free char *ref = cli_image_ref_tagged(r->image);
+	char clean[300];
+	int rc = r->pull == CLI_PULL_ALWAYS ? 1 : create_once(cli, r, fail_code, id, idlen);
+
+	if (rc <= 0)
+		return rc;
+	cli_sanitize(ref, clean, sizeof(clean));
+	if (r->pull != CLI_PULL_ALWAYS)
+		fprintf(stderr, "Unable to find image '%s' locally\n", clean);
+	if (cli_pull_image(cli, r->image, NULL, stderr) < 0) {
+		cli->exit_code = fail_code;
+		return -1;
+	}
+	rc = create_once(cli, r, fail_code, id, idlen);
+	return rc == 1 ? cli_fail(cli, fail_code, "No such image: %s", clean) : rc;
 }
 
 /* POST /containers/ID/<verb>: 0 on 2xx/304, else -1 with the daemon's error. */

@@ -19,6 +19,7 @@ enum {
 	OPT_READ_ONLY,
 	OPT_NETWORK,
 	OPT_RESTART,
+	OPT_PULL,
 };
 
 static const struct option run_opts[] = {
@@ -38,6 +39,7 @@ static const struct option run_opts[] = {
     {"network", required_argument, NULL, OPT_NETWORK},
     {"net", required_argument, NULL, OPT_NETWORK},
     {"restart", required_argument, NULL, OPT_RESTART},
+    {"pull", required_argument, NULL, OPT_PULL},
     {"label", required_argument, NULL, 'l'},
     {"interactive", no_argument, NULL, 'i'},
     {"tty", no_argument, NULL, 't'},
@@ -65,6 +67,8 @@ static const char run_usage[] =
     "      --read-only          mount the root file system read-only\n"
     "      --network none|host  network mode\n"
     "      --restart POLICY     no | on-failure[:N] | always | unless-stopped\n"
+    "      --pull POLICY        missing (pull IMAGE if the daemon lacks it; default),\n"
+    "                           always, or never\n"
     "  -l, --label K=V          set a label\n"
     "  -i, --interactive        keep stdin open and forward it\n"
     "  -t, --tty                allocate a terminal (with -i, stdin must be one)\n";
@@ -218,6 +222,18 @@ static int run_flag(struct cli *cli, int c, const char *arg, void *data)
 		return 0;
 	case OPT_NAME:
 		r->name = arg;
+		return 0;
+	case OPT_PULL:
+		if (strcmp(arg, "missing") == 0)
+			r->pull = CLI_PULL_MISSING;
+		else if (strcmp(arg, "always") == 0)
+			r->pull = CLI_PULL_ALWAYS;
+		else if (strcmp(arg, "never") == 0)
+			r->pull = CLI_PULL_NEVER;
+		else
+			return cli_fail(cli, CLI_EXIT_RUN,
+			                "%s: --pull %s: want always, missing or never", r->cmd,
+			                arg);
 		return 0;
 	case 'e':
 		return add_env(cli, p, arg, strlen(arg));

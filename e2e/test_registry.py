@@ -203,6 +203,29 @@ def test_pull_by_tag_and_digest_docker_v2(node, plain_reg):
     assert len({i["Id"] for i in image_list(c.d, c.pki)}) == 1
 
 
+def test_run_pulls_a_missing_image(node, plain_reg):
+    """docker's --pull: missing (default) pulls what the daemon lacks, progress on stderr
+    so that run -d's stdout stays the id; never does not; always pulls first."""
+    c = node()
+    ref = f"{plain_reg.host}/busybox:latest"
+    p = c.run("run", "--rm", "--pull", "never", ref, "true")
+    assert p.returncode == 125 and f"No such image: {ref}" in p.err, p.err
+    p = c.ok("run", "--rm", ref, "echo", "pulled")
+    assert p.out == "pulled\n", p.out
+    assert f"Unable to find image '{ref}' locally" in p.err, p.err
+    assert f"Status: Downloaded newer image for {ref}" in p.err, p.err
+    ref2 = f"{plain_reg.host}/busybox:second"
+    p = c.ok("run", "-d", ref2, "true")
+    assert len(p.out.strip()) == 64 and "Pulling" in p.err, (p.out, p.err)
+    c.ok("rm", "-f", p.out.strip())
+    p = c.ok("run", "--rm", "--pull", "always", ref, "true")
+    assert "Image is up to date" in p.err and "Unable to find" not in p.err, p.err
+    p = c.run("run", "--pull", "sometimes", ref, "true")
+    assert p.returncode == 125 and "--pull sometimes" in p.err, p.err
+    p = c.run("run", "--rm", f"{plain_reg.host}/nosuch:latest", "true")
+    assert p.returncode == 125 and "Unable to find image" in p.err, p.err
+
+
 def test_pull_oci_manifest(node, plain_reg):
     c = node()
     digest, ctype, _ = plain_reg.manifest("ocibox", "latest", ACCEPT_ALL)
