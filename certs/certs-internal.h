@@ -55,6 +55,9 @@ struct pki_issuer {
 
 /* Generates an ECDSA P-256 key into an initialised (empty) pk context. */
 int pki_key_generate(struct pki_rng *rng, mbedtls_pk_context *key, struct bh_err *err);
+/* The same, and its PEM in *pem (PKI_KEY_PEM_MAX bytes, owned by the caller). */
+int pki_key_generate_pem(struct pki_rng *rng, mbedtls_pk_context *key, char **pem,
+                         struct bh_err *err);
 /* Writes a PEM certificate for spec into pem[cap]. */
 int pki_cert_write(struct pki_rng *rng, const struct pki_cert_spec *spec, mbedtls_pk_context *key,
                    const struct pki_issuer *issuer, char *pem, size_t cap, struct bh_err *err);

@@ -181,14 +181,8 @@ static int self_cert_write(struct pki_rng *rng, mbedtls_pk_context *key, char **
 static int kit_fill(struct pki_rng *rng, mbedtls_pk_context *key, const char *cn,
                     struct pki_enroll_kit *out, struct bh_err *err)
 {
-	int ret;
-
-	if (pki_key_generate(rng, key, err) < 0)
+	if (pki_key_generate_pem(rng, key, &out->key, err) < 0)
 		return -1;
-	out->key = bh_calloc(1, PKI_KEY_PEM_MAX);
-	ret = mbedtls_pk_write_key_pem(key, (unsigned char *)out->key, PKI_KEY_PEM_MAX);
-	if (ret != 0)
-		return pki_err_mbed(err, ret, "encode the private key");
 	if (csr_write(rng, key, cn, &out->csr, err) < 0)
 		return -1;
 	return self_cert_write(rng, key, &out->self_cert, err);

@@ -287,19 +287,28 @@ int pki_key_generate(struct pki_rng *rng, mbedtls_pk_context *key, struct bh_err
 	return 0;
 }
 
+int pki_key_generate_pem(struct pki_rng *rng, mbedtls_pk_context *key, char **pem,
+                         struct bh_err *err)
+{
+	int ret;
+
+	if (pki_key_generate(rng, key, err) < 0)
+		return -1;
+	*pem = bh_calloc(1, PKI_KEY_PEM_MAX);
+	ret = mbedtls_pk_write_key_pem(key, (unsigned char *)*pem, PKI_KEY_PEM_MAX);
+	if (ret != 0)
+		return pki_err_mbed(err, ret, "encode the private key");
+	return 0;
+}
+
 static int pair_fill(struct pki_rng *rng, const struct pki_cert_spec *spec,
                      const struct pki_issuer *issuer, mbedtls_pk_context *key,
                      struct pki_pem_pair *out, struct bh_err *err)
 {
 	const struct pki_issuer self = {.key = key, .name = spec->subject};
-	int ret;
 
-	if (pki_key_generate(rng, key, err) < 0)
+	if (pki_key_generate_pem(rng, key, &out->key, err) < 0)
 		return -1;
-	out->key = bh_calloc(1, PKI_KEY_PEM_MAX);
-	ret = mbedtls_pk_write_key_pem(key, (unsigned char *)out->key, PKI_KEY_PEM_MAX);
-	if (ret != 0)
-		return pki_err_mbed(err, ret, "encode the private key");
 	out->cert = bh_calloc(1, PKI_CERT_PEM_MAX);
 	return pki_cert_write(rng, spec, key, issuer ? issuer : &self, out->cert, PKI_CERT_PEM_MAX,
 	                      err);
