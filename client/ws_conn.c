@@ -708,11 +708,113 @@ static int upgrade(struct cli_ws *ws, const struct ctx_target *t, const char *pa
 	return 101;
 }
 
+/* ---- a request before the upgrade (the prelude) ------------------------- */
+
+static int send_prelude(struct cli_ws *ws, const struct ctx_target *t,
+                        const struct cli_ws_prelude *p, uint64_t deadline, struct bh_err *err)
+{
+	const char *host = bh_str_has_prefix(t->host, "tcp://") ? t->host + 6 : "localhost";
+	cleanup_free char *head =
+	    bh_asprintf("%s /v%s%s HTTP/1.1\r\n"
+	                "Host: %s\r\n"
+	                "Content-Type: application/json\r\n"
+	                "Content-Length: %zu\r\n"
+	                "User-Agent: berth/" BERTH_VERSION "\r\n\r\n",
+	                p->method, BERTH_API_VERSION, p->path, host, p->body_len);
+	size_t hl = strlen(head);
+
+	if (out_reserve(ws, hl + p->body_len, err) < 0)
+		return -1;
+	memcpy(ws->out + ws->out_len, head, hl);
+	memcpy(ws->out + ws->out_len + hl, p->body, p->body_len);
+	ws->out_len += hl + p->body_len;
+	return flush_all(ws, deadline, err);
+}
+
+/* Drops the first n bytes of the frame buffer. */
+static void rx_consume(struct cli_ws *ws, size_t n)
+{
+	memmove(ws->rx.buf, ws->rx.buf + n, ws->rx.len - n);
+	ws->rx.len -= n;
+}
+
+/* The prelude's reply: its status, and its body (Content-Length, at most
+ * ERR_BODY_MAX: the daemon is untrusted) into body.  The connection then
+ * holds nothing of it, ready for the upgrade. */
+static int read_prelude_reply(struct cli_ws *ws, uint64_t deadline, struct bh_buf *body,
+                              struct bh_err *err)
+{
+	int hlen = read_head(ws, deadline, err), status = 0;
+	cleanup_free char *head = NULL;
+	char v[32];
+	long want = -1;
+	size_t have;
+
+	if (hlen < 0)
+		return -1;
+	head = bh_strndup((const char *)ws->rx.buf, (size_t)hlen);
+	rx_consume(ws, (size_t)hlen);
+	if (sscanf(head, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 599)
+		return bh_err_set(err, EPROTO, "the daemon's reply has no HTTP status");
+	if (!head_value(head, "Content-Length", v, sizeof(v)) ||
+	    bh_parse_long(v, 0, ERR_BODY_MAX, &want) < 0)
+		return bh_err_set(err, EPROTO,
+		                  "the daemon's %d reply has no Content-Length up to %d", status,
+		                  ERR_BODY_MAX);
+	have = ws->rx.len < (size_t)want ? ws->rx.len : (size_t)want;
+	bh_buf_append(body, ws->rx.buf, have);
+	rx_consume(ws, have);
+	while ((long)body->len < want) {
+		uint8_t tmp[4096];
+		size_t room = (size_t)want - body->len;
+		ssize_t n = io_read(ws, tmp, room < sizeof(tmp) ? room : sizeof(tmp), err);
+
+		if (n == CLI_WS_AGAIN) {
+			if (wait_fd(ws->fd, ws->want_write_on_read ? POLLOUT : POLLIN, deadline,
+			            err) < 0)
+				return bh_err_wrap(err, "waiting for the daemon's reply");
+			continue;
+		}
+		if (n == 0)
+			return bh_err_set(err, ECONNRESET, "the daemon closed the connection");
+		if (n < 0 || bh_buf_append(body, tmp, (size_t)n) < 0)
+			return -1;
+	}
+	return status;
+}
+
+/* The prelude, then the path its reply names: 0 with *path, the daemon's
+ * refusing status (>= 300, its body in body), or < 0. */
+static int run_prelude(struct cli_ws *ws, const struct ctx_target *t,
+                       const struct cli_ws_prelude *p, uint64_t deadline, char **path,
+                       struct bh_buf *body, struct bh_err *err)
+{
+	int status;
+
+	if (send_prelude(ws, t, p, deadline, err) < 0)
+		return bh_err_wrap(err, "sending %s %s", p->method, p->path);
+	status = read_prelude_reply(ws, deadline, body, err);
+	if (status < 0 || status >= 300)
+		return status;
+	*path = p->then(p->arg, body, err);
+	bh_buf_free(body);
+	bh_buf_init(body, ERR_BODY_MAX);
+	return *path == NULL ? -1 : 0;
+}
+
 int cli_ws_connect(const struct ctx_target *t, const char *path, cli_ws_msg_fn fn, void *arg,
                    struct cli_ws **out, struct bh_buf *body, struct bh_err *err)
 {
+	return cli_ws_connect_after(t, NULL, path, fn, arg, out, body, err);
+}
+
+int cli_ws_connect_after(const struct ctx_target *t, const struct cli_ws_prelude *pre,
+                         const char *path, cli_ws_msg_fn fn, void *arg, struct cli_ws **out,
+                         struct bh_buf *body, struct bh_err *err)
+{
 	struct cli_ws *ws = bh_calloc(1, sizeof(*ws));
 	uint64_t deadline = bh_now_ms() + CONNECT_TIMEOUT;
+	cleanup_free char *pre_path = NULL;
 	int status;
 
 	*out = NULL;
@@ -724,6 +826,14 @@ int cli_ws_connect(const struct ctx_target *t, const char *path, cli_ws_msg_fn f
 	if (open_transport(ws, t, deadline, err) < 0) {
 		cli_ws_free(ws);
 		return bh_err_wrap(err, "cannot connect to berthd at %s", t->host);
+	}
+	if (pre != NULL) {
+		status = run_prelude(ws, t, pre, deadline, &pre_path, body, err);
+		if (status != 0) {
+			cli_ws_free(ws);
+			return status < 0 ? bh_err_wrap(err, "%s", t->host) : status;
+		}
+		path = pre_path;
 	}
 	status = upgrade(ws, t, path, deadline, body, err);
 	if (status != 101) {

@@ -299,7 +299,7 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
 	memset(&res, 0, sizeof(res));
 	if (cli_target(cli, &t) < 0)
 		return -1;
-	status = cli_ws_connect(t, path, on_message, &s, &s.ws, &body, &err);
+	status = cli_ws_connect_after(t, o->prelude, path, on_message, &s, &s.ws, &body, &err);
 	if (status != 101)
 		return connect_failed(cli, t, status, &body, &err);
 	bh_buf_free(&body);
