@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -383,6 +384,11 @@ int srv_main(int argc, char **argv)
 		return 0;
 	}
 	bh_log_set_level((enum bh_log_level)srv.cfg.log_level);
+	/* One malloc arena for the lws thread and the few workers: glibc gives
+	 * each thread that contends its own, and their freed pages stay resident
+	 * (0.5 MB of idle RSS measured); the workers block on syscalls, not on
+	 * malloc.  Before any thread exists. */
+	mallopt(M_ARENA_MAX, 1);
 	if (start(&srv, &err) < 0) {
 		fprintf(stderr, "berthd: %s\n", err.msg);
 		status = 1;
