@@ -81,6 +81,9 @@ void cli_http_set_tls_blobs(void *curl, const struct ctx_target *t);
  * CURLOPT_ERRORBUFFER (may be empty), host the target's URL. */
 void cli_http_describe(int curl_code, long os_errno, const char *errbuf, const char *host,
                        char *out, size_t outlen);
+/* A transport failure (curl code rc) while our client certificate is outside
+ * its validity: err says that instead (a refused cert is often only "dropped"). */
+void cli_http_note_cert(const struct ctx_target *t, int rc, struct bh_err *err);
 
 /* ---- api.c-like helpers in http.c, in terms of struct cli ---------------- */
 /* The daemon the command talks to, resolved and connected once per run.

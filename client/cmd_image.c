@@ -230,6 +230,7 @@ int cmd_load(struct cli *cli, int argc, char **argv)
 
 struct images_opts {
 	bool quiet, json, no_trunc;
+	struct bh_buf *out; /* set: the JSON lines go here, not to stdout */
 };
 
 static const struct option images_long[] = {
@@ -302,7 +303,8 @@ static void image_common(json_t *img, bool no_trunc, struct image_row *r)
 	               sizeof(r->size));
 }
 
-static void image_json_line(const struct image_row *r)
+/* To stdout, or appended to out (-1 when it is full). */
+static int image_json_line(const struct image_row *r, struct bh_buf *out)
 {
 	json_t *line =
 	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Containers", "N/A", "CreatedAt",
@@ -310,16 +312,21 @@ static void image_json_line(const struct image_row *r)
 	              "Size", r->size, "Tag", r->tag, "VirtualSize", r->size);
 	char *s = line ? json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	char clean[2048];
+	int rc = 0;
 
 	if (s != NULL) {
 		cli_sanitize(s, clean, sizeof(clean));
-		printf("%s\n", clean);
+		if (out == NULL)
+			printf("%s\n", clean);
+		else
+			rc = bh_buf_printf(out, "%s\n", clean);
 	}
 	free(s);
 	json_decref(line);
+	return rc;
 }
 
-static void image_rows(json_t *img, const struct images_opts *o, struct cli_table *t)
+static int image_rows(json_t *img, const struct images_opts *o, struct cli_table *t)
 {
 	json_t *tags = json_object_get(img, "RepoTags"), *tag;
 	struct image_row r;
@@ -329,7 +336,7 @@ static void image_rows(json_t *img, const struct images_opts *o, struct cli_tabl
 	if (o->quiet) {
 		cli_sanitize(r.id, r.id, sizeof(r.id));
 		printf("%s\n", r.id);
-		return;
+		return 0;
 	}
 	for (i = 0; i < (ntags ? ntags : 1); i++) {
 		tag = json_array_get(tags, i);
@@ -340,12 +347,28 @@ static void image_rows(json_t *img, const struct images_opts *o, struct cli_tabl
 			bh_strlcpy(r.tag, "<none>", sizeof(r.tag));
 		}
 		if (o->json) {
-			image_json_line(&r);
+			if (image_json_line(&r, o->out) < 0)
+				return -1;
 		} else {
 			const char *row[] = {r.repo, r.tag, r.id, r.created, r.size};
 			cli_table_add(t, row);
 		}
 	}
+	return 0;
+}
+
+int cli_images_json_lines(json_t *list, bool no_trunc, struct bh_buf *out)
+{
+	struct images_opts o = {.json = true, .no_trunc = no_trunc, .out = out};
+	json_t *img;
+	size_t i;
+
+	json_array_foreach(list, i, img)
+	{
+		if (image_rows(img, &o, NULL) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int cmd_images(struct cli *cli, int argc, char **argv)

@@ -154,11 +154,13 @@ static void labels_text(json_t *c, struct bh_buf *b)
 	}
 }
 
-static void print_json_line(json_t *c, const struct ps_row *r)
+/* To stdout, or appended to out (-1 when it is full). */
+static int print_json_line(json_t *c, const struct ps_row *r, struct bh_buf *out)
 {
 	struct bh_buf labels;
 	json_t *line;
 	char *s;
+	int rc = 0;
 
 	bh_buf_init(&labels, 64 * 1024);
 	labels_text(c, &labels);
@@ -169,11 +171,29 @@ static void print_json_line(json_t *c, const struct ps_row *r)
 	                 "Ports", "", "RunningFor", r->created, "State", str(c, "State"), "Status",
 	                 str(c, "Status"));
 	s = line ? json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (s != NULL)
+	if (s != NULL && out == NULL)
 		printf("%s\n", s);
+	else if (s != NULL)
+		rc = bh_buf_printf(out, "%s\n", s);
 	free(s);
 	json_decref(line);
 	bh_buf_free(&labels);
+	return rc;
+}
+
+int cli_ps_json_lines(json_t *list, bool no_trunc, struct bh_buf *out)
+{
+	struct ps_row r;
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(list, i, c)
+	{
+		row_of(c, no_trunc, &r);
+		if (print_json_line(c, &r, out) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void print_list(json_t *list, const struct ps_opts *o)
@@ -194,7 +214,7 @@ static void print_list(json_t *list, const struct ps_opts *o)
 			cli_sanitize(r.id, r.id, sizeof(r.id));
 			printf("%s\n", r.id);
 		} else if (o->json) {
-			print_json_line(c, &r);
+			print_json_line(c, &r, NULL);
 		} else {
 			const char *row[] = {r.id,      str(c, "Image"),  r.command,
 			                     r.created, str(c, "Status"), "",

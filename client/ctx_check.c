@@ -2,16 +2,14 @@
  * warnings of `context ls`.  The probes run at once on one libcurl multi
  * handle (non-blocking sockets, no threads: portable as is), each bounded by
  * the timeout; one GET /version per context through the same TLS material
- * and verification as every other command (cli_http_set_tls_blobs). */
+ * and verification as every other command (client/multi.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "certs/certs.h"
-#include "client/client-internal.h"
+#include "client/multi.h"
 
 #define PROBE_BODY_MAX (64 * 1024)
 #define EXPIRY_WARN_S  (7 * 24 * 3600)
@@ -59,9 +57,6 @@ void cli_context_expiry_warnings(const struct ctx_meta *l, size_t n)
 struct probe {
 	struct ctx_target t;
 	bool resolved;
-	CURL *curl;
-	struct bh_buf body;
-	char errbuf[CURL_ERROR_SIZE];
 	bool done, reachable;
 	int status;
 	double rtt_ms, connect_ms;
@@ -69,13 +64,6 @@ struct probe {
 	char error[400];
 	char expires[80];
 };
-
-static size_t on_probe_body(char *data, size_t size, size_t n, void *arg)
-{
-	struct probe *p = arg;
-
-	return bh_buf_append(&p->body, data, size * n) < 0 ? 0 : size * n;
-}
 
 static void cert_column(struct probe *p)
 {
@@ -98,93 +86,48 @@ static void cert_column(struct probe *p)
 	pki_cert_info_free(&info);
 }
 
-static void probe_setup(struct probe *p, CURLM *multi, long timeout_ms)
+static void probe_setup(struct probe *p, struct cli_multi_get *g, long timeout_ms)
 {
-	cleanup_free char *url = NULL;
-	CURL *c = curl_easy_init();
-
-	if (c == NULL)
-		abort(); /* allocation failure */
-	p->curl = c;
-	bh_buf_init(&p->body, PROBE_BODY_MAX);
-	if (ctx_host_is_tcp(p->t.host)) {
-		url = bh_asprintf("https://%s/v%s/version", p->t.host + strlen("tcp://"),
-		                  BERTH_API_VERSION);
-		cli_http_set_tls_blobs(c, &p->t);
-	} else {
-		url = bh_asprintf("http://localhost/v%s/version", BERTH_API_VERSION);
-		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->t.host + strlen("unix://"));
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, p->errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_probe_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
-	curl_easy_setopt(c, CURLOPT_PRIVATE, p);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
-	curl_multi_add_handle(multi, c);
+	g->t = &p->t;
+	g->path = "/version";
+	g->timeout_ms = timeout_ms;
+	g->connect_timeout_ms = timeout_ms;
+	g->body_max = PROBE_BODY_MAX;
+	g->user = p;
 }
 
 /* The outcome of one finished transfer into its row. */
-static void probe_finish(struct probe *p, CURLcode rc)
+static void probe_finish(void *arg, struct cli_multi_get *g)
 {
+	struct probe *p = g->user;
 	curl_off_t total = 0, conn = 0, app = 0;
-	long os_errno = 0, status = 0;
+	long status = g->status;
 	json_t *doc, *v;
 
 	p->done = true;
-	if (rc != CURLE_OK) {
-		curl_easy_getinfo(p->curl, CURLINFO_OS_ERRNO, &os_errno);
-		cli_http_describe((int)rc, os_errno, p->errbuf, p->t.host, p->error,
-		                  sizeof(p->error));
+	if (g->rc != CURLE_OK) {
+		cli_multi_describe(g, p->error, sizeof(p->error));
 		return;
 	}
 	p->reachable = true;
-	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(p->curl, CURLINFO_TOTAL_TIME_T, &total);
-	curl_easy_getinfo(p->curl, CURLINFO_CONNECT_TIME_T, &conn);
-	curl_easy_getinfo(p->curl, CURLINFO_APPCONNECT_TIME_T, &app);
+	curl_easy_getinfo(g->curl, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(g->curl, CURLINFO_CONNECT_TIME_T, &conn);
+	curl_easy_getinfo(g->curl, CURLINFO_APPCONNECT_TIME_T, &app);
 	p->status = (int)status;
 	/* RTT: the request's round trip once connected (and the handshake done). */
 	p->connect_ms = (double)(app > conn ? app : conn) / 1000.0;
 	p->rtt_ms = (double)(total - (app > conn ? app : conn)) / 1000.0;
 	if (status >= 300) {
 		char msg[300];
-		cli_daemon_message((int)status, &p->body, msg, sizeof(msg));
+		cli_daemon_message((int)status, &g->body, msg, sizeof(msg));
 		snprintf(p->error, sizeof(p->error), "HTTP %ld: %s", status, msg);
 		return;
 	}
-	doc = json_loadb(p->body.data ? p->body.data : "", p->body.len, 0, NULL);
+	doc = json_loadb(g->body.data ? g->body.data : "", g->body.len, 0, NULL);
 	v = json_object_get(doc, "Version");
 	cli_sanitize(json_is_string(v) ? json_string_value(v) : "?", p->version,
 	             sizeof(p->version));
 	json_decref(doc);
-}
-
-/* Drives every transfer to its end; each is bounded by its own timeout,
- * and the whole by a deadline a little past it. */
-static void probes_run(CURLM *multi, long timeout_ms)
-{
-	uint64_t deadline = bh_now_ms() + (uint64_t)timeout_ms + 1000;
-	int running = 1, left;
-	CURLMsg *m;
-	struct probe *p;
-
-	while (running > 0 && bh_now_ms() < deadline) {
-		curl_multi_perform(multi, &running);
-		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&p);
-			probe_finish(p, m->data.result);
-		}
-		if (running > 0)
-			curl_multi_poll(multi, NULL, 0, 100, NULL);
-	}
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -306,38 +249,36 @@ int cli_context_check(struct cli *cli, const struct ctx_meta *l, size_t n, long 
                       bool json)
 {
 	struct probe *ps = bh_calloc(n + 1, sizeof(*ps));
-	CURLM *multi;
+	struct cli_multi_get *gs;
+	struct bh_err err = {0};
 	struct ctx_env env;
 	size_t rows;
 	int r;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		free(ps);
-		return cli_fail(cli, CLI_EXIT_CMD, "cannot initialise libcurl");
-	}
-	multi = curl_multi_init();
 	ctx_env_from_process(&env);
 	for (size_t i = 0; i < n; i++)
 		probe_resolve(cli, &l[i], &env, &ps[i]);
 	rows = n + probe_bundle(l, n, &env, &ps[n]);
+	gs = bh_calloc(rows, sizeof(*gs));
 	for (size_t i = 0; i < rows; i++)
-		if (ps[i].resolved)
-			probe_setup(&ps[i], multi, timeout_ms);
-	probes_run(multi, timeout_ms);
+		if (ps[i].resolved) /* the others have no target: skipped */
+			probe_setup(&ps[i], &gs[i], timeout_ms);
+	if (cli_multi_run(gs, rows, 0, bh_now_ms() + (uint64_t)timeout_ms + 1000, probe_finish,
+	                  NULL, &err) < 0) {
+		free(gs);
+		free(ps);
+		return cli_fail(cli, CLI_EXIT_CMD, "%s", err.msg);
+	}
 	for (size_t i = 0; i < rows; i++)
 		if (ps[i].resolved && !ps[i].done)
 			snprintf(ps[i].error, sizeof(ps[i].error), "no answer within %ld ms",
 			         timeout_ms);
 	r = json ? print_json(cli, ps, rows) : (print_table(ps, rows), 0);
 	for (size_t i = 0; i < rows; i++) {
-		if (ps[i].curl != NULL) {
-			curl_multi_remove_handle(multi, ps[i].curl);
-			curl_easy_cleanup(ps[i].curl);
-		}
-		bh_buf_free(&ps[i].body);
+		cli_multi_get_free(&gs[i]);
 		ctx_target_free(&ps[i].t);
 	}
-	curl_multi_cleanup(multi);
+	free(gs);
 	free(ps);
 	return r;
 }

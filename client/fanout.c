@@ -228,7 +228,9 @@ static int fan_out(struct cli *cli, const struct ctx_selection *sel, const struc
 {
 	struct cli_fan_host *hosts = bh_calloc(sel->n, sizeof(*hosts));
 	cleanup_free char *exe = cli_child_self_exe(argv0);
-	struct cli_fan_plan p = {.exe = exe, .cmd = c->name};
+	struct cli_fan_plan p = {.exe = exe, .cmd = c->name, .config_dir = cli->config_dir};
+	const char *spawn = getenv("BERTH_FANOUT_SPAWN");
+	cleanup_free char *fast = NULL;
 	int r;
 
 	for (size_t i = 0; i < sel->n; i++)
@@ -244,9 +246,12 @@ static int fan_out(struct cli *cli, const struct ctx_selection *sel, const struc
 	p.marker = CLI_FANOUT_ENV "=1";
 	/* Forks skip a process start each (about half of a host's CPU);
 	 * BERTH_FANOUT_SPAWN=exec re-executes the binary instead (bench/fanout). */
-	if (!bh_str_has_prefix(getenv("BERTH_FANOUT_SPAWN") ? getenv("BERTH_FANOUT_SPAWN") : "",
-	                       "exec"))
+	if (!bh_str_has_prefix(spawn ? spawn : "", "exec"))
 		p.entry = cli_fanout_entry;
+	/* ps and images with flags it knows: no children at all, one GET per
+	 * host from here; BERTH_FANOUT_SPAWN=fork|exec keeps children (bench). */
+	if (c->table && !f->quiet && !cli->debug && (spawn == NULL || spawn[0] == '\0'))
+		p.fast_path = fast = cli_fan_fast_path(c->name, argc, argv, &p.fast_no_trunc);
 	r = cli_fan_run(cli, &p);
 	free(p.argv);
 	free(hosts);

@@ -54,6 +54,9 @@ void cli_child_kill(struct cli_child *c);
 /* Kills and reaps a child still running; closes the pipes. */
 void cli_child_free(struct cli_child *c);
 
+#define CLI_FAN_OUT_MAX      (16 * 1024 * 1024) /* one host's captured stdout */
+#define CLI_FAN_EXIT_TIMEOUT 124                /* ExitCode of a timed-out host, as timeout(1) */
+
 /* ---- fanout_run.c ---------------------------------------------------------- */
 enum cli_fan_mode {
 	CLI_FAN_LINES,       /* "NAME | line" as lines complete */
@@ -85,6 +88,11 @@ struct cli_fan_plan {
 	const char *marker; /* CLI_FANOUT_ENV=... */
 	/* set: children are forks running entry(argv) (see cli_fanout_entry) */
 	int (*entry)(int argc, char **argv);
+	/* set: no children; this process GETs fast_path on every host at once
+	 * (ps, images: fanout_fast.c) and renders what the children would */
+	const char *fast_path;
+	bool fast_no_trunc;
+	const char *config_dir;
 };
 /* Runs every host, prints as the mode says; the exit status (0 only if every
  * host succeeded, else 1) or < 0 with cli->err when nothing could run. */
@@ -97,5 +105,25 @@ void cli_fan_table_head(const char *cmd, struct cli_table *t);
  * JSON objects are skipped and counted in *bad. */
 void cli_fan_table_rows(const char *cmd, const char *ctx, const char *out, size_t len,
                         struct cli_table *t, size_t *bad);
+
+/* ---- fanout_fast.c --------------------------------------------------------- */
+/* The API path of a ps or images whose every flag the in-process path knows
+ * (ps: -a, --no-trunc, --format json, --filter K=V; images: --no-trunc,
+ * --format json), else NULL (children then); caller frees. */
+char *cli_fan_fast_path(const char *cmd, int argc, char **argv, bool *no_trunc);
+/* One host's end as its child would have ended: exit status, its stderr
+ * line without "berth: " ("" if none), its stdout (JSON lines); overflow:
+ * the output did not fit CLI_FAN_OUT_MAX. */
+typedef void (*cli_fan_fast_done)(void *arg, size_t index, int code, bool timed_out, bool overflow,
+                                  const char *err, const struct bh_buf *out);
+/* GETs p->fast_path on every host (at most p->parallel at once, each bounded
+ * by p->timeout_s) and calls fn for each as it ends.  < 0: nothing ran. */
+int cli_fan_fast_run(const struct cli_fan_plan *p, cli_fan_fast_done fn, void *arg,
+                     struct bh_err *err);
+
+/* ps and images --format json's lines for list (the daemon's reply) into out;
+ * -1 when out is full (cmd_ps.c, cmd_image.c). */
+int cli_ps_json_lines(json_t *list, bool no_trunc, struct bh_buf *out);
+int cli_images_json_lines(json_t *list, bool no_trunc, struct bh_buf *out);
 
 #endif

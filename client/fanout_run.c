@@ -8,10 +8,10 @@
 
 #include "client/fanout.h"
 
-#define FAN_LINE_MAX     (64 * 1024)        /* a longer line is split */
-#define FAN_OUT_MAX      (16 * 1024 * 1024) /* one host's captured stdout */
-#define FAN_REAP_MS      1                  /* streams closed, process not yet gone */
-#define FAN_EXIT_TIMEOUT 124                /* ExitCode of a timed-out host, as timeout(1) */
+#define FAN_LINE_MAX     (64 * 1024) /* a longer line is split */
+#define FAN_OUT_MAX      CLI_FAN_OUT_MAX
+#define FAN_REAP_MS      1 /* streams closed, process not yet gone */
+#define FAN_EXIT_TIMEOUT CLI_FAN_EXIT_TIMEOUT
 
 struct fan_job {
 	const struct cli_fan_host *h;
@@ -344,6 +344,39 @@ static int fan_loop(struct cli *cli, struct fan_run *r)
 	return 0;
 }
 
+/* ---- in process (fanout_fast.c): each host's end as its child's ---------- */
+
+static void fast_done(void *arg, size_t index, int code, bool timed_out, bool overflow,
+                      const char *err, const struct bh_buf *out)
+{
+	struct fan_run *r = arg;
+	struct fan_job *j = &r->jobs[index];
+
+	if (out->len > 0 && bh_buf_append(&j->out, out->data, out->len) < 0)
+		overflow = true;
+	j->overflow = overflow;
+	if (err[0] != '\0') { /* the child's one stderr line */
+		snprintf(j->last_err, sizeof(j->last_err), "berth: %s", err);
+		if (r->p->mode != CLI_FAN_JSON)
+			print_prefixed(stderr, j->h->name, j->last_err, strlen(j->last_err));
+	}
+	j->st.code = code;
+	j->timed_out = timed_out;
+	j->running = true;
+	r->running++;
+	job_finish(r, j);
+	fflush(stdout);
+}
+
+static int fast_loop(struct cli *cli, struct fan_run *r)
+{
+	struct bh_err err = {0};
+
+	if (cli_fan_fast_run(r->p, fast_done, r, &err) < 0)
+		return cli_fail(cli, CLI_EXIT_CMD, "fan-out: %s", err.msg);
+	return 0;
+}
+
 static void print_table(const struct fan_run *r)
 {
 	const struct cli_fan_plan *p = r->p;
@@ -403,9 +436,9 @@ int cli_fan_run(struct cli *cli, const struct cli_fan_plan *p)
 	fflush(stdout);
 	/* A signal to us ends the children too (cli_child_free below), rather
 	 * than leaving `events` streams running without a reader. */
-	rc = cli_child_signals(true, &err);
+	rc = p->fast_path != NULL ? 0 : cli_child_signals(true, &err);
 	if (rc == 0)
-		rc = fan_loop(cli, &r);
+		rc = p->fast_path != NULL ? fast_loop(cli, &r) : fan_loop(cli, &r);
 	else
 		cli_fail(cli, CLI_EXIT_CMD, "fan-out: %s", err.msg);
 	if (rc == 0 && p->mode == CLI_FAN_TABLE)
@@ -420,7 +453,8 @@ int cli_fan_run(struct cli *cli, const struct cli_fan_plan *p)
 	}
 	free(r.jobs);
 	free(r.kids);
-	cli_child_signals(false, &err);
+	if (p->fast_path == NULL)
+		cli_child_signals(false, &err);
 	if (rc < 0)
 		return -1;
 	return r.failed > 0 ? -1 : 0;

@@ -233,7 +233,7 @@ static void set_method(struct cli_http *h, const struct cli_http_req *rq)
 /* A refused client certificate is often reported only as "dropped after the
  * handshake" (TLS 1.3 loses the server's alert), so when the transport failed
  * and our own cert.pem is outside its validity, say that instead. */
-static void note_cert_validity(const struct cli_http *h, CURLcode rc, struct bh_err *err)
+void cli_http_note_cert(const struct ctx_target *t, int rc, struct bh_err *err)
 {
 	struct pki_cert_info info;
 	struct bh_err ignored = {0};
@@ -243,9 +243,9 @@ static void note_cert_validity(const struct cli_http *h, CURLcode rc, struct bh_
 
 	if ((rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR &&
 	     rc != CURLE_GOT_NOTHING) ||
-	    h->t->pem.cert == NULL || !ctx_host_is_tcp(h->t->host))
+	    t->pem.cert == NULL || !ctx_host_is_tcp(t->host))
 		return;
-	if (pki_cert_info_from_pem(h->t->pem.cert, h->t->pem.cert_len, &info, &ignored) < 0)
+	if (pki_cert_info_from_pem(t->pem.cert, t->pem.cert_len, &info, &ignored) < 0)
 		return;
 	expired = now > info.not_after;
 	if (expired || now < info.not_before) {
@@ -254,7 +254,7 @@ static void note_cert_validity(const struct cli_http *h, CURLcode rc, struct bh_
 		         "our client certificate (CN=%s) %s %s, so berthd at %s refuses it: "
 		         "renew it (berth context renew) or get a new one",
 		         info.common_name, expired ? "expired at" : "is not valid before", when,
-		         h->t->host);
+		         t->host);
 	}
 	pki_cert_info_free(&info);
 }
@@ -282,7 +282,7 @@ static int perform(struct cli_http *h, const struct cli_http_req *rq, struct bh_
 	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
 	bh_debug("curl error %d (%s), errno %ld", (int)rc, h->errbuf, os_errno);
 	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
-	note_cert_validity(h, rc, err);
+	cli_http_note_cert(h->t, (int)rc, err);
 	err->code = EIO;
 	return -1;
 }
@@ -349,7 +349,7 @@ static int async_fail(struct cli_http *h, CURLcode rc, struct bh_err *err)
 	}
 	curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
 	cli_http_describe((int)rc, os_errno, h->errbuf, h->t->host, err->msg, sizeof(err->msg));
-	note_cert_validity(h, rc, err);
+	cli_http_note_cert(h->t, (int)rc, err);
 	err->code = EIO;
 	return -1;
 }

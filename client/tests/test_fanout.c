@@ -234,6 +234,56 @@ static void test_parallel_bound(void **state)
 	captured_free(&c);
 }
 
+/* Which ps/images lines the in-process path takes (else children), and the
+ * API path it GETs: the same as the commands' own. */
+static void fast_case(const char *cmd, const char *args, const char *want, bool want_nt)
+{
+	char buf[256], *argv[16] = {(char *)cmd};
+	int argc = 1;
+	bool nt = !want_nt;
+	char *got;
+
+	snprintf(buf, sizeof(buf), "%s", args);
+	for (char *tok = buf, *sp; *tok != '\0' && argc < 15; tok = sp + 1) {
+		argv[argc++] = tok;
+		if ((sp = strchr(tok, ' ')) == NULL)
+			break;
+		*sp = '\0';
+	}
+	got = cli_fan_fast_path(cmd, argc, argv, &nt);
+	if (want == NULL) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	assert_true(nt == want_nt);
+	free(got);
+}
+
+static void test_fast_path_plan(void **state)
+{
+	fast_case("ps", "", "/containers/json", false);
+	fast_case("ps", "-a --no-trunc", "/containers/json?all=1", true);
+	fast_case("ps", "--all --format json", "/containers/json?all=1", false);
+	fast_case("ps", "--format=json", "/containers/json", false);
+	fast_case(
+	    "ps", "-f name=x --filter=status=running --filter name=y",
+	    "/containers/json?filters=%7B%22name%22%3A%5B%22x%22%2C%22y%22%5D%2C%22status%22%3A%"
+	    "5B%22running%22%5D%7D",
+	    false);
+	fast_case("ps", "-q", NULL, false);
+	fast_case("ps", "-aq", NULL, false);
+	fast_case("ps", "--format table", NULL, false);
+	fast_case("ps", "-f noequals", NULL, false);
+	fast_case("ps", "-f =x", NULL, false);
+	fast_case("ps", "--filter", NULL, false);
+	fast_case("images", "--no-trunc --format json", "/images/json", true);
+	fast_case("images", "-q", NULL, false);
+	fast_case("images", "-a", NULL, false);
+	fast_case("info", "", NULL, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_lines_and_exit_codes),
 	    cmocka_unit_test(test_json_and_timeout),
 	    cmocka_unit_test(test_parallel_bound),
+	    cmocka_unit_test(test_fast_path_plan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
