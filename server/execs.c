@@ -162,6 +162,17 @@ static int parse_body(json_t *body, struct exec *e, struct bh_err *err)
 	return 0;
 }
 
+int srv_exec_body_check(json_t *body, struct srv_exec_info *out, struct bh_err *err)
+{
+	struct exec *e = bh_calloc(1, sizeof(*e));
+	int r = parse_body(body, e, err);
+
+	if (r == 0)
+		*out = e->info;
+	exec_free(e);
+	return r;
+}
+
 /* ---- the registry ------------------------------------------------------------- */
 
 int srv_exec_ctr_running(struct ctr_mgr *m, const char *ref, char cid[65], struct bh_err *err)

@@ -647,6 +647,9 @@ struct srv_exec_info {
 /* Validates a Docker exec create body for running container ref. */
 int srv_exec_create(struct ctr_mgr *m, const char *ref, json_t *body, char id[65],
                     struct bh_err *err);
+/* The body checks of srv_exec_create alone (nothing registered): fills
+ * out's tty/attach flags and console size (fuzz_api_bodies). */
+int srv_exec_body_check(json_t *body, struct srv_exec_info *out, struct bh_err *err);
 /* A snapshot of exec id (refreshed from the monitor dir when running).
  * ENOENT "No such exec instance: ID". */
 int srv_exec_lookup(struct ctr_mgr *m, const char *id, struct srv_exec_info *out,
