@@ -128,7 +128,7 @@ static uint64_t be64(const uint8_t *p)
 }
 
 /* The rule of docs/streams.md for one whole stdin message: the part below
- * the offset already delivered is dropped. */
+ * the offset already delivered is dropped; an empty frame moves nothing. */
 static void model_stdin(const struct msg *m, uint64_t *next, struct bh_buf *out)
 {
 	uint64_t off = be64(m->p + 1), n = m->len - SRV_SF_HDR;
@@ -136,7 +136,7 @@ static void model_stdin(const struct msg *m, uint64_t *next, struct bh_buf *out)
 
 	if (skip < n)
 		bh_buf_append(out, m->p + SRV_SF_HDR + skip, (size_t)(n - skip));
-	if (off + n > *next)
+	if (n > 0 && off + n > *next)
 		*next = off + n;
 }
 
