@@ -228,6 +228,27 @@ static void test_oversized(void **state)
 	free(big);
 }
 
+/* A stdin offset whose end passes 2^64 would wrap the delivered mark back
+ * to a small value and let resent bytes through twice: refused. */
+static void test_offset_wrap_resend_twice(void **state)
+{
+	struct srv_sf_rx rx;
+	struct sink s = {0};
+	struct bh_err err;
+	uint8_t m[64];
+
+	(void)state;
+	srv_sf_rx_init(&rx);
+	assert_int_equal(feed(&rx, &s, m, stdin_msg(m, 0, "abc"), &err), 0);
+	assert_int_equal(feed(&rx, &s, m, stdin_msg(m, UINT64_MAX - 1, "xy"), &err), -1);
+	assert_int_equal(err.code, EPROTO);
+	assert_int_equal(s.stdin_len, 3);
+	/* ending exactly at the last offset is fine */
+	srv_sf_rx_init(&rx);
+	assert_int_equal(feed(&rx, &s, m, stdin_msg(m, UINT64_MAX - 1, "x"), &err), 0);
+	assert_int_equal(s.stdin_len, 4);
+}
+
 static void test_signal_names(void **state)
 {
 	(void)state;
@@ -259,6 +280,7 @@ int main(void)
 	    cmocka_unit_test(test_controls),          cmocka_unit_test(test_bad_frames),
 	    cmocka_unit_test(test_bad_controls),      cmocka_unit_test(test_oversized),
 	    cmocka_unit_test(test_signal_names),      cmocka_unit_test(test_header),
+	    cmocka_unit_test(test_offset_wrap_resend_twice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
