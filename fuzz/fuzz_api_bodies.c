@@ -13,12 +13,16 @@
  * objects whose merged command is a non-empty array of strings and whose
  * record reads back to the same Config and HostConfig; accepted filters
  * hold only the four keys with arrays of strings; an accepted exec has a
- * console size of 0x0 or within 1..SRV_SF_TTY_MAX; signals are 1..64. */
+ * console size of 0x0 or within 1..SRV_SF_TTY_MAX; signals are 1..64; an
+ * accepted token has a valid name, a role, an expiry within 7 days and
+ * 1..max-cert-days. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "certs/certs.h"
 #include "server/containers-internal.h"
 #include "server/server-internal.h"
 
@@ -151,6 +155,24 @@ static void fuzz_exec(json_t *body)
 	free(in);
 }
 
+static void fuzz_token_body(json_t *body, uint8_t max)
+{
+	int max_days = max % 120 + 1;
+	int64_t now = (int64_t)time(NULL);
+	struct srv_token tok;
+	struct bh_err err = {0};
+
+	memset(&tok, 0, sizeof(tok));
+	if (srv_token_body_parse(body, max_days, &tok, &err) < 0) {
+		check_err(&err);
+		return;
+	}
+	if (pki_check_name(tok.name, &err) < 0 || srv_role_name(tok.role) == NULL ||
+	    tok.expires <= now || tok.expires > now + 7 * 86400 + 5 || tok.cert_days < 1 ||
+	    tok.cert_days > max_days)
+		abort();
+}
+
 static void fuzz_words(const char *text)
 {
 	enum srv_role role;
@@ -175,15 +197,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > MAX_INPUT)
 		return 0;
 	text = bh_strndup((const char *)data + 1, size - 1);
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 	case 2:
 		/* as srv_req_body_json loads it */
 		body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
-		if (data[0] % 4 == 0)
+		if (data[0] % 5 == 0)
 			fuzz_create(body);
 		else
 			fuzz_exec(body);
+		json_decref(body);
+		break;
+	case 4:
+		/* the byte before the body: this daemon's max-cert-days */
+		body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
+		fuzz_token_body(body, data[0]);
 		json_decref(body);
 		break;
 	case 1:

@@ -263,7 +263,7 @@ static int token_expires(json_t *body, int64_t *out, struct bh_err *err)
 	return 0;
 }
 
-static int token_parse(json_t *body, struct enroll_job *j, struct bh_err *err)
+int srv_token_body_parse(json_t *body, int max_days, struct srv_token *tok, struct bh_err *err)
 {
 	const char *name = json_string_value(json_object_get(body, "Name"));
 
@@ -271,11 +271,10 @@ static int token_parse(json_t *body, struct enroll_job *j, struct bh_err *err)
 		return bh_err_set(err, EINVAL, "Name is required");
 	if (pki_check_name(name, err) < 0)
 		return -1;
-	bh_strlcpy(j->tok.name, name, sizeof(j->tok.name));
-	if (token_role(body, &j->tok.role, err) < 0 ||
-	    token_expires(body, &j->tok.expires, err) < 0)
+	bh_strlcpy(tok->name, name, sizeof(tok->name));
+	if (token_role(body, &tok->role, err) < 0 || token_expires(body, &tok->expires, err) < 0)
 		return -1;
-	return days_field(body, "CertDays", j->max_days, &j->tok.cert_days, err);
+	return days_field(body, "CertDays", max_days, &tok->cert_days, err);
 }
 
 int srv_h_trust_token(struct srv_req *req, struct bh_err *err)
@@ -287,7 +286,7 @@ int srv_h_trust_token(struct srv_req *req, struct bh_err *err)
 	if (need_signer(req->srv, err) < 0 || srv_req_body_json(req, &body, err) < 0)
 		return -1;
 	j = job_new(req);
-	r = token_parse(body, j, err);
+	r = srv_token_body_parse(body, j->max_days, &j->tok, err);
 	json_decref(body);
 	if (r < 0) {
 		job_free(j);

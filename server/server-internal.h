@@ -436,6 +436,9 @@ struct srv_token {
 	int64_t expires;
 	int cert_days;
 };
+/* h_enroll.c: a POST /_berth/trust/tokens body {Name, Role, ExpiresIn,
+ * CertDays} checked into tok (CertDays at most max_days); EINVAL. */
+int srv_token_body_parse(json_t *body, int max_days, struct srv_token *tok, struct bh_err *err);
 /* A missing file is an empty store; a file that does not parse is an error
  * naming it (never "trust nothing" or "trust everything" silently). */
 int srv_trust_open(const char *data_root, struct srv_trust **out, struct bh_err *err);
