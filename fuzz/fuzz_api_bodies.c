@@ -15,7 +15,7 @@
  * hold only the four keys with arrays of strings; an accepted exec has a
  * console size of 0x0 or within 1..SRV_SF_TTY_MAX; signals are 1..64; an
  * accepted token has a valid name, a role, an expiry within 7 days and
- * 1..max-cert-days. */
+ * 1..max-cert-days; an accepted certificate has a 64-hex fingerprint. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +173,23 @@ static void fuzz_token_body(json_t *body, uint8_t max)
 		abort();
 }
 
+/* Without a TLS dir: the chain check against this daemon's CA is OpenSSL's
+ * verification, not berth's parsing. */
+static void fuzz_trust_body(json_t *body)
+{
+	struct srv_trust_entry e;
+	struct bh_err err = {0};
+
+	memset(&e, 0, sizeof(e));
+	if (srv_trust_body_parse(NULL, body, &e, &err) < 0) {
+		check_err(&err);
+		return;
+	}
+	if (strlen(e.fingerprint) != 64 || strspn(e.fingerprint, "0123456789abcdef") != 64 ||
+	    srv_role_name(e.role) == NULL || memchr(e.name, '\0', sizeof(e.name)) == NULL)
+		abort();
+}
+
 static void fuzz_words(const char *text)
 {
 	enum srv_role role;
@@ -197,12 +214,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > MAX_INPUT)
 		return 0;
 	text = bh_strndup((const char *)data + 1, size - 1);
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 	case 2:
 		/* as srv_req_body_json loads it */
 		body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
-		if (data[0] % 5 == 0)
+		if (data[0] % 6 == 0)
 			fuzz_create(body);
 		else
 			fuzz_exec(body);
@@ -216,6 +233,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 1:
 		fuzz_filters(text);
+		break;
+	case 5:
+		body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
+		fuzz_trust_body(body);
+		json_decref(body);
 		break;
 	default:
 		fuzz_words(text);

@@ -48,24 +48,24 @@ static void add_done(struct srv_req *req, void *arg, int rc, const struct bh_err
 	free(j);
 }
 
-/* {Name, Role, Certificate}: the fields of a new entry, checked. */
-static int add_parse(struct srv_req *req, json_t *body, struct trust_job *j, struct bh_err *err)
+int srv_trust_body_parse(const char *tls_dir, json_t *body, struct srv_trust_entry *e,
+                         struct bh_err *err)
 {
 	json_t *name = json_object_get(body, "Name"), *role = json_object_get(body, "Role");
 	json_t *cert = json_object_get(body, "Certificate");
 	char cn[256];
 
 	if (!json_is_string(name) ||
-	    bh_strlcpy(j->e.name, json_string_value(name), sizeof(j->e.name)) < 0)
+	    bh_strlcpy(e->name, json_string_value(name), sizeof(e->name)) < 0)
 		return bh_err_set(err, EINVAL, "Name: a string of at most 63 bytes is required");
-	j->e.role = SRV_ROLE_OPERATOR;
+	e->role = SRV_ROLE_OPERATOR;
 	if (role != NULL &&
-	    (!json_is_string(role) || srv_role_parse(json_string_value(role), &j->e.role) < 0))
+	    (!json_is_string(role) || srv_role_parse(json_string_value(role), &e->role) < 0))
 		return bh_err_set(err, EINVAL, "Role: viewer, operator or admin");
 	if (!json_is_string(cert))
 		return bh_err_set(err, EINVAL, "Certificate: a PEM certificate is required");
-	if (srv_tls_cert_entry(req->srv->cfg.tls_dir, json_string_value(cert),
-	                       json_string_length(cert), &j->e, cn, err) < 0)
+	if (srv_tls_cert_entry(tls_dir, json_string_value(cert), json_string_length(cert), e, cn,
+	                       err) < 0)
 		return bh_err_wrap(err, "Certificate");
 	return 0;
 }
@@ -81,7 +81,7 @@ int srv_h_trust_add(struct srv_req *req, struct bh_err *err)
 		return -1;
 	j = bh_calloc(1, sizeof(*j));
 	j->trust = req->srv->trust;
-	if (add_parse(req, body, j, err) < 0) {
+	if (srv_trust_body_parse(req->srv->cfg.tls_dir, body, &j->e, err) < 0) {
 		json_decref(body);
 		free(j);
 		return -1;

@@ -411,6 +411,10 @@ struct srv_trust_entry;
  * unless tls_dir is NULL: fills e->fingerprint and e->expires, and cn. */
 int srv_tls_cert_entry(const char *tls_dir, const char *pem, size_t len,
                        struct srv_trust_entry *e, char cn[256], struct bh_err *err);
+/* h_trust.c: a POST /_berth/trust body {Name, Role, Certificate} checked
+ * into e (the certificate through srv_tls_cert_entry); EINVAL. */
+int srv_trust_body_parse(const char *tls_dir, json_t *body, struct srv_trust_entry *e,
+                         struct bh_err *err);
 /* Identity of the peer of a TLS connection, from its certificate. */
 int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err);
 /* Loads new server cert, key and CA from dir once and installs them into
