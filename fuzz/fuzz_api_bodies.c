@@ -5,7 +5,7 @@
  *     record round trip (ctr_record_json -> ctr_record_parse) that berthd
  *     reads back at start;
  *   1 GET /containers/json's filters: ctr_filters_parse, ctr_filters_match
- *     on a labelled container;
+ *     on a labelled container; POST /images/prune's: srv_image_prune_filters;
  *   2 a POST /containers/{id}/exec body: srv_exec_body_check;
  *   3 path and query words: ctr_name_valid, ctr_signal_parse,
  *     srv_sf_signal_parse, srv_role_parse.
@@ -141,6 +141,15 @@ static void fuzz_filters(const char *text)
 	json_decref(f);
 }
 
+static void fuzz_prune_filters(const char *text)
+{
+	struct bh_err err = {0};
+	bool all;
+
+	if (srv_image_prune_filters(text, &all, &err) < 0)
+		check_err(&err);
+}
+
 static void fuzz_exec(json_t *body)
 {
 	struct srv_exec_info *in = bh_calloc(1, sizeof(*in));
@@ -233,6 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 1:
 		fuzz_filters(text);
+		fuzz_prune_filters(text);
 		break;
 	case 5:
 		body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);

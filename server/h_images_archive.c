@@ -622,7 +622,7 @@ static int prune_work(void *arg, struct bh_err *err)
 }
 
 /* filters={"dangling":["false"]} means all unused images (prune -a). */
-static int prune_filters(const char *text, bool *all, struct bh_err *err)
+int srv_image_prune_filters(const char *text, bool *all, struct bh_err *err)
 {
 	json_t *f, *v, *x;
 	const char *key;
@@ -639,8 +639,10 @@ static int prune_filters(const char *text, bool *all, struct bh_err *err)
 	json_object_foreach(f, key, v)
 	{
 		if (strcmp(key, "dangling") != 0) {
+			/* key lives in f: the message first (found by fuzz_api_bodies) */
+			bh_err_set(err, EINVAL, "invalid filter '%s'", key);
 			json_decref(f);
-			return bh_err_set(err, EINVAL, "invalid filter '%s'", key);
+			return -1;
 		}
 		json_array_foreach(v, i, x)
 		{
@@ -659,7 +661,7 @@ int srv_h_image_prune(struct srv_req *req, struct bh_err *err)
 	struct arc_job *j;
 	bool all;
 
-	if (prune_filters(qget(req, "filters"), &all, err) < 0)
+	if (srv_image_prune_filters(qget(req, "filters"), &all, err) < 0)
 		return -1;
 	j = job_new(req, err);
 	if (j == NULL)

@@ -415,6 +415,9 @@ int srv_tls_cert_entry(const char *tls_dir, const char *pem, size_t len,
  * into e (the certificate through srv_tls_cert_entry); EINVAL. */
 int srv_trust_body_parse(const char *tls_dir, json_t *body, struct srv_trust_entry *e,
                          struct bh_err *err);
+/* h_images_archive.c: POST /images/prune's filters (only "dangling");
+ * *all when it asks for every unused image.  EINVAL. */
+int srv_image_prune_filters(const char *text, bool *all, struct bh_err *err);
 /* Identity of the peer of a TLS connection, from its certificate. */
 int srv_tls_identity(struct lws *wsi, struct srv_identity *id, struct bh_err *err);
 /* Loads new server cert, key and CA from dir once and installs them into
