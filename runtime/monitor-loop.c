@@ -264,7 +264,9 @@ static void record_exit(struct mon *m)
 	struct bh_err err;
 
 	exit_json(m, body, sizeof(body), oom_killed(m));
-	if (bh_write_file_atomic(path, body, strlen(body), 0644, &err) < 0)
+	/* EXEC_ROOT state: rename-atomic is what a crash of berthd or of this
+	 * monitor needs; an fsync here sat on every exit code's path. */
+	if (bh_write_file_volatile(path, body, strlen(body), 0644, &err) < 0)
 		bh_error("exit status: %s", err.msg);
 	mon_attach_broadcast(m, RT_FRAME_EXIT, body, strlen(body));
 	free(path);
