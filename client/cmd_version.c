@@ -80,7 +80,7 @@ int cli_parse_format(struct cli *cli, int argc, char **argv, const char *name, c
 	return n;
 }
 
-static json_t *client_json(const char *context)
+json_t *cli_version_client_json(const char *context)
 {
 	json_t *c =
 	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Version", BERTH_VERSION, "ApiVersion",
@@ -149,7 +149,7 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 	if (r < 0)
 		return r;
 	r = cli_target(cli, &t);
-	client = client_json(t ? t->name : NULL);
+	client = cli_version_client_json(t ? t->name : NULL);
 	if (r == 0)
 		r = cli_api_get_json(cli, "/version", &server);
 	if (json) {

@@ -248,10 +248,12 @@ static int fan_out(struct cli *cli, const struct ctx_selection *sel, const struc
 	 * BERTH_FANOUT_SPAWN=exec re-executes the binary instead (bench/fanout). */
 	if (!bh_str_has_prefix(spawn ? spawn : "", "exec"))
 		p.entry = cli_fanout_entry;
-	/* ps and images with flags it knows: no children at all, one GET per
-	 * host from here; BERTH_FANOUT_SPAWN=fork|exec keeps children (bench). */
-	if (c->table && !f->quiet && !cli->debug && (spawn == NULL || spawn[0] == '\0'))
-		p.fast_path = fast = cli_fan_fast_path(c->name, argc, argv, &p.fast_no_trunc);
+	/* ps, images (info, version in JSON) with flags it knows: no children at
+	 * all, one GET per host from here; BERTH_FANOUT_SPAWN=fork|exec keeps
+	 * children (bench). */
+	if (!f->quiet && !cli->debug && (spawn == NULL || spawn[0] == '\0'))
+		p.fast_path = fast = cli_fan_fast_path(c->name, argc, argv, p.mode == CLI_FAN_JSON,
+		                                       &p.fast_no_trunc);
 	r = cli_fan_run(cli, &p);
 	free(p.argv);
 	free(hosts);

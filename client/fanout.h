@@ -109,8 +109,9 @@ void cli_fan_table_rows(const char *cmd, const char *ctx, const char *out, size_
 /* ---- fanout_fast.c --------------------------------------------------------- */
 /* The API path of a ps or images whose every flag the in-process path knows
  * (ps: -a, --no-trunc, --format json, --filter K=V; images: --no-trunc,
- * --format json), else NULL (children then); caller frees. */
-char *cli_fan_fast_path(const char *cmd, int argc, char **argv, bool *no_trunc);
+ * --format json), of info and version with only --format json when json_mode
+ * (one JSON object per host), else NULL (children then); caller frees. */
+char *cli_fan_fast_path(const char *cmd, int argc, char **argv, bool json_mode, bool *no_trunc);
 /* One host's end as its child would have ended: exit status, its stderr
  * line without "berth: " ("" if none), its stdout (JSON lines); overflow:
  * the output did not fit CLI_FAN_OUT_MAX. */
@@ -125,5 +126,7 @@ int cli_fan_fast_run(const struct cli_fan_plan *p, cli_fan_fast_done fn, void *a
  * -1 when out is full (cmd_ps.c, cmd_image.c). */
 int cli_ps_json_lines(json_t *list, bool no_trunc, struct bh_buf *out);
 int cli_images_json_lines(json_t *list, bool no_trunc, struct bh_buf *out);
+/* version's "Client" object (cmd_version.c). */
+json_t *cli_version_client_json(const char *context);
 
 #endif

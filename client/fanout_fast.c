@@ -106,13 +106,32 @@ static char *images_fast_path(int argc, char **argv, bool *no_trunc)
 	return bh_strdup("/images/json");
 }
 
-char *cli_fan_fast_path(const char *cmd, int argc, char **argv, bool *no_trunc)
+/* info, version: nothing but --format json (-f json, -fjson), as
+ * cmd_version.c's cli_parse_format takes it. */
+static char *whole_fast_path(const char *path, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-fjson") == 0 || is_json_value(argc, argv, &i))
+			continue;
+		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc && strcmp(argv[i + 1], "json") == 0)
+			i++;
+		else
+			return NULL;
+	}
+	return bh_strdup(path);
+}
+
+char *cli_fan_fast_path(const char *cmd, int argc, char **argv, bool json_mode, bool *no_trunc)
 {
 	*no_trunc = false;
 	if (strcmp(cmd, "ps") == 0)
 		return ps_fast_path(argc, argv, no_trunc);
 	if (strcmp(cmd, "images") == 0)
 		return images_fast_path(argc, argv, no_trunc);
+	if (json_mode && strcmp(cmd, "info") == 0)
+		return whole_fast_path("/info", argc, argv);
+	if (json_mode && strcmp(cmd, "version") == 0)
+		return whole_fast_path("/version", argc, argv);
 	return NULL;
 }
 
@@ -170,6 +189,64 @@ static int reply_lines(const struct fast_run *r, const struct cli_multi_get *g, 
 	return 0;
 }
 
+/* info and version: cli_api_get_json's reading of the reply (its messages
+ * carry the label), *doc the parsed body; returns the exit status. */
+static int whole_reply(const struct cli_multi_get *g, json_t **doc, char *msg, size_t n)
+{
+	char label[400], text[600];
+	json_error_t jerr;
+
+	cli_target_label(g->t, label, sizeof(label));
+	if (g->status >= 400) {
+		json_t *b = json_loadb(g->body.data ? g->body.data : "", g->body.len, 0, NULL);
+		json_t *m = json_object_get(b, "message");
+		if (json_is_string(m))
+			cli_sanitize(json_string_value(m), text, sizeof(text));
+		else
+			snprintf(text, sizeof(text), "the daemon answered HTTP %ld", g->status);
+		json_decref(b);
+		snprintf(msg, n, "%s: %s", label, text);
+		return g->status >= 500 ? CLI_EXIT_DAEMON : CLI_EXIT_CMD;
+	}
+	*doc = json_loadb(g->body.data ? g->body.data : "", g->body.len, 0, &jerr);
+	if (*doc != NULL)
+		return 0;
+	snprintf(msg, n, "%s: GET %s: the daemon's reply is not JSON: %s", label, g->path,
+	         jerr.text);
+	return CLI_EXIT_DAEMON;
+}
+
+/* What `info/version --format json` prints: the reply as it is, or
+ * {"Client", "Server"} (Server null when the daemon did not answer). */
+static void whole_out(const struct fast_run *r, const struct cli_multi_get *g, json_t *doc,
+                      struct bh_buf *out, bool *overflow)
+{
+	json_t *v = doc;
+	char *s;
+
+	if (strcmp(r->p->cmd, "version") == 0)
+		v = json_pack("{s:o, s:O}", "Client", cli_version_client_json(g->t->name), "Server",
+		              doc ? doc : json_null());
+	else if (doc == NULL)
+		return; /* info prints nothing when it failed */
+	s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	*overflow = s != NULL && bh_buf_printf(out, "%s\n", s) < 0;
+	free(s);
+	if (v != doc)
+		json_decref(v);
+}
+
+/* --timeout ended it (its child would have been killed), not the connect
+ * timeout of a longer --timeout; curl's clock and ours may differ by a tick. */
+static bool ours_timed_out(const struct cli_multi_get *g, long timeout_s)
+{
+	uint64_t limit = (uint64_t)timeout_s * 1000u;
+
+	if (g->rc != CURLE_OPERATION_TIMEDOUT || timeout_s <= 0)
+		return false;
+	return limit <= FAST_CONNECT_MS || bh_now_ms() - g->started_ms + 100 >= limit;
+}
+
 static void host_done(void *arg, struct cli_multi_get *g)
 {
 	struct fast_run *r = arg;
@@ -177,15 +254,19 @@ static void host_done(void *arg, struct cli_multi_get *g)
 	size_t i = (size_t)(g - r->gs);
 	char msg[FAST_ERR_MAX], label[400];
 	bool timed_out = false, overflow = false;
+	bool whole = strcmp(p->cmd, "info") == 0 || strcmp(p->cmd, "version") == 0;
+	json_t *doc = NULL;
 	struct bh_buf out;
 	int code;
 
 	msg[0] = '\0';
 	bh_buf_init(&out, CLI_FAN_OUT_MAX);
-	if (g->rc == CURLE_OK) {
+	if (g->rc == CURLE_OK && whole) {
+		code = whole_reply(g, &doc, msg, sizeof(msg));
+		whole_out(r, g, doc, &out, &overflow);
+	} else if (g->rc == CURLE_OK) {
 		code = reply_lines(r, g, &out, &overflow, msg, sizeof(msg));
-	} else if (g->rc == CURLE_OPERATION_TIMEDOUT && p->timeout_s > 0 &&
-	           bh_now_ms() - g->started_ms >= (uint64_t)p->timeout_s * 1000u) {
+	} else if (ours_timed_out(g, p->timeout_s)) {
 		timed_out = true; /* the child would have been killed: no line */
 		code = CLI_FAN_EXIT_TIMEOUT;
 	} else {
@@ -193,10 +274,13 @@ static void host_done(void *arg, struct cli_multi_get *g)
 		code = CLI_EXIT_DAEMON;
 		snprintf(msg, sizeof(msg), "%s: ", label);
 		cli_multi_describe(g, msg + strlen(msg), sizeof(msg) - strlen(msg));
+		if (strcmp(p->cmd, "version") == 0)
+			whole_out(r, g, NULL, &out, &overflow);
 	}
 	if (msg[0] != '\0')
 		name_daemon(g->t, code, msg, sizeof(msg));
 	r->fn(r->arg, i, code, timed_out, overflow, msg, &out);
+	json_decref(doc);
 	bh_buf_free(&out);
 	cli_multi_get_free(g);
 }

@@ -1,5 +1,6 @@
-"""Fan-out ps and images in process (client/fanout_fast.c): the same table,
-per-host JSON, errors and exit codes as one child per host
+"""Fan-out ps and images (info and version in JSON) in process
+(client/fanout_fast.c): the same table, per-host JSON, errors and exit codes
+as one child per host
 (BERTH_FANOUT_SPAWN=fork keeps the children), without creating a process;
 flags the fast path does not know still run as children."""
 
@@ -15,7 +16,8 @@ import pytest
 from conftest import free_port
 from test_fanout import NAMES, Silent, ctr, fleet, loaded, per_host  # noqa: F401  (fixtures)
 
-AGO = re.compile(r"(Less than a second|About a minute|About an hour|\d+ \w+) ago")
+AGO = re.compile(r"(Less than a second|About a minute|About an hour|"
+                 r"\d+ (second|minute|hour|day|week|month|year)s?)")
 
 
 def run(cli, *args, spawn=None, timeout=60):
@@ -25,17 +27,19 @@ def run(cli, *args, spawn=None, timeout=60):
 
 def same_text(s):
     """Ages move between two runs; columns may widen with them."""
-    return [re.sub(r"\s+", " ", AGO.sub("AGO", line)).strip() for line in s.splitlines()]
+    return [re.sub(r"\s+", " ", AGO.sub("T", line)).strip() for line in s.splitlines()]
 
 
 def same_json(s):
     out = []
     for line in s.splitlines():
         o = json.loads(line)
-        for row in o["Result"] if isinstance(o["Result"], list) else []:
+        for row in o["Result"] if isinstance(o["Result"], list) else [o["Result"]]:
             if isinstance(row, dict):
-                row.pop("RunningFor", None)
-                row.pop("CreatedSince", None)
+                if isinstance(row.get("Status"), str):
+                    row["Status"] = AGO.sub("T", row["Status"])
+                for k in ("RunningFor", "CreatedSince", "SystemTime", "MemFree", "NGoroutines"):
+                    row.pop(k, None)
         out.append(o)
     return sorted(out, key=lambda o: o["Context"])
 
@@ -59,6 +63,9 @@ def assert_same(cli, *args, json_out=False, timeout=60):
         (["--format", "json", "ps"], True),
         (["images"], False),
         (["images", "--no-trunc", "--format=json"], True),
+        (["--format", "json", "version"], True),
+        (["version", "-f", "json"], True),
+        (["info", "--format", "json"], True),
     ],
 )
 def test_same_output_as_children(loaded, ctr, args, json_out):
@@ -67,6 +74,7 @@ def test_same_output_as_children(loaded, ctr, args, json_out):
     p = assert_same(cli, "-c", "fo-*", *args, json_out=json_out)
     if json_out:
         assert set(per_host(p.out)) == set(NAMES), p.out
+        assert all(o["ExitCode"] == 0 and o["Result"] for o in per_host(p.out).values()), p.out
     elif args[0] == "ps":
         assert sorted(line.split()[0] for line in p.out.splitlines() if ctr in line) == NAMES
     else:
@@ -121,6 +129,15 @@ def test_failures_are_reported_the_same(broken):
     assert res["fo-otherca"]["ExitCode"] == 125 and res["fo-otherca"]["Error"], res
     for n in NAMES:
         assert res[n]["ExitCode"] == 0 and res[n]["Error"] is None, res
+    p = assert_same(cli, "-c", "fo-*", "--timeout", "2", "--format", "json", "version",
+                    json_out=True, timeout=30)
+    res = per_host(p.out)
+    assert res["fo-dead"]["Result"]["Server"] is None, res
+    assert res["fo-dead"]["Result"]["Client"]["Context"] == "fo-dead", res
+    assert res["fo-silent"]["Result"] == [] and res["fo-silent"]["ExitCode"] == 124, res
+    assert all(res[n]["Result"]["Server"]["Version"] for n in NAMES), res
+    assert_same(cli, "-c", "fo-*", "--timeout", "2", "info", "-f", "json", json_out=True,
+                timeout=30)
     p = run(cli, "-c", "fo-*", "--timeout", "2", "--parallel", "2", "ps")
     assert p.out.startswith("CONTEXT") and p.returncode == 1, p
     assert p.err.splitlines()[-1].startswith("berth: 3 of 6 contexts failed: "), p.err
@@ -140,4 +157,5 @@ def test_no_process_is_created(fleet, tmp_path):
 
     assert forks("ps") == []
     assert forks("images", "--format", "json") == []
+    assert forks("--format", "json", "version") == []
     assert len(forks("ps", "-q")) >= len(NAMES)

@@ -236,7 +236,8 @@ static void test_parallel_bound(void **state)
 
 /* Which ps/images lines the in-process path takes (else children), and the
  * API path it GETs: the same as the commands' own. */
-static void fast_case(const char *cmd, const char *args, const char *want, bool want_nt)
+static void fast_case_mode(const char *cmd, const char *args, bool json_mode, const char *want,
+                           bool want_nt)
 {
 	char buf[256], *argv[16] = {(char *)cmd};
 	int argc = 1;
@@ -250,7 +251,7 @@ static void fast_case(const char *cmd, const char *args, const char *want, bool 
 			break;
 		*sp = '\0';
 	}
-	got = cli_fan_fast_path(cmd, argc, argv, &nt);
+	got = cli_fan_fast_path(cmd, argc, argv, json_mode, &nt);
 	if (want == NULL) {
 		assert_null(got);
 		return;
@@ -259,6 +260,12 @@ static void fast_case(const char *cmd, const char *args, const char *want, bool 
 	assert_string_equal(got, want);
 	assert_true(nt == want_nt);
 	free(got);
+}
+
+static void fast_case(const char *cmd, const char *args, const char *want, bool want_nt)
+{
+	fast_case_mode(cmd, args, false, want, want_nt);
+	fast_case_mode(cmd, args, true, want, want_nt);
 }
 
 static void test_fast_path_plan(void **state)
@@ -281,7 +288,15 @@ static void test_fast_path_plan(void **state)
 	fast_case("images", "--no-trunc --format json", "/images/json", true);
 	fast_case("images", "-q", NULL, false);
 	fast_case("images", "-a", NULL, false);
-	fast_case("info", "", NULL, false);
+	fast_case_mode("info", "", false, NULL, false); /* text: children */
+	fast_case_mode("info", "", true, "/info", false);
+	fast_case_mode("info", "--format json", true, "/info", false);
+	fast_case_mode("version", "-f json", true, "/version", false);
+	fast_case_mode("version", "-fjson", true, "/version", false);
+	fast_case_mode("version", "--format=json", true, "/version", false);
+	fast_case_mode("version", "--format yaml", true, NULL, false);
+	fast_case_mode("version", "--help", true, NULL, false);
+	fast_case_mode("exec", "x true", true, NULL, false);
 }
 
 int main(void)
