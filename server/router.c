@@ -40,14 +40,14 @@ const struct srv_route srv_routes[] = {
     {SRV_POST, "/commit", srv_h_commit, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/containers/{id}/export", srv_h_container_export, 0, SRV_ROLE_OPERATOR},
     {SRV_GET, "/_berth/store/check", srv_h_store_check, 0, SRV_ROLE_VIEWER},
-    /* enrollment (h_enroll.c): tokens, CSR -> certificate, renewal */
-    {SRV_POST, "/_berth/trust/tokens", srv_h_trust_token, 64 * 1024, SRV_ROLE_ADMIN},
-    {SRV_POST, "/_berth/enroll", srv_h_enroll, 64 * 1024, SRV_ROLE_ENROLL},
-    {SRV_POST, "/_berth/renew", srv_h_renew, 64 * 1024, SRV_ROLE_VIEWER},
     /* trust management (h_trust.c) */
     {SRV_GET, "/_berth/trust", srv_h_trust_list, 0, SRV_ROLE_ADMIN},
     {SRV_POST, "/_berth/trust", srv_h_trust_add, 0, SRV_ROLE_ADMIN},
     {SRV_DELETE, "/_berth/trust/{name_or_fp}", srv_h_trust_revoke, 0, SRV_ROLE_ADMIN},
+    /* enrollment (h_enroll.c): tokens, CSR -> certificate, renewal */
+    {SRV_POST, "/_berth/trust/tokens", srv_h_trust_token, 64 * 1024, SRV_ROLE_ADMIN},
+    {SRV_POST, "/_berth/enroll", srv_h_enroll, 64 * 1024, SRV_ROLE_ENROLL},
+    {SRV_POST, "/_berth/renew", srv_h_renew, 64 * 1024, SRV_ROLE_VIEWER},
     /* image names with '/' (registry/repo:tag): joined into {name} (h_images_archive.c) */
     {SRV_GET, "/images/{n1}/{n2}/json", srv_h_image_inspect_path, 0, SRV_ROLE_VIEWER},
     {SRV_GET, "/images/{n1}/{n2}/{n3}/json", srv_h_image_inspect_path, 0, SRV_ROLE_VIEWER},
