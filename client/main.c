@@ -25,8 +25,17 @@ void cli_sanitize(const char *s, char *out, size_t outlen)
 
 	if (outlen == 0)
 		return;
-	for (i = 0; s[i] != '\0' && i < outlen - 1; i++)
-		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	for (i = 0; s[i] != '\0' && i < outlen - 1; i++) {
+		unsigned char c = (unsigned char)s[i], next = (unsigned char)s[i + 1];
+		/* C0, DEL, and C1 (U+0080..U+009F, UTF-8 0xC2 0x80..0x9F: CSI
+		 * and friends to a UTF-8 terminal) never reach the terminal. */
+		if (c == 0xc2 && next >= 0x80 && next <= 0x9f && i + 1 < outlen - 1) {
+			out[i] = out[i + 1] = '?';
+			i++;
+			continue;
+		}
+		out[i] = (c < 0x20 || c == 0x7f) ? '?' : s[i];
+	}
 	out[i] = '\0';
 }
 

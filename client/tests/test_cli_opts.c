@@ -114,6 +114,9 @@ static void test_sanitize(void **state)
 	assert_string_equal(out, "a?[2Jb??");
 	cli_sanitize("0123456789abcdefXYZ", out, sizeof(out));
 	assert_string_equal(out, "0123456789abcde");
+	/* UTF-8 C1 controls (CSI U+009B) go too; other UTF-8 stays */
+	cli_sanitize("a\xc2\x9b" "2Jb\xc3\xa9", out, sizeof(out));
+	assert_string_equal(out, "a??2Jb\xc3\xa9");
 }
 
 int main(void)
