@@ -562,6 +562,9 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
                       const char *detach_keys, bool *detached);
 
+/* exec's options (cmd_exec.c), also read by the fan-out to spot -i/-t/-d. */
+#define CLI_EXEC_SHORTOPTS "itde:w:u:"
+extern const struct option cli_exec_longopts[];
 int cmd_exec(struct cli *cli, int argc, char **argv);
 int cmd_exec_kill(struct cli *cli, int argc, char **argv);
 int cmd_attach(struct cli *cli, int argc, char **argv);

@@ -9,7 +9,7 @@
 
 enum { OPT_DETACH_KEYS = 1000, OPT_PRIVILEGED };
 
-static const struct option exec_opts[] = {
+const struct option cli_exec_longopts[] = {
     {"interactive", no_argument, NULL, 'i'},
     {"tty", no_argument, NULL, 't'},
     {"detach", no_argument, NULL, 'd'},
@@ -208,7 +208,8 @@ static int exec_run(struct cli *cli, struct exec_parse *p, const char *container
 int cmd_exec(struct cli *cli, int argc, char **argv)
 {
 	struct exec_parse p = {.body = json_object(), .env = json_array()};
-	struct cli_opts o = {"exec", exec_usage, "itde:w:u:", exec_opts, exec_flag, &p};
+	struct cli_opts o = {"exec",    exec_usage, CLI_EXEC_SHORTOPTS, cli_exec_longopts,
+	                     exec_flag, &p};
 	cleanup_free char **pos = bh_calloc((size_t)argc + 1, sizeof(*pos));
 	int n, rc = -1;
 

@@ -80,7 +80,7 @@ static void scan_listing(const char *cmd, int argc, char **argv, struct fan_flag
 	}
 }
 
-/* exec's options up to CONTAINER, with exec's own option table's shape
+/* exec's options up to CONTAINER, with exec's own option table
  * (client/cmd_exec.c): only -i, -t and -d matter here. */
 static int exec_flag(struct cli *cli, int c, const char *arg, void *data)
 {
@@ -94,18 +94,7 @@ static int exec_flag(struct cli *cli, int c, const char *arg, void *data)
 
 static int scan_exec(struct cli *cli, int argc, char **argv, struct fan_flags *f)
 {
-	static const struct option opts[] = {
-	    {"interactive", no_argument, NULL, 'i'},
-	    {"tty", no_argument, NULL, 't'},
-	    {"detach", no_argument, NULL, 'd'},
-	    {"env", required_argument, NULL, 'e'},
-	    {"workdir", required_argument, NULL, 'w'},
-	    {"user", required_argument, NULL, 'u'},
-	    {"detach-keys", required_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct cli_opts o = {"exec", "", "itde:w:u:", opts, exec_flag, f};
+	struct cli_opts o = {"exec", "", CLI_EXEC_SHORTOPTS, cli_exec_longopts, exec_flag, f};
 	cleanup_free char **pos = bh_calloc((size_t)argc + 1, sizeof(*pos));
 	int n = cli_getopt_until_positional(cli, argc, argv, &o, pos);
 
