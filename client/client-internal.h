@@ -108,6 +108,9 @@ int cli_api_do(struct cli *cli, const struct cli_http_req *rq, struct bh_buf *bo
 /* The daemon's error as docker's CLI words it, "Error response from daemon:
  * <message>", into cli->err with exit_code.  Returns -1. */
 int cli_api_error(struct cli *cli, int exit_code, int status, const struct bh_buf *body);
+/* rq on the command's connection, its body dropped: 0 on < 300, else the
+ * daemon's error as above (exit 1), or a transport failure (125). */
+int cli_api_ok(struct cli *cli, const struct cli_http_req *rq);
 /* rq on the command's connection and its JSON reply; a >= 300 status fails
  * with the daemon's error as above (exit 1), a transport failure with 125. */
 int cli_api_json(struct cli *cli, const struct cli_http_req *rq, json_t **out);

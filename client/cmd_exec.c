@@ -258,8 +258,7 @@ int cmd_exec_kill(struct cli *cli, int argc, char **argv)
 	struct cli_opts o = {"exec-kill", kill_usage, "s:", kill_opts, kill_flag, &sig};
 	cleanup_free char **pos = bh_calloc((size_t)argc + 1, sizeof(*pos));
 	cleanup_free char *id = NULL, *s = NULL, *path = NULL;
-	struct bh_buf body;
-	int n, status;
+	int n;
 
 	n = cli_getopt(cli, argc, argv, &o, pos);
 	if (n < 0)
@@ -271,14 +270,5 @@ int cmd_exec_kill(struct cli *cli, int argc, char **argv)
 	s = cli_url_escape(sig);
 	path = bh_asprintf("/exec/%s/kill?signal=%s", id, s);
 	struct cli_http_req rq = {.method = "POST", .path = path};
-	status = cli_api_do(cli, &rq, &body);
-	if (status < 0)
-		return -1;
-	if (status >= 300) {
-		cli_api_error(cli, CLI_EXIT_CMD, status, &body);
-		bh_buf_free(&body);
-		return -1;
-	}
-	bh_buf_free(&body);
-	return 0;
+	return cli_api_ok(cli, &rq);
 }

@@ -23,9 +23,8 @@ int cmd_tag(struct cli *cli, int argc, char **argv)
 	                              .fn = tag_flag};
 	cleanup_free char **pos = bh_calloc((size_t)argc + 1, sizeof(char *));
 	cleanup_free char *target = NULL, *repo = NULL, *tag = NULL, *path = NULL;
-	struct bh_buf body;
 	char *colon;
-	int n = cli_getopt(cli, argc, argv, &opts, pos), status;
+	int n = cli_getopt(cli, argc, argv, &opts, pos);
 
 	if (n < 0)
 		return n == -2 ? 0 : -1;
@@ -40,14 +39,5 @@ int cmd_tag(struct cli *cli, int argc, char **argv)
 	repo = cli_url_escape(target);
 	path = bh_asprintf("/images/%s/tag?repo=%s&tag=%s", pos[0], repo, tag);
 	struct cli_http_req rq = {.method = "POST", .path = path};
-	status = cli_api_do(cli, &rq, &body);
-	if (status < 0)
-		return -1;
-	if (status >= 300) {
-		cli_api_error(cli, CLI_EXIT_CMD, status, &body);
-		bh_buf_free(&body);
-		return -1;
-	}
-	bh_buf_free(&body);
-	return 0;
+	return cli_api_ok(cli, &rq);
 }

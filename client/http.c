@@ -755,6 +755,19 @@ int cli_api_error(struct cli *cli, int exit_code, int status, const struct bh_bu
 	return cli_fail(cli, exit_code, "Error response from daemon: %s", text);
 }
 
+int cli_api_ok(struct cli *cli, const struct cli_http_req *rq)
+{
+	struct bh_buf body;
+	int status = cli_api_do(cli, rq, &body);
+
+	if (status < 0)
+		return -1;
+	if (status >= 300)
+		cli_api_error(cli, CLI_EXIT_CMD, status, &body);
+	bh_buf_free(&body);
+	return status >= 300 ? -1 : 0;
+}
+
 int cli_api_json(struct cli *cli, const struct cli_http_req *rq, json_t **out)
 {
 	struct bh_buf body;
