@@ -97,6 +97,7 @@ struct mon {
 	uint64_t offset; /* output bytes so far, both streams */
 	bool exited;
 	uint64_t exited_ms;
+	bool output_taken; /* exec: a client that takes output has been attached */
 	int wstatus;
 	char finished_at[40];
 	uint64_t last_progress_ms;

@@ -186,11 +186,21 @@ static bool output_pending(const struct mon *m)
  * come, output is read and dropped.  Returns ms left, -1: not held. */
 static int held_ms(struct mon *m, uint64_t now)
 {
-	if (m->o->exec_id == NULL || m->o->detached || mon_attach_output_clients(m) > 0)
+	if (m->o->exec_id == NULL || m->o->detached)
 		return -1;
+	if (mon_attach_output_clients(m) > 0) {
+		m->output_taken = true;
+		return -1;
+	}
 	if (!m->exited)
 		return INT32_MAX;
-	if (now - m->exited_ms >= RT_MONITOR_STUCK_MS || !output_pending(m))
+	if (now - m->exited_ms >= RT_MONITOR_STUCK_MS)
+		return -1;
+	/* A pty's last bytes can still sit in the tty layer's flip buffer,
+	 * where FIONREAD does not count them (a fast `stty size` lost its
+	 * output that way): until the first client has come, a pty is held
+	 * whatever FIONREAD says.  A pipe's count is exact. */
+	if ((m->output_taken || m->master < 0) && !output_pending(m))
 		return -1;
 	return (int)(RT_MONITOR_STUCK_MS - (now - m->exited_ms));
 }
