@@ -73,6 +73,8 @@ static void build_argv(const struct rt_monitor_opts *o, struct argv_builder *a)
 		arg2(a, "--exec-spec", o->exec_spec);
 	if (o->detached)
 		arg(a, bh_strdup("--detached"));
+	if (o->hold_output && o->exec_id == NULL)
+		arg(a, bh_strdup("--hold-output"));
 	if (o->log_max_size > 0) {
 		arg(a, bh_strdup("--log-max-size"));
 		arg(a, bh_asprintf("%lld", (long long)o->log_max_size));

@@ -23,6 +23,9 @@ struct mon_opts {
 	/* exec mode (--exec): a process in the running container --id */
 	const char *exec_id, *exec_spec;
 	bool detached; /* exec: no client will come; output is discarded */
+	/* container mode: output waits (in the pipe/pty) for the first client
+	 * that takes it, then goes to the log as always (attach before start) */
+	bool hold_output;
 };
 
 int mon_parse_args(int argc, char **argv, struct mon_opts *o, struct bh_err *err);
@@ -97,7 +100,7 @@ struct mon {
 	uint64_t offset; /* output bytes so far, both streams */
 	bool exited;
 	uint64_t exited_ms;
-	bool output_taken; /* exec: a client that takes output has been attached */
+	bool output_taken; /* a client that takes output has been attached */
 	int wstatus;
 	char finished_at[40];
 	uint64_t last_progress_ms;

@@ -143,7 +143,7 @@ static int fill_pollfds(struct mon *m, struct pollfd *p, bool can_read, bool hel
 		p[i].revents = 0;
 	}
 	p[P_SIG].fd = m->sigfd;
-	/* Held exec output still waits for its first client after the exit. */
+	/* Held output still waits for its first client after the exit. */
 	p[P_LISTEN].fd = m->exited && !held ? -1 : m->listen_fd;
 	for (int i = 0; i < m->nout; i++)
 		p[P_OUT0 + i].fd = can_read ? m->out[i].fd : -1;
@@ -179,14 +179,24 @@ static bool output_pending(const struct mon *m)
 	return false;
 }
 
-/* Exec mode: there is no log to keep the output, so it waits in the pipe or
- * pty (the process blocks when it is full) until a client that takes output
- * is attached; after the exit, while some is unread, for at most
- * RT_MONITOR_STUCK_MS (exit.json waits for it).  --detached: nobody will
- * come, output is read and dropped.  Returns ms left, -1: not held. */
+/* Whether output may wait for a client: always in exec mode (no log keeps
+ * it) unless --detached (nobody will come: read and dropped); in container
+ * mode with --hold-output until the first output client came (the log has
+ * everything after that, a client that leaves must not stop the container). */
+static bool holds_output(const struct mon *m)
+{
+	if (m->o->exec_id != NULL)
+		return !m->o->detached;
+	return m->o->hold_output && !m->output_taken;
+}
+
+/* Held output waits in the pipe or pty (the process blocks when it is full)
+ * until a client that takes output is attached; after the exit, while some
+ * is unread, for at most RT_MONITOR_STUCK_MS (exit.json waits for it).
+ * Released output is logged as usual.  Returns ms left, -1: not held. */
 static int held_ms(struct mon *m, uint64_t now)
 {
-	if (m->o->exec_id == NULL || m->o->detached)
+	if (!holds_output(m))
 		return -1;
 	if (mon_attach_output_clients(m) > 0) {
 		m->output_taken = true;

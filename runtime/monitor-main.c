@@ -44,7 +44,8 @@ enum {
 	OPT_HOSTCMD,
 	OPT_EXEC,
 	OPT_EXECSPEC,
-	OPT_DETACHED
+	OPT_DETACHED,
+	OPT_HOLD
 };
 
 static const struct option long_opts[] = {
@@ -63,6 +64,7 @@ static const struct option long_opts[] = {
     {"exec", required_argument, NULL, OPT_EXEC},
     {"exec-spec", required_argument, NULL, OPT_EXECSPEC},
     {"detached", no_argument, NULL, OPT_DETACHED},
+    {"hold-output", no_argument, NULL, OPT_HOLD},
 #ifdef RT_MONITOR_TEST_HOOKS
     {"exec-host-cmd", no_argument, NULL, OPT_HOSTCMD}, /* tests only: argv after "--" */
 #endif
@@ -121,6 +123,9 @@ static int set_opt(struct mon_opts *o, int c, const char *arg, struct bh_err *er
 		return 0;
 	case OPT_DETACHED:
 		o->detached = true;
+		return 0;
+	case OPT_HOLD:
+		o->hold_output = true;
 		return 0;
 	case OPT_MAXSZ:
 		if (bh_parse_size(arg, &o->log_max_size) < 0 || o->log_max_size < 0)

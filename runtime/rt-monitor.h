@@ -8,7 +8,9 @@
  *   berth-monitor --id ID --bundle DIR --state-root DIR --dir EXEC_ROOT/containers/ID
  *                 --log DATA_ROOT/containers/ID/ID-json.log [--log-max-size N]
  *                 [--log-max-files K] [--tty [--tty-size ROWSxCOLS]] [--stdin]
- *                 [--sighup-on-detach] [--sync-fd N]
+ *                 [--sighup-on-detach] [--hold-output] [--sync-fd N]
+ * (--hold-output: the output waits for the first attach client, then is
+ * logged as always; berthd sets it when a client attached before the start)
  * or, for an exec (a new process in the running container ID):
  *   berth-monitor --exec EXEC_ID --id ID --state-root DIR
  *                 --dir EXEC_ROOT/containers/ID/exec/EXEC_ID --exec-spec FILE
@@ -124,6 +126,12 @@ struct rt_monitor_opts {
 	const char *exec_id;
 	const char *exec_spec;
 	bool detached;
+	/* Container mode: hold the output (in the pipe or pty: the container
+	 * blocks when it is full) until the first attach client that takes
+	 * output connects; after the exit at most RT_MONITOR_STUCK_MS.  Held
+	 * output is logged once released.  For a client that attached before
+	 * the start (the first bytes would otherwise reach only the log). */
+	bool hold_output;
 };
 
 /* Starts a monitor (which starts the container) and waits for its report

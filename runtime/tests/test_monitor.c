@@ -564,6 +564,52 @@ static void test_attach_fanout_and_signal(void **state)
 	probe_exited(f, 137, 9);
 }
 
+/* --hold-output (attach before start): the command has written a prompt
+ * (no newline) and a line before the first client connects (the fifo says
+ * so); the client still gets all of it from offset 0, and the log has it in
+ * order once released.  Without the hold the monitor would have read it
+ * already: hello offset 16 and nothing for the client. */
+static void test_hold_output_until_first_client(void **state)
+{
+	struct fx *f = *state;
+	char fifo[PATH_MAX + 16], script[2 * PATH_MAX], line[8];
+	const char *cmd[] = {"/bin/sh", "-c", script, NULL};
+	struct rt_monitor_opts o;
+	struct collected c;
+	struct session s;
+	struct bh_err err;
+	int ff, fd;
+
+	snprintf(fifo, sizeof(fifo), "%s/written", f->tmp);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(script, sizeof(script),
+	         "printf PROMPT; echo ' line'; echo more >&2; echo w > %s; exec cat", fifo);
+	opts_for(f, &o, cmd);
+	o.open_stdin = true;
+	o.hold_output = true;
+	spawn(f, &o);
+	ff = open(fifo, O_RDONLY); /* returns once the command wrote its output */
+	assert_true(ff >= 0);
+	assert_int_equal(read(ff, line, sizeof(line)), 2);
+	close(ff);
+	fd = attach(f);
+	send_frame(fd, RT_FRAME_STDIN, "in\n", 3);
+	send_frame(fd, RT_FRAME_STDIN_EOF, NULL, 0);
+	read_session(fd, &s);
+	close(fd);
+	assert_int_equal(s.hello_offset, 0);
+	assert_string_equal(s.out.data, "PROMPT line\nin\n");
+	assert_string_equal(s.err.data, "more\n");
+	session_free(&s);
+	probe_exited(f, 0, 0);
+	collected_init(&c);
+	assert_int_equal(rt_log_read(f->log, &all_logs, collect_cb, &c, &err), 0);
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.out.data, "PROMPT line\nin\n");
+	assert_string_equal(c.err.data, "more\n");
+	collected_free(&c);
+}
+
 /* Reads frames until the stream so far contains want. */
 static void read_until(int fd, struct bh_buf *seen, const char *want)
 {
@@ -1197,6 +1243,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_exec_failure_reports_errno, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attach_stdin_and_eof, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attach_fanout_and_signal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hold_output_until_first_client, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stdin_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tty_size_and_sighup_on_detach, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outlives_parent_and_probe, setup, teardown),
