@@ -344,6 +344,10 @@ def test_unknown_exec_and_stopped_container(env):
     stopped = api.create(Cmd=["true"])
     msg = api.exec_create(stopped, ["true"], want=409)
     assert msg == f"Container {stopped} is not running"
+    # a created container takes an attach (it waits for the start:
+    # test_attach_start.py); an exited one does not
+    api.start(stopped)
+    assert api.wait(stopped)["StatusCode"] == 0
     with pytest.raises(HandshakeError) as ei:
         api.ws(f"/containers/{stopped}/attach/ws")
     assert ei.value.status == 409

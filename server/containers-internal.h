@@ -83,6 +83,10 @@ struct ctr {
 	uint64_t restart_at_ms;
 	int restart_delay_ms;
 	uint64_t started_mono_ms;
+	/* Attach before start (stream-ws.c): attach sessions waiting for this
+	 * created container's start; > 0 at spawn: the monitor holds output. */
+	int attach_waiting;
+	unsigned start_gen; /* bumped when a start attempt ended (ok or not) */
 	struct ctr_waiter *waiters;
 	struct ctr *next;
 };

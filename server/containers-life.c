@@ -287,6 +287,11 @@ static int spawn_monitor(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *m
 	o.tty = json_is_true(json_object_get(c->config, "Tty"));
 	o.open_stdin = json_is_true(json_object_get(c->config, "OpenStdin"));
 	o.sighup_on_detach = o.tty && o.open_stdin;
+	/* A client attached before the start: its first bytes must wait for it
+	 * (read late: a client that left meanwhile holds nothing). */
+	pthread_mutex_lock(&m->mu);
+	o.hold_output = c->attach_waiting > 0;
+	pthread_mutex_unlock(&m->mu);
 	return rt_monitor_spawn(&o, cpid, mpid, err);
 }
 
@@ -383,6 +388,13 @@ static void start_ok(struct ctr_mgr *m, struct ctr *c, pid_t cpid, pid_t mpid, i
 	ctr_watch(m, c, pidfd);
 }
 
+/* Under mu: attach sessions waiting for c look at it again. */
+static void wake_attach(struct ctr_mgr *m, const struct ctr *c)
+{
+	if (c->attach_waiting > 0 && m->srv != NULL && m->srv->pool != NULL)
+		srv_stream_attach_wake(m->srv);
+}
+
 /* Starts c (a reference held).  policy: a restart by the restart policy,
  * which gives way to a user's stop or start meanwhile. */
 int ctr_start_ref(struct ctr_mgr *m, struct ctr *c, bool policy, struct bh_err *err)
@@ -417,6 +429,8 @@ int ctr_start_ref(struct ctr_mgr *m, struct ctr *c, bool policy, struct bh_err *
 		start_ok(m, c, cpid, mpid, pidfd, started);
 	if (ctr_save(m, c, &e) < 0)
 		bh_warn("%s", e.msg);
+	c->start_gen++;
+	wake_attach(m, c);
 	ctr_release(m, c);
 	pthread_mutex_unlock(&m->mu);
 	if (r == 0)
@@ -619,6 +633,7 @@ void ctr_remove_owned(struct ctr_mgr *m, struct ctr *c)
 	remove_files(m, c);
 	pthread_mutex_lock(&m->mu);
 	unlink_ctr(m, c);
+	wake_attach(m, c);
 	ctr_event(c, "destroy", NULL, 0);
 	ctr_fire_waiters(c, CTR_WAIT_REMOVED, c->exit_code);
 	ctr_release(m, c);

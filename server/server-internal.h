@@ -695,6 +695,9 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err);
 int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binary, bool final);
 int srv_stream_ws_writeable(struct srv_ws *ws);
 void srv_stream_ws_close(struct srv_ws *ws);
+/* Any thread: a container with waiting attach sessions was started (or its
+ * start failed) or removed; they look again on the lws thread. */
+void srv_stream_attach_wake(struct srv_server *srv);
 
 /* ---- events (events.c, events-filter.c, h_events.c; docs/events.md) --------
  * Docker-shaped container and image events and berth's audit events, each

@@ -58,6 +58,10 @@ struct sess {
 	bool pre_connect;    /* the monitor connect has not finished yet */
 	struct bh_buf early; /* what the client sent meanwhile (EARLY_HDR records) */
 	struct srv_sf_rx rx;
+	/* attach before start: waiting for the created container's start */
+	bool waiting;
+	unsigned start_gen; /* the container's when the wait began */
+	struct sess *wait_next;
 };
 
 static void sess_unref(struct sess *s)
@@ -367,7 +371,10 @@ static void early_keep(struct sess *s, const void *data, size_t len, bool binary
 		sess_fail(s, 1008, "too much input before the process was connected");
 		return;
 	}
-	rx_pause(s, true);
+	/* A session waiting for the start keeps reading (bounded above): with
+	 * rx off, a client that leaves meanwhile would go unnoticed. */
+	if (!s->waiting)
+		rx_pause(s, true);
 }
 
 static int feed(struct sess *s, const void *data, size_t len, bool binary, bool final)
@@ -412,6 +419,109 @@ int srv_stream_ws_rx(struct srv_ws *ws, const void *data, size_t len, bool binar
 	return 0;
 }
 
+/* ---- attach before start --------------------------------------------------------------- */
+
+/* lws thread only: sessions attached to a created container, waiting for
+ * its start (each counted in its struct ctr's attach_waiting). */
+static struct sess *waiting_list;
+
+static void wait_unlink(struct sess *s)
+{
+	for (struct sess **p = &waiting_list; *p; p = &(*p)->wait_next) {
+		if (*p == s) {
+			*p = s->wait_next;
+			break;
+		}
+	}
+	s->wait_next = NULL;
+	s->waiting = false;
+}
+
+/* Under mu: c is s's container, if it still exists. */
+static struct ctr *wait_ctr(struct ctr_mgr *m, const struct sess *s)
+{
+	struct ctr *c;
+	struct bh_err ignore;
+
+	if (ctr_lookup(m->list, s->ctr_id, &c, &ignore) < 0 || strcmp(c->id, s->ctr_id) != 0)
+		return NULL;
+	return c;
+}
+
+/* The session stops waiting (the client left, or the start is over). */
+static void wait_end(struct sess *s)
+{
+	struct ctr_mgr *m = s->srv->ctrs;
+	struct ctr *c;
+
+	wait_unlink(s);
+	pthread_mutex_lock(&m->mu);
+	if ((c = wait_ctr(m, s)) != NULL && c->attach_waiting > 0)
+		c->attach_waiting--;
+	pthread_mutex_unlock(&m->mu);
+}
+
+enum wait_state { WAIT_ON, WAIT_STARTED, WAIT_FAILED, WAIT_GONE };
+
+/* Under mu: where the start of s's container stands; why, when it failed. */
+static enum wait_state wait_state(struct ctr_mgr *m, const struct sess *s, char *why, size_t cap)
+{
+	struct ctr *c = wait_ctr(m, s);
+
+	if (c == NULL || c->removed || c->status == CTR_REMOVING || c->status == CTR_DEAD)
+		return WAIT_GONE;
+	if (c->status != CTR_CREATED)
+		return WAIT_STARTED;
+	if (c->start_gen == s->start_gen)
+		return WAIT_ON;
+	bh_strlcpy(why, c->error[0] ? c->error : "unknown error", cap);
+	return WAIT_FAILED;
+}
+
+static void attach_connect(struct sess *s);
+
+static void wait_check(struct sess *s)
+{
+	struct ctr_mgr *m = s->srv->ctrs;
+	char why[512], msg[600];
+	enum wait_state st;
+
+	pthread_mutex_lock(&m->mu);
+	st = wait_state(m, s, why, sizeof(why));
+	pthread_mutex_unlock(&m->mu);
+	if (st == WAIT_ON)
+		return;
+	wait_end(s);
+	if (st == WAIT_STARTED) {
+		attach_connect(s);
+		return;
+	}
+	if (st == WAIT_GONE)
+		snprintf(msg, sizeof(msg), "container %.12s was removed before it started",
+		         s->ctr_id);
+	else
+		snprintf(msg, sizeof(msg), "container %.12s did not start: %s", s->ctr_id, why);
+	sess_fail(s, 1011, msg);
+}
+
+static void wake_done(void *arg, int rc, const struct bh_err *err)
+{
+	struct sess *s = waiting_list, *next;
+
+	(void)arg;
+	(void)rc;
+	(void)err;
+	for (; s != NULL; s = next) {
+		next = s->wait_next;
+		wait_check(s);
+	}
+}
+
+void srv_stream_attach_wake(struct srv_server *srv)
+{
+	srv_pool_submit(srv->pool, NULL, wake_done, NULL);
+}
+
 void srv_stream_ws_close(struct srv_ws *ws)
 {
 	struct sess *s = ws->user;
@@ -420,6 +530,8 @@ void srv_stream_ws_close(struct srv_ws *ws)
 		return;
 	ws->user = NULL;
 	s->ws = NULL;
+	if (s->waiting)
+		wait_end(s); /* nobody to hold the container's output for */
 	/* Closing our end of attach.sock is the detach: a TTY session gets its
 	 * SIGHUP from the monitor (interactive), a non-TTY one runs on. */
 	srv_bridge_free(steal_pointer(&s->br));
@@ -622,15 +734,37 @@ static bool query_flag(struct lws *wsi, const char *name, bool dflt)
 	return !(v[0] == '\0' || strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
 }
 
+/* Running, or created (attach before start: the session waits for the
+ * start); a stopped container is a 409 (EBUSY). */
 int srv_stream_attach_check(struct srv_server *srv, const struct srv_params *params,
                             struct bh_err *err)
 {
 	struct ctr_mgr *m = mgr_of(srv, err);
-	char cid[65];
+	struct ctr *c;
+	int r = 0;
 
 	if (m == NULL)
 		return -1;
-	return srv_exec_ctr_running(m, param_id(params), cid, err);
+	pthread_mutex_lock(&m->mu);
+	if (ctr_lookup(m->list, param_id(params), &c, err) < 0)
+		r = -1;
+	else if (c->removed || (c->status != CTR_RUNNING && c->status != CTR_CREATED))
+		r = bh_err_set(err, EBUSY, "Container %s is not running", c->id);
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+/* Under mu: a created container gets s as a waiting session (its spawn
+ * will then hold the output for it). */
+static void wait_begin(struct ctr *c, struct sess *s)
+{
+	if (c->status != CTR_CREATED || c->removed)
+		return;
+	c->attach_waiting++;
+	s->start_gen = c->start_gen;
+	s->waiting = true;
+	s->wait_next = waiting_list;
+	waiting_list = s;
 }
 
 static int attach_config(struct ctr_mgr *m, const char *ref, struct sess *s, bool *open_stdin,
@@ -648,17 +782,30 @@ static int attach_config(struct ctr_mgr *m, const char *ref, struct sess *s, boo
 	s->tty = json_is_true(json_object_get(c->config, "Tty"));
 	*open_stdin = json_is_true(json_object_get(c->config, "OpenStdin"));
 	dir = ctr_exec_path(m, c);
+	wait_begin(c, s);
 	pthread_mutex_unlock(&m->mu);
 	bh_strlcpy(s->dir, dir, sizeof(s->dir));
 	free(dir);
 	return 0;
 }
 
+/* The connect runs on the pool: a stopped monitor with a full listen
+ * backlog would block it, and the lws thread must never block. */
+static void attach_connect(struct sess *s)
+{
+	struct exec_job *j = bh_calloc(1, sizeof(*j));
+
+	rx_pause(s, true); /* again until connected (a waiting session read) */
+	j->s = s;
+	j->m = s->srv->ctrs;
+	s->refs++;
+	srv_pool_submit(s->srv->pool, exec_work, exec_done, j);
+}
+
 int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
 {
 	struct ctr_mgr *m = mgr_of(ws->srv, err);
 	struct sess *s;
-	struct exec_job *j;
 	bool open_stdin = false;
 
 	if (m == NULL)
@@ -669,12 +816,11 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
 	s->want_stdin = open_stdin && query_flag(ws->wsi, "stdin=", false);
 	s->want_stdout = query_flag(ws->wsi, "stdout=", true);
 	s->want_stderr = query_flag(ws->wsi, "stderr=", true);
-	/* The connect runs on the pool: a stopped monitor with a full listen
-	 * backlog would block it, and the lws thread must never block. */
-	j = bh_calloc(1, sizeof(*j));
-	j->s = s;
-	j->m = m;
-	s->refs++;
-	srv_pool_submit(ws->srv->pool, exec_work, exec_done, j);
+	if (s->waiting) {
+		bh_debug("stream %s: waiting for the start", s->ctr_id);
+		rx_pause(s, false); /* its frames are kept (bounded) until the start */
+		return 0;
+	}
+	attach_connect(s);
 	return 0;
 }
