@@ -545,6 +545,11 @@ struct cli_session_opts {
 	const struct cli_detach *keys; /* NULL or len 0: no detaching */
 	int in_fd, out_fd, err_fd;
 	const struct cli_ws_prelude *prelude; /* NULL, or the request that names the path */
+	/* NULL, or called once the upgrade returned 101, before the session
+	 * runs (run -it starts the container there: attach before start, so no
+	 * first byte is lost).  < 0: cli->err is set, the session is dropped. */
+	int (*upgraded)(void *arg);
+	void *upgraded_arg;
 };
 struct cli_session_result {
 	bool exited, detached;
@@ -561,9 +566,12 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
                        bool *detached);
 
 /* cmd_attach.c, also for run -it: the attach stream of a container whose
- * name is URL-escaped already; the exit code or < 0 with cli->err. */
+ * name is URL-escaped already; the exit code or < 0 with cli->err.
+ * upgraded (NULL: none) runs once attached: run -it starts the container
+ * there (the daemon holds a created container's output for us). */
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
-                      const char *detach_keys, bool *detached);
+                      const char *detach_keys, int (*upgraded)(void *), void *arg,
+                      bool *detached);
 
 /* exec's options (cmd_exec.c), also read by the fan-out to spot -i/-t/-d. */
 #define CLI_EXEC_SHORTOPTS "itde:w:u:"

@@ -56,7 +56,8 @@ static int attach_flag(struct cli *cli, int c, const char *arg, void *data)
 	}
 }
 
-/* Tty and OpenStdin of the container; it must be running. */
+/* Tty and OpenStdin of the container; it must be running, or created (the
+ * stream then waits for its start). */
 static int container_modes(struct cli *cli, const char *esc, bool *tty, bool *open_stdin)
 {
 	cleanup_free char *path = bh_asprintf("/containers/%s/json", esc);
@@ -69,7 +70,10 @@ static int container_modes(struct cli *cli, const char *esc, bool *tty, bool *op
 	state = json_object_get(doc, "State");
 	*tty = json_is_true(json_object_get(cfg, "Tty"));
 	*open_stdin = json_is_true(json_object_get(cfg, "OpenStdin"));
-	if (!json_is_true(json_object_get(state, "Running")))
+	const char *status = json_string_value(json_object_get(state, "Status"));
+
+	if (!json_is_true(json_object_get(state, "Running")) &&
+	    (status == NULL || strcmp(status, "created") != 0))
 		rc = cli_fail(cli, CLI_EXIT_CMD,
 		              "You cannot attach to a stopped container, start it first");
 	json_decref(doc);
@@ -78,7 +82,8 @@ static int container_modes(struct cli *cli, const char *esc, bool *tty, bool *op
 
 /* Shared with run -it: the attach stream of container (escaped already). */
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
-                      const char *detach_keys, bool *detached)
+                      const char *detach_keys, int (*upgraded)(void *), void *arg,
+                      bool *detached)
 {
 	struct cli_detach keys;
 	struct bh_err err = {0};
@@ -98,6 +103,8 @@ int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool 
 	    .in_fd = 0,
 	    .out_fd = 1,
 	    .err_fd = 2,
+	    .upgraded = upgraded,
+	    .upgraded_arg = arg,
 	};
 	return cli_stream_session(cli, path, &o, detached);
 }
@@ -120,5 +127,5 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 	if (container_modes(cli, esc, &tty, &open_stdin) < 0)
 		return -1;
 	return cli_attach_stream(cli, esc, tty, open_stdin && !p.no_stdin, p.sig_proxy,
-	                         p.detach_keys, NULL);
+	                         p.detach_keys, NULL, NULL, NULL);
 }

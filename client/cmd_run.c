@@ -1,5 +1,5 @@
 /* berth run / berth create, part two: the create request, then (run)
- * start, the logs stream demuxed to our stdout/stderr, our signals
+ * start (-i/-t: after the attach stream is up), the logs stream demuxed to our stdout/stderr, our signals
  * forwarded, and the container's exit code as ours (asked for after the
  * output on the same connection, or, with a restart policy, waited for on a
  * second one opened before the start).  The daemon's replies are untrusted
@@ -302,11 +302,11 @@ static int begin_wait(struct cli *cli, const char *id, struct cli_http **wh)
 static int wait_then_start(struct cli *cli, const char *id, struct cli_http **wh)
 {
 	if (begin_wait(cli, id, wh) < 0) {
-		cli_http_close(*wh);
+		cli_http_close(steal_pointer(wh));
 		return -1;
 	}
 	if (container_post(cli, id, "start", CLI_EXIT_RUN) < 0) {
-		cli_http_close(*wh);
+		cli_http_close(steal_pointer(wh));
 		cli->exit_code = start_failure_code(cli, id);
 		return -1;
 	}
@@ -375,19 +375,34 @@ static int run_attached(struct cli *cli, const struct cli_run *r, const char *id
 	return rc;
 }
 
-/* run -i / -t: the attach stream (raw terminal, stdin, detach keys) after
- * start, the wait (sent before start) for the status.  A detach leaves the
- * container running and skips --rm, as docker. */
+struct streamed_start {
+	struct cli *cli;
+	const char *id;
+	struct cli_http **wh;
+};
+
+static int start_when_attached(void *arg)
+{
+	struct streamed_start *st = arg;
+
+	return wait_then_start(st->cli, st->id, st->wh);
+}
+
+/* run -i / -t: the attach stream (raw terminal, stdin, detach keys) first,
+ * the start once the daemon accepted it (it holds the created container's
+ * output for us: a shell's first prompt or a quick command's whole output
+ * is never lost), the wait (sent before start) for the status.  A detach
+ * leaves the container running and skips --rm, as docker. */
 static int run_streamed(struct cli *cli, const struct cli_run *r, const char *id, bool *detached)
 {
 	struct cli_http *wh = NULL;
+	struct streamed_start st = {cli, id, &wh};
 	struct bh_err err = {0};
 	struct bh_buf body;
 	int status, rc;
 
-	if (wait_then_start(cli, id, &wh) < 0)
-		return -1;
-	rc = cli_attach_stream(cli, id, r->tty, r->interactive, true, NULL, detached);
+	rc = cli_attach_stream(cli, id, r->tty, r->interactive, true, NULL, start_when_attached,
+	                       &st, detached);
 	if (rc < 0 || *detached) {
 		cli_http_close(wh);
 		return rc;

@@ -303,6 +303,10 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
 	if (status != 101)
 		return connect_failed(cli, t, status, &body, &err);
 	bh_buf_free(&body);
+	if (o->upgraded != NULL && o->upgraded(o->upgraded_arg) < 0) {
+		cli_ws_free(s.ws);
+		return -1;
+	}
 	if (o->keys != NULL && o->tty)
 		s.keys = *o->keys;
 	s.in = bh_malloc(CLI_STREAM_DATA_MAX);
