@@ -30,6 +30,12 @@ struct mon_client {
 	/* output ring */
 	uint8_t *ring;
 	size_t head, len;
+	/* a frame whose payload moves from the output pipe straight to the
+	 * socket (mon_attach_splice): its header and everything before it are
+	 * the ring's first splice_at bytes, the payload comes next */
+	int splice_fd;
+	uint32_t splice_left;
+	size_t splice_at;
 	/* input parsing */
 	uint8_t hdr[RT_MONITOR_FRAME_HDR];
 	size_t hdr_got;
@@ -44,6 +50,11 @@ struct mon_client {
 static size_t ring_free(const struct mon_client *c)
 {
 	return RT_MONITOR_CLIENT_BUF - c->len;
+}
+
+static bool has_output_queued(const struct mon_client *c)
+{
+	return c->len > 0 || c->splice_left > 0;
 }
 
 static void ring_push(struct mon_client *c, const void *data, size_t len)
@@ -120,9 +131,13 @@ void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
 
 bool mon_attach_room(struct mon *m, size_t len)
 {
-	for (struct mon_client *c = m->clients; c; c = c->next)
-		if (!c->dead && !c->no_output && ring_free(c) < len + RT_MONITOR_FRAME_HDR)
+	for (struct mon_client *c = m->clients; c; c = c->next) {
+		if (c->dead || c->no_output)
+			continue;
+		/* nobody reads the pipe whose bytes are still on their way */
+		if (c->splice_left > 0 || ring_free(c) < len + RT_MONITOR_FRAME_HDR)
 			return false;
+	}
 	return true;
 }
 
@@ -147,7 +162,7 @@ int mon_attach_count(struct mon *m)
 bool mon_attach_pending(struct mon *m)
 {
 	for (struct mon_client *c = m->clients; c; c = c->next)
-		if (c->len > 0)
+		if (has_output_queued(c))
 			return true;
 	return false;
 }
@@ -167,7 +182,7 @@ int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
 		short ev = 0;
 		if (may_read(m, c) && !m->exited)
 			ev |= POLLIN;
-		if (c->len > 0)
+		if (has_output_queued(c))
 			ev |= POLLOUT;
 		/* Not polled at all while it may not be read: a hung-up peer
 		 * would otherwise wake us in a loop (POLLHUP is always on). */
@@ -179,26 +194,97 @@ int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
 	return n;
 }
 
-static void flush_client(struct mon_client *c)
+/* Sends the ring's first want bytes; false while the socket is full (or the
+ * client died). */
+static bool send_ring(struct mon_client *c, size_t want)
 {
-	while (c->len > 0) {
+	while (want > 0) {
 		size_t chunk = RT_MONITOR_CLIENT_BUF - c->head;
-		if (chunk > c->len)
-			chunk = c->len;
+		if (chunk > want)
+			chunk = want;
 		ssize_t n = send(c->fd, c->ring + c->head, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+			return false;
 		if (n <= 0) {
 			c->dead = true;
-			return;
+			return false;
 		}
 		c->head = (c->head + (size_t)n) % RT_MONITOR_CLIENT_BUF;
 		c->len -= (size_t)n;
+		want -= (size_t)n;
+		if (c->splice_left > 0)
+			c->splice_at -= (size_t)n;
 		c->stuck_since = 0;
 	}
-	c->head = 0;
+	if (c->len == 0)
+		c->head = 0;
+	return true;
+}
+
+/* The pipe holds at least splice_left bytes (counted by FIONREAD, and no one
+ * else reads it meanwhile), so EAGAIN means the socket is full. */
+static bool send_spliced(struct mon_client *c)
+{
+	while (c->splice_left > 0) {
+		ssize_t n = splice(c->splice_fd, NULL, c->fd, NULL, c->splice_left,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return false;
+		if (n <= 0) {
+			c->dead = true;
+			return false;
+		}
+		c->splice_left -= (uint32_t)n;
+		c->stuck_since = 0;
+	}
+	return true;
+}
+
+static void flush_client(struct mon_client *c)
+{
+	if (c->splice_left > 0 && (!send_ring(c, c->splice_at) || !send_spliced(c)))
+		return;
+	send_ring(c, c->len);
+}
+
+/* The only client that takes output, if there is exactly one. */
+static struct mon_client *only_output_client(struct mon *m)
+{
+	struct mon_client *only = NULL;
+
+	for (struct mon_client *c = m->clients; c; c = c->next) {
+		if (c->dead || c->no_output)
+			continue;
+		if (only != NULL)
+			return NULL;
+		only = c;
+	}
+	return only;
+}
+
+ssize_t mon_attach_splice(struct mon *m, int fd, int type)
+{
+	struct mon_client *c = only_output_client(m);
+	uint8_t hdr[RT_MONITOR_FRAME_HDR];
+	int avail = 0;
+
+	if (c == NULL || c->splice_left > 0 || ring_free(c) < sizeof(hdr) + MON_EXIT_RESERVE)
+		return 0;
+	if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0)
+		return 0; /* at EOF (or nothing yet): read() says which */
+	if (avail > RT_MONITOR_FRAME_MAX)
+		avail = RT_MONITOR_FRAME_MAX;
+	rt_frame_header(hdr, type, (uint32_t)avail);
+	ring_push(c, hdr, sizeof(hdr));
+	c->splice_fd = fd;
+	c->splice_left = (uint32_t)avail;
+	c->splice_at = c->len;
+	flush_client(c);
+	return avail;
 }
 
 void mon_close_stdin(struct mon *m)
@@ -357,6 +443,8 @@ static void free_client(struct mon *m, struct mon_client *c)
 {
 	if (m->stdin_owner == c)
 		m->stdin_owner = NULL;
+	/* what it did not take is still in the pipe: read again for others */
+	m->offset -= c->splice_left;
 	if (c->interactive && --m->n_interactive == 0 && m->o->sighup_on_detach && m->master >= 0 &&
 	    !m->exited && m->pidfd >= 0) {
 		bh_info("last interactive client left: SIGHUP to the container");
@@ -390,7 +478,7 @@ void mon_attach_events(struct mon *m, struct pollfd *p, int n)
 	 * mon_attach_pollfds() and here (accepts and sweeps come after). */
 	for (struct mon_client *c = m->clients; c && i < n; c = c->next, i++) {
 		short ev = p[i].revents;
-		if ((ev & (POLLOUT | POLLHUP | POLLERR)) && c->len > 0)
+		if ((ev & (POLLOUT | POLLHUP | POLLERR)) && has_output_queued(c))
 			flush_client(c);
 		if ((ev & (POLLIN | POLLHUP | POLLERR)) && (may_read(m, c) || m->exited))
 			read_client(m, c);
@@ -403,13 +491,13 @@ int mon_attach_reap_stuck(struct mon *m, uint64_t now)
 	int next = -1;
 
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		bool blocking =
-		    ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
+		bool blocking = c->splice_left > 0 ||
+		                ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
 		if ((!blocking || c->no_output) && !m->exited) {
 			c->stuck_since = 0;
 			continue;
 		}
-		if (c->len == 0)
+		if (!has_output_queued(c))
 			continue;
 		if (c->stuck_since == 0)
 			c->stuck_since = now;

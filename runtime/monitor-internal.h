@@ -115,6 +115,12 @@ int mon_loop(struct mon *m);
 void mon_attach_accept(struct mon *m);
 /* Queues a frame to every client; the caller checked mon_attach_room(). */
 void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len);
+/* When exactly one client takes output: queues a frame of what pipe fd
+ * holds now (at most RT_MONITOR_FRAME_MAX) whose payload splice() moves from
+ * the pipe to that client's socket, never through our memory.  Returns the
+ * payload length, 0 when it cannot (then read() as usual).  Until it is
+ * sent, mon_attach_room() is false: the pipe is not read meanwhile. */
+ssize_t mon_attach_splice(struct mon *m, int fd, int type);
 /* True when every client can take a frame of len payload bytes. */
 bool mon_attach_room(struct mon *m, size_t len);
 /* Fills pollfds for the clients; returns how many. */
