@@ -46,6 +46,25 @@ def ping(host, port, tlsdir, n):
     print("%.9f" % statistics.median(times[5:]))
 
 
+def drain(fd):
+    """Reads fd to its end (EOF, or EIO from a pty whose last slave closed)
+    into one preallocated buffer; returns the byte count.  os.read() would
+    allocate a fresh 1 MiB bytes object per call: measured 0.75-0.86 CPU-s
+    per GiB in this consumer alone (readv: 0.24-0.34), as much as berthd's
+    whole share, taken from the same two cores as the stream measured."""
+    buf = bytearray(CHUNK)
+    got = 0
+    while True:
+        try:
+            n = os.readv(fd, [buf])
+        except OSError:
+            break
+        if not n:
+            break
+        got += n
+    return got
+
+
 def stream(nbytes, use_pty, cmd):
     """Runs CMD, reads its stdout to the end; prints bytes per second.
     With --pty its stdin is a terminal (berth exec -t wants one)."""
@@ -58,13 +77,7 @@ def stream(nbytes, use_pty, cmd):
     p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE)
     if slave is not None:
         os.close(slave)
-    got = 0
-    fd = p.stdout.fileno()
-    while True:
-        b = os.read(fd, CHUNK)
-        if not b:
-            break
-        got += len(b)
+    got = drain(p.stdout.fileno())
     rc = p.wait()
     dt = time.perf_counter() - t0
     if master is not None:
@@ -86,15 +99,7 @@ def pty_alone(nbytes):
     p = subprocess.Popen(["dd", "if=/dev/zero", "bs=1048576", "count=%d" % count,
                           "status=none"], stdout=slave)
     os.close(slave)
-    got = 0
-    while True:
-        try:
-            b = os.read(master, 1 << 16)
-        except OSError:  # EIO: the last slave fd closed
-            break
-        if not b:
-            break
-        got += len(b)
+    got = drain(master)
     rc = p.wait()
     dt = time.perf_counter() - t0
     os.close(master)
