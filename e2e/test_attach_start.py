@@ -203,3 +203,21 @@ def test_attach_to_an_exited_container_is_still_409(env):
         assert ei.value.status == 409
     finally:
         api.rm(cid)
+
+
+def test_attach_without_output_waits_but_holds_nothing(env):
+    api, _ = env
+    cid = api.create(Cmd=["sh", "-c", "echo not-for-this-client; exit 3"])
+    s = Session(api.ws(f"/containers/{cid}/attach/ws?stdout=0&stderr=0"))
+    try:
+        t0 = time.monotonic()
+        api.start(cid)
+        assert s.pump()["code"] == 3
+        assert bytes(s.out[STDOUT]) == b""
+        # it never takes output, so it must not hold any (30 s after the exit)
+        assert api.wait(cid)["StatusCode"] == 3
+        assert time.monotonic() - t0 < 15
+        assert b"not-for-this-client\n" in api.logs(cid)[1]
+    finally:
+        s.ws.close()
+        api.rm(cid)

@@ -84,8 +84,9 @@ struct ctr {
 	int restart_delay_ms;
 	uint64_t started_mono_ms;
 	/* Attach before start (stream-ws.c): attach sessions waiting for this
-	 * created container's start; > 0 at spawn: the monitor holds output. */
-	int attach_waiting;
+	 * created container's start, and those of them that take output
+	 * (attach_holds > 0 at spawn: the monitor holds the output). */
+	int attach_waiting, attach_holds;
 	unsigned start_gen; /* bumped when a start attempt ended (ok or not) */
 	struct ctr_waiter *waiters;
 	struct ctr *next;

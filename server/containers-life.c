@@ -290,7 +290,7 @@ static int spawn_monitor(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *m
 	/* A client attached before the start: its first bytes must wait for it
 	 * (read late: a client that left meanwhile holds nothing). */
 	pthread_mutex_lock(&m->mu);
-	o.hold_output = c->attach_waiting > 0;
+	o.hold_output = c->attach_holds > 0;
 	pthread_mutex_unlock(&m->mu);
 	return rt_monitor_spawn(&o, cpid, mpid, err);
 }

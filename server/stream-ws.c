@@ -60,6 +60,7 @@ struct sess {
 	struct srv_sf_rx rx;
 	/* attach before start: waiting for the created container's start */
 	bool waiting;
+	bool holds;         /* counted in attach_holds: it takes output */
 	unsigned start_gen; /* the container's when the wait began */
 	struct sess *wait_next;
 };
@@ -456,9 +457,13 @@ static void wait_end(struct sess *s)
 
 	wait_unlink(s);
 	pthread_mutex_lock(&m->mu);
-	if ((c = wait_ctr(m, s)) != NULL && c->attach_waiting > 0)
+	if ((c = wait_ctr(m, s)) != NULL) {
 		c->attach_waiting--;
+		if (s->holds)
+			c->attach_holds--;
+	}
 	pthread_mutex_unlock(&m->mu);
+	s->holds = false;
 }
 
 enum wait_state { WAIT_ON, WAIT_STARTED, WAIT_FAILED, WAIT_GONE };
@@ -754,13 +759,17 @@ int srv_stream_attach_check(struct srv_server *srv, const struct srv_params *par
 	return r;
 }
 
-/* Under mu: a created container gets s as a waiting session (its spawn
- * will then hold the output for it). */
+/* Under mu: a created container gets s as a waiting session; its spawn
+ * then holds the output for s, unless s takes none (a no-output client
+ * would never release it). */
 static void wait_begin(struct ctr *c, struct sess *s)
 {
 	if (c->status != CTR_CREATED || c->removed)
 		return;
+	s->holds = s->want_stdout || s->want_stderr;
 	c->attach_waiting++;
+	if (s->holds)
+		c->attach_holds++;
 	s->start_gen = c->start_gen;
 	s->waiting = true;
 	s->wait_next = waiting_list;
@@ -811,11 +820,11 @@ int srv_stream_attach_open(struct srv_ws *ws, struct bh_err *err)
 	if (m == NULL)
 		return -1;
 	s = sess_new(ws);
+	s->want_stdout = query_flag(ws->wsi, "stdout=", true);
+	s->want_stderr = query_flag(ws->wsi, "stderr=", true);
 	if (attach_config(m, param_id(&ws->params), s, &open_stdin, err) < 0)
 		return -1;
 	s->want_stdin = open_stdin && query_flag(ws->wsi, "stdin=", false);
-	s->want_stdout = query_flag(ws->wsi, "stdout=", true);
-	s->want_stderr = query_flag(ws->wsi, "stderr=", true);
 	if (s->waiting) {
 		bh_debug("stream %s: waiting for the start", s->ctr_id);
 		rx_pause(s, false); /* its frames are kept (bounded) until the start */
