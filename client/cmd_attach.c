@@ -82,8 +82,7 @@ static int container_modes(struct cli *cli, const char *esc, bool *tty, bool *op
 
 /* Shared with run -it: the attach stream of container (escaped already). */
 int cli_attach_stream(struct cli *cli, const char *esc, bool tty, bool in, bool sig_proxy,
-                      const char *detach_keys, int (*upgraded)(void *), void *arg,
-                      bool *detached)
+                      const char *detach_keys, int (*upgraded)(void *), void *arg, bool *detached)
 {
 	struct cli_detach keys;
 	struct bh_err err = {0};

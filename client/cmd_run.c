@@ -1,9 +1,9 @@
 /* berth run / berth create, part two: the create request, then (run)
- * start (-i/-t: after the attach stream is up), the logs stream demuxed to our stdout/stderr, our signals
- * forwarded, and the container's exit code as ours (asked for after the
- * output on the same connection, or, with a restart policy, waited for on a
- * second one opened before the start).  The daemon's replies are untrusted
- * text. */
+ * start (-i/-t: once the attach stream is up), the logs stream demuxed to
+ * our stdout/stderr, our signals forwarded, and the container's exit code
+ * as ours (asked for after the output on the same connection, or, with a
+ * restart policy, waited for on a second one opened before the start).
+ * The daemon's replies are untrusted text. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
