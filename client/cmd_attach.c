@@ -17,8 +17,8 @@ static const struct option attach_opts[] = {
 
 static const char attach_usage[] =
     "Usage: berth attach [OPTIONS] CONTAINER\n\n"
-    "Attach our stdin, stdout and stderr to a running container; exits with its\n"
-    "exit code, or 0 after detaching.\n\n"
+    "Attach our stdin, stdout and stderr to a running container (a created one:\n"
+    "from its start on); exits with its exit code, or 0 after detaching.\n\n"
     "      --detach-keys KEYS   keys that detach (default \"" CLI_DETACH_DEFAULT "\",\n"
     "                           \"\" for none)\n"
     "      --no-stdin           do not forward stdin\n"
