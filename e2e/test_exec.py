@@ -179,8 +179,11 @@ def test_tty_prompt_and_size_follow_the_terminal(rcli):
 def test_tty_ctrl_c_interrupts_sleep(rcli):
     t = Tty(rcli, ["exec", "-it", "ex", "sh"])
     t.read_until(b"# ")
-    t.write(b"sleep 1000\r")
-    time.sleep(0.5)  # no readiness signal from inside sleep: the prompt came already
+    # The job says it is up from inside (the echo of the typed line shows
+    # "up-$((1+1))", never "up-2"): by then ash has made it the terminal's
+    # foreground group, so the ^C can only reach it, not ash before the fork.
+    t.write(b"sh -c 'echo up-$((1+1)); exec sleep 1000'\r")
+    t.read_until(b"up-2")
     t.write(b"\x03")
     t.read_until(b"^C")
     t.write(b"echo back-$((2+3))\r")  # answered only if sleep is gone
@@ -369,12 +372,13 @@ def test_fake_unknown_container_and_flags(fake):
 
 
 def test_fake_tty_size_and_resize(fake):
+    # Inside, the shell polls its size until the resize has arrived: the
+    # test waits for what the process sees, not for a guessed delay.
     t = Tty(fake, ["-H", fake.host, "exec", "-it", "c", "sh", "-c",
-                   "stty size; read x; stty size; exit 9"], rows=27, cols=93)
+                   "stty size; while [ \"$(stty size)\" = '27 93' ]; do sleep 0.02; done; "
+                   "stty size; exit 9"], rows=27, cols=93)
     t.read_until(b"27 93")
     t.resize(50, 160)
-    time.sleep(0.3)  # the resize travels on the stream, nothing inside says it arrived
-    t.write(b"\r")
     t.read_until(b"50 160")
     assert t.wait() == 9
 
