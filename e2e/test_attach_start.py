@@ -221,3 +221,32 @@ def test_attach_without_output_waits_but_holds_nothing(env):
     finally:
         s.ws.close()
         api.rm(cid)
+
+
+def test_attach_leaving_around_the_start_never_leaves_the_output_held(env):
+    """The client leaves at different moments around the start: before the
+    spawn, during it (the monitor was told to hold for it), or after the
+    start while its connect is on the way.  Whatever the moment, nobody will
+    take the held output, so berthd must release it: a TTY container whose
+    output stays held blocks on the full pty and never exits."""
+    import json
+    import threading
+
+    api, _ = env
+    script = "head -c 300000 /dev/zero | tr '\\0' x; echo; echo finished"
+    for i, delay in enumerate([0, 0.001, 0.003, 0.006, 0.01, 0.02, 0.04, 0.08] * 2):
+        cid = api.create(Cmd=["sh", "-c", script], Tty=True)
+        s = Session(api.ws(f"/containers/{cid}/attach/ws?stdout=1"))
+        try:
+            starter = threading.Thread(target=api.start, args=(cid,))
+            starter.start()
+            time.sleep(delay)  # where the close lands, not a synchronisation
+            s.ws.close()
+            starter.join(60)
+            status, _, data = api.call("POST", f"/containers/{cid}/wait?condition=not-running",
+                                       timeout=20)
+            assert status == 200, (i, delay, status, data[:200])
+            assert json.loads(data)["StatusCode"] == 0, (i, delay, data)
+            assert b"finished" in api.logs(cid)[1], (i, delay)
+        finally:
+            api.rm(cid)

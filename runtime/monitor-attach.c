@@ -121,6 +121,12 @@ void mon_attach_accept(struct mon *m)
 	 * exec's held output would otherwise go to it). */
 	if (may_read(m, c))
 		read_client(m, c);
+	/* Held output is released by the first output client, even one that
+	 * is gone already: a client that leaves at once is how berthd lets go
+	 * of a hold nobody will come for (the next held_ms() would no longer
+	 * count a dead client). */
+	if (!c->no_output)
+		m->output_taken = true;
 }
 
 void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
@@ -491,8 +497,9 @@ int mon_attach_reap_stuck(struct mon *m, uint64_t now)
 	int next = -1;
 
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		bool blocking = c->splice_left > 0 ||
-		                ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
+		bool blocking =
+		    c->splice_left > 0 ||
+		    ring_free(c) < m->read_max + MON_EXIT_RESERVE + RT_MONITOR_FRAME_HDR;
 		if ((!blocking || c->no_output) && !m->exited) {
 			c->stuck_since = 0;
 			continue;

@@ -87,6 +87,11 @@ struct ctr {
 	 * created container's start, and those of them that take output
 	 * (attach_holds > 0 at spawn: the monitor holds the output). */
 	int attach_waiting, attach_holds;
+	/* The running monitor was spawned holding output and no session has
+	 * taken it yet: if every holding session leaves, berthd releases it
+	 * (srv_stream_release_hold), or the container would block on a full
+	 * pty or pipe with nobody coming. */
+	bool hold_open;
 	unsigned start_gen; /* bumped when a start attempt ended (ok or not) */
 	struct ctr_waiter *waiters;
 	struct ctr *next;

@@ -291,6 +291,7 @@ static int spawn_monitor(struct ctr_mgr *m, struct ctr *c, pid_t *cpid, pid_t *m
 	 * (read late: a client that left meanwhile holds nothing). */
 	pthread_mutex_lock(&m->mu);
 	o.hold_output = c->attach_holds > 0;
+	c->hold_open = o.hold_output;
 	pthread_mutex_unlock(&m->mu);
 	return rt_monitor_spawn(&o, cpid, mpid, err);
 }
@@ -431,8 +432,15 @@ int ctr_start_ref(struct ctr_mgr *m, struct ctr *c, bool policy, struct bh_err *
 		bh_warn("%s", e.msg);
 	c->start_gen++;
 	wake_attach(m, c);
+	/* every session the hold was for left during the spawn */
+	char *release = r == 0 && c->hold_open && c->attach_holds == 0 ? ctr_exec_path(m, c) : NULL;
+	if (release != NULL)
+		c->hold_open = false;
 	ctr_release(m, c);
 	pthread_mutex_unlock(&m->mu);
+	if (release != NULL && m->srv != NULL && m->srv->pool != NULL)
+		srv_stream_release_hold(m->srv, release, -1);
+	free(release);
 	if (r == 0)
 		bh_info("container %.12s started, pid %d", c->id, (int)cpid);
 	if (r == 0 && pidfd < 0)

@@ -698,6 +698,11 @@ void srv_stream_ws_close(struct srv_ws *ws);
 /* Any thread: a container with waiting attach sessions was started (or its
  * start failed) or removed; they look again on the lws thread. */
 void srv_stream_attach_wake(struct srv_server *srv);
+/* Any thread: lets the monitor in dir (a container's exec dir) release the
+ * output it holds for an attach that will not come: on the pool, attaches
+ * as an output client (fd, or a new connection when fd < 0) until the
+ * monitor's hello shows it counted us, then leaves. */
+void srv_stream_release_hold(struct srv_server *srv, const char *dir, int fd);
 
 /* ---- events (events.c, events-filter.c, h_events.c; docs/events.md) --------
  * Docker-shaped container and image events and berth's audit events, each

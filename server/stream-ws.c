@@ -493,6 +493,8 @@ static void wait_check(struct sess *s)
 
 	pthread_mutex_lock(&m->mu);
 	st = wait_state(m, s, why, sizeof(why));
+	if (st == WAIT_STARTED && s->holds)
+		wait_ctr(m, s)->hold_open = false; /* it connects: the monitor's to release */
 	pthread_mutex_unlock(&m->mu);
 	if (st == WAIT_ON)
 		return;
@@ -527,6 +529,64 @@ void srv_stream_attach_wake(struct srv_server *srv)
 	srv_pool_submit(srv->pool, NULL, wake_done, NULL);
 }
 
+struct release_job {
+	char *dir;
+	int fd;
+};
+
+/* The monitor counts an output client as soon as it accepts it, even one
+ * that has left already (runtime/monitor-attach.c): connecting is enough. */
+static int release_work(void *arg, struct bh_err *err)
+{
+	struct release_job *j = arg;
+
+	if (j->fd < 0)
+		j->fd = rt_monitor_attach_connect(j->dir, err);
+	return j->fd < 0 ? -1 : 0;
+}
+
+static void release_done(void *arg, int rc, const struct bh_err *err)
+{
+	struct release_job *j = arg;
+
+	if (rc < 0)
+		bh_warn("attach %s: releasing the held output: %s", j->dir, err->msg);
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->dir);
+	free(j);
+}
+
+void srv_stream_release_hold(struct srv_server *srv, const char *dir, int fd)
+{
+	struct release_job *j = bh_calloc(1, sizeof(*j));
+
+	j->dir = bh_strdup(dir);
+	j->fd = fd;
+	srv_pool_submit(srv->pool, release_work, release_done, j);
+}
+
+/* A waiting session whose client left: when it was the last one the
+ * running monitor holds output for, nobody will take it. */
+static void wait_leave(struct sess *s)
+{
+	struct ctr_mgr *m = s->srv->ctrs;
+	struct ctr *c;
+	char *dir = NULL;
+
+	wait_end(s);
+	pthread_mutex_lock(&m->mu);
+	c = wait_ctr(m, s);
+	if (c != NULL && c->hold_open && c->attach_holds == 0 && c->status == CTR_RUNNING) {
+		c->hold_open = false;
+		dir = ctr_exec_path(m, c);
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (dir != NULL)
+		srv_stream_release_hold(s->srv, dir, -1);
+	free(dir);
+}
+
 void srv_stream_ws_close(struct srv_ws *ws)
 {
 	struct sess *s = ws->user;
@@ -536,7 +596,7 @@ void srv_stream_ws_close(struct srv_ws *ws)
 	ws->user = NULL;
 	s->ws = NULL;
 	if (s->waiting)
-		wait_end(s); /* nobody to hold the container's output for */
+		wait_leave(s); /* nobody to hold the container's output for */
 	/* Closing our end of attach.sock is the detach: a TTY session gets its
 	 * SIGHUP from the monitor (interactive), a non-TTY one runs on. */
 	srv_bridge_free(steal_pointer(&s->br));
