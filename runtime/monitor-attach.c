@@ -202,27 +202,36 @@ int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
 
 /* Sends the ring's first want bytes; false while the socket is full (or the
  * client died). */
+/* What one send() or splice() to c returned: the bytes that went, 0 to
+ * try again (EINTR), -1 to stop (the socket is full, or c is dead). */
+static ssize_t sent(struct mon_client *c, ssize_t n)
+{
+	if (n > 0) {
+		c->stuck_since = 0;
+		return n;
+	}
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		c->dead = true;
+	return -1;
+}
+
 static bool send_ring(struct mon_client *c, size_t want)
 {
 	while (want > 0) {
 		size_t chunk = RT_MONITOR_CLIENT_BUF - c->head;
 		if (chunk > want)
 			chunk = want;
-		ssize_t n = send(c->fd, c->ring + c->head, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ssize_t n =
+		    sent(c, send(c->fd, c->ring + c->head, chunk, MSG_NOSIGNAL | MSG_DONTWAIT));
+		if (n < 0)
 			return false;
-		if (n <= 0) {
-			c->dead = true;
-			return false;
-		}
 		c->head = (c->head + (size_t)n) % RT_MONITOR_CLIENT_BUF;
 		c->len -= (size_t)n;
 		want -= (size_t)n;
 		if (c->splice_left > 0)
 			c->splice_at -= (size_t)n;
-		c->stuck_since = 0;
 	}
 	if (c->len == 0)
 		c->head = 0;
@@ -234,18 +243,11 @@ static bool send_ring(struct mon_client *c, size_t want)
 static bool send_spliced(struct mon_client *c)
 {
 	while (c->splice_left > 0) {
-		ssize_t n = splice(c->splice_fd, NULL, c->fd, NULL, c->splice_left,
-		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ssize_t n = sent(c, splice(c->splice_fd, NULL, c->fd, NULL, c->splice_left,
+		                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+		if (n < 0)
 			return false;
-		if (n <= 0) {
-			c->dead = true;
-			return false;
-		}
 		c->splice_left -= (uint32_t)n;
-		c->stuck_since = 0;
 	}
 	return true;
 }
