@@ -535,6 +535,9 @@ enum {
 int cli_term_signals_start(bool proxy, struct bh_err *err);
 /* The CLI_SIG_* that arrived since the last call (drains the fd). */
 unsigned cli_term_signals_take(void);
+/* A signal arrived that cli_term_signals_take() has not returned yet (no
+ * syscall: cheap enough before every stdin frame). */
+bool cli_term_signals_pending(void);
 void cli_term_signals_stop(void);
 
 /* ---- ws_session.c: one exec/attach session over a cli_ws ---------------- */

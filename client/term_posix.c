@@ -167,6 +167,11 @@ unsigned cli_term_signals_take(void)
 	return v;
 }
 
+bool cli_term_signals_pending(void)
+{
+	return sig_seen != 0;
+}
+
 void cli_term_signals_stop(void)
 {
 	for (size_t i = 0; i < N_ENDING; i++)

@@ -182,6 +182,12 @@ static int on_stdin(struct session *s, struct bh_err *err)
 		return bh_err_sys(err, errno, "read from stdin");
 	if (n <= 0)
 		return stdin_eof(s, err);
+	/* A resize (or proxied signal) that came before these bytes goes first:
+	 * poll() can report stdin alone while the SIGWINCH is still pending,
+	 * and a keystroke sent ahead of its resize reaches a program that still
+	 * sees the old size.  The handler has run by now (our read returned). */
+	if (cli_term_signals_pending() && on_signals(s, err) < 0)
+		return -1;
 	if (s->keys.len > 0) {
 		if (cli_detach_feed(&s->keys, s->in, (size_t)n, s->fwd, &out) == 1)
 			s->res->detached = true;

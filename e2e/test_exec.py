@@ -383,6 +383,41 @@ def test_fake_tty_size_and_resize(fake):
     assert t.wait() == 9
 
 
+# Reads a line, then reads its terminal's size at once and prints it: what a
+# full-screen program does after a keystroke.
+SIZE_PROBE = """import fcntl, struct, sys, termios
+print("probe-up", flush=True)
+for _ in range(int(sys.argv[1])):
+    sys.stdin.buffer.readline()
+    r, c = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, bytes(8)))[:2]
+    print(f"size={r}x{c};", flush=True)
+"""
+
+
+def test_fake_resize_then_keystroke_arrive_in_order(fake):
+    """A keystroke typed after a resize must not overtake it: berth can see
+    both at once (SIGWINCH pending, stdin readable) and sends the resize
+    first, so the program reading the keystroke already has the new size."""
+    n = 30
+    t = Tty(fake, ["-H", fake.host, "exec", "-it", "c", sys.executable, "-c", SIZE_PROBE,
+                   str(n)], rows=20, cols=60)
+    try:
+        t.read_until(b"probe-up")  # berth set its size and is in its stream loop
+        for i in range(n):
+            rows, cols = 21 + i, 61 + i
+            t.resize(rows, cols)
+            t.write(b"\r")
+            t.read_until(b"size=")
+            t.read_until(b";")
+            got, t.buf = t.buf.split(b"size=", 1)[1].split(b";", 1)
+            assert got == f"{rows}x{cols}".encode(), (i, got)
+        assert t.wait() == 0
+    finally:
+        if t.status is None:
+            os.kill(t.pid, signal.SIGKILL)
+            os.waitpid(t.pid, 0)
+
+
 def test_fake_sigterm_forwarded(fake):
     p = subprocess.Popen([fake.path, "-H", fake.host, "exec", "c", "sh", "-c",
                           "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.05; done"],
