@@ -52,8 +52,11 @@ READY_TIMEOUT = 15  # seconds for berthd to write its pid file
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 
 # Every berthd this session started, so the session can prove none survives
-# and that none hit a sanitizer report.
-_STARTED_PIDS = []
+# and that none hit a sanitizer report.  The Popen objects, not bare pids: a
+# reaped berthd's pid is soon reused (pid_max 32768 and thousands of
+# processes per session), and the check then flagged, and SIGKILLed, whatever
+# process had it next (another session's container monitors).
+_STARTED = []
 _DAEMONS = []
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 _SESSION_TMP = tempfile.mkdtemp(prefix="berth-e2e-")
@@ -278,7 +281,7 @@ class Daemon:
             start_new_session=True,
         )
         logf.close()
-        _STARTED_PIDS.append(self.proc.pid)
+        _STARTED.append(self.proc)
         return self.proc
 
     def log_text(self):
@@ -463,7 +466,8 @@ def _cmdline(pid):
 def _strays():
     """Our berthd pids still alive, plus any process whose command line
     points into this session's temp dir: {pid: command line}."""
-    out = {p: _cmdline(p) for p in _STARTED_PIDS if pid_alive(p)}
+    # poll() reaps our own child or says it runs: never another process.
+    out = {p.pid: _cmdline(p.pid) for p in _STARTED if p.poll() is None}
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
             continue
