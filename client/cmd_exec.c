@@ -129,15 +129,8 @@ static int exec_start_detached(struct cli *cli, const char *id, bool tty)
 	cleanup_free char *json =
 	    bh_asprintf("{\"Detach\":true,\"Tty\":%s}", tty ? "true" : "false");
 	struct cli_http_req rq = {"POST", path, NULL, json, strlen(json), NULL, 0};
-	struct bh_buf body;
-	int status = cli_api_do(cli, &rq, &body);
 
-	if (status < 0)
-		return -1;
-	if (status >= 300)
-		cli_api_error(cli, CLI_EXIT_CMD, status, &body);
-	bh_buf_free(&body);
-	return status >= 300 ? -1 : 0;
+	return cli_api_ok(cli, &rq);
 }
 
 /* The create's reply on the stream's connection: its Id (hex only, it goes
