@@ -25,6 +25,10 @@ struct mon_client {
 	int fd;
 	bool interactive;
 	bool no_output; /* control frames only; never holds output back */
+	/* A send failed: the peer reads nothing more (its output is dropped),
+	 * but what it sent before it went is still read to its end, so its
+	 * last control frames count (an interactive one's SIGHUP). */
+	bool hung_up;
 	bool dead;
 	uint64_t stuck_since; /* 0: not stuck */
 	/* output ring */
@@ -57,6 +61,12 @@ static bool has_output_queued(const struct mon_client *c)
 	return c->len > 0 || c->splice_left > 0;
 }
 
+/* Output goes to c (a no-output client still gets hello and exit). */
+static bool takes_output(const struct mon_client *c)
+{
+	return !c->dead && !c->hung_up;
+}
+
 static void ring_push(struct mon_client *c, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -79,7 +89,7 @@ static void push_frame(struct mon_client *c, int type, const void *data, size_t 
 
 	if (c->no_output && (type == RT_FRAME_STDOUT || type == RT_FRAME_STDERR))
 		return;
-	if (c->dead || ring_free(c) < len + sizeof(hdr))
+	if (!takes_output(c) || ring_free(c) < len + sizeof(hdr))
 		return; /* only the final exit frame can meet a full ring */
 	rt_frame_header(hdr, type, (uint32_t)len);
 	ring_push(c, hdr, sizeof(hdr));
@@ -138,7 +148,7 @@ void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
 bool mon_attach_room(struct mon *m, size_t len)
 {
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		if (c->dead || c->no_output)
+		if (!takes_output(c) || c->no_output)
 			continue;
 		/* nobody reads the pipe whose bytes are still on their way */
 		if (c->splice_left > 0 || ring_free(c) < len + RT_MONITOR_FRAME_HDR)
@@ -152,7 +162,7 @@ int mon_attach_output_clients(struct mon *m)
 	int n = 0;
 
 	for (struct mon_client *c = m->clients; c; c = c->next)
-		n += !c->dead && !c->no_output;
+		n += takes_output(c) && !c->no_output;
 	return n;
 }
 
@@ -200,10 +210,8 @@ int mon_attach_pollfds(struct mon *m, struct pollfd *p, int max)
 	return n;
 }
 
-/* Sends the ring's first want bytes; false while the socket is full (or the
- * client died). */
 /* What one send() or splice() to c returned: the bytes that went, 0 to
- * try again (EINTR), -1 to stop (the socket is full, or c is dead). */
+ * try again (EINTR), -1 to stop (the socket is full, or c hung up). */
 static ssize_t sent(struct mon_client *c, ssize_t n)
 {
 	if (n > 0) {
@@ -213,10 +221,12 @@ static ssize_t sent(struct mon_client *c, ssize_t n)
 	if (n < 0 && errno == EINTR)
 		return 0;
 	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-		c->dead = true;
+		c->hung_up = true;
 	return -1;
 }
 
+/* Sends the ring's first want bytes; false while the socket is full (or the
+ * client hung up). */
 static bool send_ring(struct mon_client *c, size_t want)
 {
 	while (want > 0) {
@@ -252,11 +262,30 @@ static bool send_spliced(struct mon_client *c)
 	return true;
 }
 
-static void flush_client(struct mon_client *c)
+static bool parse_input(struct mon *m, struct mon_client *c);
+
+/* c hung up: its output goes nowhere; what it did not take of the pipe is
+ * read again for others.  Its input is still read to its end: a stdin it
+ * was blocked on takes what fits, the rest is dropped (nobody is left to
+ * wait for it), and its frames after that are parsed. */
+static void hang_up(struct mon *m, struct mon_client *c)
 {
-	if (c->splice_left > 0 && (!send_ring(c, c->splice_at) || !send_spliced(c)))
-		return;
-	send_ring(c, c->len);
+	m->offset -= c->splice_left;
+	c->splice_left = 0;
+	c->head = c->len = 0;
+	if (m->stdin_owner == c) {
+		m->stdin_owner = NULL;
+		if (!parse_input(m, c))
+			c->dead = true;
+	}
+}
+
+static void flush_client(struct mon *m, struct mon_client *c)
+{
+	if (c->splice_left == 0 || (send_ring(c, c->splice_at) && send_spliced(c)))
+		send_ring(c, c->len);
+	if (c->hung_up)
+		hang_up(m, c);
 }
 
 /* The only client that takes output, if there is exactly one. */
@@ -265,7 +294,7 @@ static struct mon_client *only_output_client(struct mon *m)
 	struct mon_client *only = NULL;
 
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		if (c->dead || c->no_output)
+		if (!takes_output(c) || c->no_output)
 			continue;
 		if (only != NULL)
 			return NULL;
@@ -291,7 +320,7 @@ ssize_t mon_attach_splice(struct mon *m, int fd, int type)
 	c->splice_fd = fd;
 	c->splice_left = (uint32_t)avail;
 	c->splice_at = c->len;
-	flush_client(c);
+	flush_client(m, c);
 	return avail;
 }
 
@@ -315,6 +344,11 @@ static bool feed_stdin(struct mon *m, struct mon_client *c, size_t n)
 		ssize_t w = write(m->stdin_fd, c->in + c->in_off, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN && c->hung_up) { /* nobody waits for the rest */
+			c->in_off += n;
+			c->remaining -= (uint32_t)n;
+			return true;
+		}
 		if (w < 0 && errno == EAGAIN) {
 			m->stdin_owner = c;
 			return false;
@@ -487,7 +521,7 @@ void mon_attach_events(struct mon *m, struct pollfd *p, int n)
 	for (struct mon_client *c = m->clients; c && i < n; c = c->next, i++) {
 		short ev = p[i].revents;
 		if ((ev & (POLLOUT | POLLHUP | POLLERR)) && has_output_queued(c))
-			flush_client(c);
+			flush_client(m, c);
 		if ((ev & (POLLIN | POLLHUP | POLLERR)) && (may_read(m, c) || m->exited))
 			read_client(m, c);
 	}

@@ -665,6 +665,47 @@ static void test_tty_size_and_sighup_on_detach(void **state)
 	probe_exited(f, 129, 1);
 }
 
+/* A client whose output side broke (a send failed: here it shut its reading
+ * side, as a client killed between our poll and our send looks) is still
+ * read to its end: its interactive frame, sent after that, still counts and
+ * its leaving still hangs up the terminal.  The monitor once dropped such a
+ * client on the failed send with its last frames unread: no SIGHUP, and a
+ * `cat` in a TTY exec ran on for good (e2e test_exec_api, under load). */
+static void test_hung_up_client_is_read_to_its_end(void **state)
+{
+	struct fx *f = *state;
+	const char *cmd[] = {"/bin/sh", "-c", "read x; echo one; exec cat", NULL};
+	static char buf[RT_MONITOR_FRAME_MAX + 1];
+	struct rt_monitor_opts o;
+	struct bh_buf seen;
+	uint8_t type;
+	int watcher, user;
+
+	opts_for(f, &o, cmd);
+	o.tty = true;
+	o.open_stdin = true;
+	o.sighup_on_detach = true;
+	spawn(f, &o);
+	watcher = attach(f);
+	user = attach(f); /* the newest client is flushed first */
+	read_frame(user, &type, buf, sizeof(buf));
+	assert_int_equal(type, RT_FRAME_HELLO);
+	assert_int_equal(shutdown(user, SHUT_RD), 0);
+	bh_buf_init(&seen, 1 << 16);
+	send_frame(watcher, RT_FRAME_STDIN, "go\n", 3);
+	/* the same output went to user first: that send failed */
+	read_until(watcher, &seen, "one\r\n");
+	bh_buf_free(&seen);
+	send_frame(user, RT_FRAME_INTERACTIVE, NULL, 0);
+	close(user);
+	do
+		read_frame(watcher, &type, buf, sizeof(buf));
+	while (type != RT_FRAME_EXIT);
+	close(watcher);
+	assert_non_null(strstr(buf, "\"Signal\":1"));
+	probe_exited(f, 129, 1);
+}
+
 struct stdin_pump {
 	int fd;
 	size_t total;
@@ -1246,6 +1287,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hold_output_until_first_client, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stdin_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tty_size_and_sighup_on_detach, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hung_up_client_is_read_to_its_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outlives_parent_and_probe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_client_bounds_memory, setup, teardown),
