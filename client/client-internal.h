@@ -516,6 +516,8 @@ int cli_detach_feed(struct cli_detach *d, const uint8_t *in, size_t n, uint8_t *
 
 /* ---- term_posix.c: the terminal and signals (one file per platform) ---- */
 bool cli_term_isatty(int fd);
+/* fd is a pipe: make it large (a fast stream's reader wakes less often). */
+void cli_out_pipe_grow(int fd);
 /* < 0 when fd is not a terminal. */
 int cli_term_size(int fd, int *rows, int *cols);
 /* Raw mode on fd; restored by cli_term_restore, at exit and on a fatal

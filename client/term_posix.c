@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -30,6 +31,21 @@ static const struct {
     {SIGQUIT, CLI_SIG_QUIT},
 };
 #define N_ENDING (sizeof(ending) / sizeof(ending[0]))
+
+/* A pipe holds 64 KiB by default: a fast stream into one wakes its reader
+ * (and us) every 64 KiB.  1 MiB is the kernel's pipe-max-size for anyone;
+ * where it is refused (a user's pipe page quota) the pipe stays as it was. */
+void cli_out_pipe_grow(int fd)
+{
+#ifdef F_SETPIPE_SZ
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+		(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+#else
+	(void)fd;
+#endif
+}
 
 bool cli_term_isatty(int fd)
 {

@@ -315,6 +315,8 @@ int cli_stream_session(struct cli *cli, const char *path, const struct cli_sessi
 	}
 	if (o->keys != NULL && o->tty)
 		s.keys = *o->keys;
+	cli_out_pipe_grow(1);
+	cli_out_pipe_grow(2);
 	s.in = bh_malloc(CLI_STREAM_DATA_MAX);
 	s.fwd = bh_malloc(CLI_STREAM_DATA_MAX + CLI_DETACH_MAX);
 	rc = o->tty ? cli_term_raw(o->in_fd, &err) : 0;
