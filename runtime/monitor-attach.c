@@ -61,10 +61,16 @@ static bool has_output_queued(const struct mon_client *c)
 	return c->len > 0 || c->splice_left > 0;
 }
 
-/* Output goes to c (a no-output client still gets hello and exit). */
-static bool takes_output(const struct mon_client *c)
+/* Frames still go to c (a no-output client gets hello and exit only). */
+static bool can_send(const struct mon_client *c)
 {
 	return !c->dead && !c->hung_up;
+}
+
+/* c takes the container's output (and so may hold it back). */
+static bool gets_output(const struct mon_client *c)
+{
+	return can_send(c) && !c->no_output;
 }
 
 static void ring_push(struct mon_client *c, const void *data, size_t len)
@@ -89,7 +95,7 @@ static void push_frame(struct mon_client *c, int type, const void *data, size_t 
 
 	if (c->no_output && (type == RT_FRAME_STDOUT || type == RT_FRAME_STDERR))
 		return;
-	if (!takes_output(c) || ring_free(c) < len + sizeof(hdr))
+	if (!can_send(c) || ring_free(c) < len + sizeof(hdr))
 		return; /* only the final exit frame can meet a full ring */
 	rt_frame_header(hdr, type, (uint32_t)len);
 	ring_push(c, hdr, sizeof(hdr));
@@ -148,7 +154,7 @@ void mon_attach_broadcast(struct mon *m, int type, const void *data, size_t len)
 bool mon_attach_room(struct mon *m, size_t len)
 {
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		if (!takes_output(c) || c->no_output)
+		if (!gets_output(c))
 			continue;
 		/* nobody reads the pipe whose bytes are still on their way */
 		if (c->splice_left > 0 || ring_free(c) < len + RT_MONITOR_FRAME_HDR)
@@ -162,7 +168,7 @@ int mon_attach_output_clients(struct mon *m)
 	int n = 0;
 
 	for (struct mon_client *c = m->clients; c; c = c->next)
-		n += takes_output(c) && !c->no_output;
+		n += gets_output(c);
 	return n;
 }
 
@@ -264,14 +270,19 @@ static bool send_spliced(struct mon_client *c)
 
 static bool parse_input(struct mon *m, struct mon_client *c);
 
-/* c hung up: its output goes nowhere; what it did not take of the pipe is
- * read again for others.  Its input is still read to its end: a stdin it
+/* What c did not take of the pipe is still in it: read again for others. */
+static void give_back_splice(struct mon *m, struct mon_client *c)
+{
+	m->offset -= c->splice_left;
+	c->splice_left = 0;
+}
+
+/* c hung up: its output goes nowhere.  Its input is still read to its end: a stdin it
  * was blocked on takes what fits, the rest is dropped (nobody is left to
  * wait for it), and its frames after that are parsed. */
 static void hang_up(struct mon *m, struct mon_client *c)
 {
-	m->offset -= c->splice_left;
-	c->splice_left = 0;
+	give_back_splice(m, c);
 	c->head = c->len = 0;
 	if (m->stdin_owner == c) {
 		m->stdin_owner = NULL;
@@ -294,7 +305,7 @@ static struct mon_client *only_output_client(struct mon *m)
 	struct mon_client *only = NULL;
 
 	for (struct mon_client *c = m->clients; c; c = c->next) {
-		if (!takes_output(c) || c->no_output)
+		if (!gets_output(c))
 			continue;
 		if (only != NULL)
 			return NULL;
@@ -485,8 +496,7 @@ static void free_client(struct mon *m, struct mon_client *c)
 {
 	if (m->stdin_owner == c)
 		m->stdin_owner = NULL;
-	/* what it did not take is still in the pipe: read again for others */
-	m->offset -= c->splice_left;
+	give_back_splice(m, c);
 	if (c->interactive && --m->n_interactive == 0 && m->o->sighup_on_detach && m->master >= 0 &&
 	    !m->exited && m->pidfd >= 0) {
 		bh_info("last interactive client left: SIGHUP to the container");
